@@ -1,0 +1,46 @@
+# phoenix developer targets. CI runs `make test` (see .ci/run).
+GO       ?= go
+FUZZTIME ?= 30s
+GO_FILES  = $(shell find . -name '*.go' -not -path './.git/*')
+SCRIPTS   = $(shell find . -name '*.sh' -not -path './.git/*') .ci/run
+
+.PHONY: all build test lint fmt-check vet shellcheck fuzz verify demo clean
+
+all: build
+
+build:
+	$(GO) build -o bin/phoenix ./cmd/phoenix
+
+## test: the whole suite with the race detector, after lint
+test: lint
+	$(GO) test -race ./...
+
+## lint: gofmt, go vet, shellcheck
+lint: fmt-check vet shellcheck
+
+fmt-check:
+	@out=$$(gofmt -l $(GO_FILES)); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+shellcheck:
+	shellcheck $(SCRIPTS)
+
+## fuzz: every fuzz target, FUZZTIME each
+fuzz:
+	hack/fuzz.sh $(FUZZTIME)
+
+## verify: regenerate what is generated, then fail if the tree changed
+verify:
+	$(GO) mod tidy
+	$(GO) test ./spec -run TestGraphGolden -update
+	git diff --exit-code
+
+## demo: what phoenix does with the example homelab
+demo:
+	$(GO) run ./cmd/phoenix validate -f examples/
+	$(GO) run ./cmd/phoenix graph -f examples/
+
+clean:
+	rm -rf bin

@@ -1,0 +1,31 @@
+package main
+
+import (
+	"io"
+
+	"github.com/spf13/cobra"
+)
+
+func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "phoenix",
+		Short: "Declarative reconciler for Proxmox VE LXC containers with NVIDIA GPUs",
+		Long: `phoenix keeps Proxmox VE LXC containers, the templates they are cloned from and
+the features installed in them (NVIDIA driver, GPU passthrough, CUDA, docker, ...)
+the way YAML specs in a git repository describe them.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.AddCommand(newValidateCmd(), newGraphCmd())
+	return root
+}
+
+// specPaths registers the -f flag every spec-reading command takes.
+func specPaths(cmd *cobra.Command) *[]string {
+	var paths []string
+	cmd.Flags().StringArrayVarP(&paths, "filename", "f", nil, "spec file or directory (read recursively); repeatable")
+	_ = cmd.MarkFlagRequired("filename")
+	return &paths
+}

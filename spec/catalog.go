@@ -1,0 +1,299 @@
+package spec
+
+import (
+	"fmt"
+	"maps"
+	"regexp"
+	"slices"
+	"strings"
+)
+
+// Built-in feature names. Their install steps live with the reconciler; their
+// names, requirements and parameters are part of the language.
+const (
+	FeatureBase                   = "base"
+	FeatureNVIDIADriver           = "nvidia-driver"
+	FeatureCUDAToolkit            = "cuda-toolkit"
+	FeatureDocker                 = "docker"
+	FeatureNVIDIAContainerToolkit = "nvidia-container-toolkit"
+	FeatureOllama                 = "ollama"
+	FeatureVLLM                   = "vllm"
+)
+
+// FeatureDef is what the language knows of a feature.
+type FeatureDef struct {
+	Name     string
+	Requires []string
+	// GPU is set on a feature that needs the guest to have GPUs passed through
+	// itself; features that require one (cuda-toolkit) need GPUs through it.
+	GPU     bool
+	Version string
+	Params  map[string]ParamDef
+	// Doc is the Feature document of a user-defined feature; nil for built-ins.
+	Doc *Feature
+}
+
+// BuiltIn reports whether the feature ships with phoenix.
+func (f *FeatureDef) BuiltIn() bool { return f.Doc == nil }
+
+// ParamDef describes one feature parameter.
+type ParamDef struct {
+	Default string
+	// Format, when set, is what a value must match; FormatHelp says it in words.
+	Format     *regexp.Regexp
+	FormatHelp string
+}
+
+var (
+	majorMinor  = regexp.MustCompile(`^[0-9]+\.[0-9]+$`)
+	semverish   = regexp.MustCompile(`^[0-9]+\.[0-9]+\.[0-9]+$`)
+	versionWord = regexp.MustCompile(`^v?[0-9]+(\.[0-9]+){0,3}([-+~][0-9A-Za-z.\-+~]+)?$`)
+)
+
+// builtins returns fresh definitions of the built-in catalog.
+func builtins() []*FeatureDef {
+	return []*FeatureDef{
+		{Name: FeatureBase},
+		{Name: FeatureNVIDIADriver, GPU: true},
+		{Name: FeatureCUDAToolkit, Requires: []string{FeatureNVIDIADriver}, Params: map[string]ParamDef{
+			"version": {Default: "12.8", Format: majorMinor, FormatHelp: "MAJOR.MINOR, e.g. 12.8 (installs cuda-toolkit-12-8)"},
+		}},
+		{Name: FeatureDocker},
+		{Name: FeatureNVIDIAContainerToolkit, Requires: []string{FeatureDocker, FeatureNVIDIADriver}},
+		{Name: FeatureOllama, Params: map[string]ParamDef{
+			"version": {Format: semverish, FormatHelp: "MAJOR.MINOR.PATCH, e.g. 0.12.6; empty installs the current release"},
+		}},
+		{Name: FeatureVLLM, Requires: []string{FeatureCUDAToolkit}, Params: map[string]ParamDef{
+			"version": {Default: "0.11.0", Format: semverish, FormatHelp: "MAJOR.MINOR.PATCH of the vllm Python package, e.g. 0.11.0"},
+		}},
+	}
+}
+
+// BuiltinFeatureNames lists the built-in features, in catalog order.
+func BuiltinFeatureNames() []string {
+	var names []string
+	for _, f := range builtins() {
+		names = append(names, f.Name)
+	}
+	return names
+}
+
+// Catalog is every feature a spec set can use: the built-ins plus its Feature
+// documents.
+type Catalog struct {
+	defs map[string]*FeatureDef
+}
+
+// newCatalog builds the catalog of a set. Name clashes are reported by validate;
+// here a Feature document never replaces a built-in.
+func newCatalog(features []*Feature) *Catalog {
+	c := &Catalog{defs: map[string]*FeatureDef{}}
+	for _, f := range builtins() {
+		c.defs[f.Name] = f
+	}
+	for _, f := range features {
+		if _, taken := c.defs[f.Metadata.Name]; taken {
+			continue
+		}
+		params := map[string]ParamDef{}
+		for k, v := range f.Spec.Config {
+			params[k] = ParamDef{Default: v}
+		}
+		c.defs[f.Metadata.Name] = &FeatureDef{
+			Name: f.Metadata.Name, Requires: f.Spec.Requires, Version: f.Spec.Version, Params: params, Doc: f,
+		}
+	}
+	return c
+}
+
+// Lookup finds a feature by name.
+func (c *Catalog) Lookup(name string) (*FeatureDef, bool) {
+	f, ok := c.defs[name]
+	return f, ok
+}
+
+// Names lists every feature, sorted.
+func (c *Catalog) Names() []string {
+	return slices.Sorted(maps.Keys(c.defs))
+}
+
+// NeedsGPU reports whether a feature, or anything it requires, needs GPUs.
+func (c *Catalog) NeedsGPU(name string) bool {
+	return c.gpuVia(name, map[string]bool{}) != ""
+}
+
+// gpuVia returns the GPU feature that name needs (itself or a requirement), or "".
+func (c *Catalog) gpuVia(name string, seen map[string]bool) string {
+	if seen[name] {
+		return ""
+	}
+	seen[name] = true
+	f, ok := c.defs[name]
+	if !ok {
+		return ""
+	}
+	if f.GPU {
+		return name
+	}
+	for _, r := range f.Requires {
+		if via := c.gpuVia(r, seen); via != "" {
+			return via
+		}
+	}
+	return ""
+}
+
+// Closure returns names plus everything they require, transitively, sorted.
+// Unknown names are kept as they are.
+func (c *Catalog) Closure(names []string) []string {
+	set := map[string]bool{}
+	var visit func(string)
+	visit = func(n string) {
+		if set[n] {
+			return
+		}
+		set[n] = true
+		if f, ok := c.defs[n]; ok {
+			for _, r := range f.Requires {
+				visit(r)
+			}
+		}
+	}
+	for _, n := range names {
+		visit(n)
+	}
+	return slices.Sorted(maps.Keys(set))
+}
+
+// Order sorts features so that each comes after what it requires; among features
+// free to go next, the alphabetically first goes first, so the order is stable.
+// Requirements outside names are ignored (they are installed elsewhere).
+func (c *Catalog) Order(names []string) []string {
+	want := map[string]bool{}
+	for _, n := range names {
+		want[n] = true
+	}
+	indeg := map[string]int{}
+	dependents := map[string][]string{}
+	for n := range want {
+		indeg[n] += 0
+		if f, ok := c.defs[n]; ok {
+			for _, r := range f.Requires {
+				if want[r] && r != n {
+					indeg[n]++
+					dependents[r] = append(dependents[r], n)
+				}
+			}
+		}
+	}
+	var ready, out []string
+	for n, d := range indeg {
+		if d == 0 {
+			ready = append(ready, n)
+		}
+	}
+	for len(ready) > 0 {
+		slices.Sort(ready)
+		n := ready[0]
+		ready = ready[1:]
+		out = append(out, n)
+		for _, m := range dependents[n] {
+			if indeg[m]--; indeg[m] == 0 {
+				ready = append(ready, m)
+			}
+		}
+	}
+	// A cycle leaves features behind; validation reports it, so keep them rather
+	// than drop them silently.
+	if len(out) < len(want) {
+		var rest []string
+		for n, d := range indeg {
+			if d > 0 {
+				rest = append(rest, n)
+			}
+		}
+		slices.Sort(rest)
+		out = append(out, rest...)
+	}
+	return out
+}
+
+// requireCycles finds dependency cycles among the catalog's features, each as
+// the path that closes it (a -> b -> a), starting at its alphabetically first member.
+func (c *Catalog) requireCycles() [][]string {
+	const (
+		unvisited = iota
+		active
+		done
+	)
+	state := map[string]int{}
+	var stack []string
+	var cycles [][]string
+	var visit func(string)
+	visit = func(n string) {
+		state[n] = active
+		stack = append(stack, n)
+		if f, ok := c.defs[n]; ok {
+			for _, r := range f.Requires {
+				if _, known := c.defs[r]; !known {
+					continue
+				}
+				switch state[r] {
+				case unvisited:
+					visit(r)
+				case active:
+					i := slices.Index(stack, r)
+					cycles = append(cycles, rotateCycle(slices.Clone(stack[i:])))
+				}
+			}
+		}
+		stack = stack[:len(stack)-1]
+		state[n] = done
+	}
+	for _, n := range c.Names() {
+		if state[n] == unvisited {
+			visit(n)
+		}
+	}
+	return cycles
+}
+
+// rotateCycle starts a cycle at its smallest member and closes it.
+func rotateCycle(members []string) []string {
+	i := slices.Index(members, slices.Min(members))
+	out := append(slices.Clone(members[i:]), members[:i]...)
+	return append(out, out[0])
+}
+
+func formatCycle(path []string) string { return strings.Join(path, " -> ") }
+
+// effectiveParams merges a feature's defaults with the values set for it.
+func (f *FeatureDef) effectiveParams(set Params) Params {
+	out := Params{}
+	for k, p := range f.Params {
+		if p.Default != "" {
+			out[k] = p.Default
+		}
+	}
+	maps.Copy(out, set)
+	return out
+}
+
+// checkParam validates one parameter value against the feature's definition.
+func (f *FeatureDef) checkParam(key, value string) error {
+	p, ok := f.Params[key]
+	if !ok {
+		known := slices.Sorted(maps.Keys(f.Params))
+		if len(known) == 0 {
+			return fmt.Errorf("feature %s takes no parameters", f.Name)
+		}
+		return fmt.Errorf("feature %s has no parameter %q (known: %s)", f.Name, key, strings.Join(known, ", "))
+	}
+	if value == "" && p.Default != "" {
+		return fmt.Errorf("empty value: leave %s out to use the default %s", key, p.Default)
+	}
+	if p.Format != nil && value != "" && !p.Format.MatchString(value) {
+		return fmt.Errorf("malformed value %q: want %s", value, p.FormatHelp)
+	}
+	return nil
+}

@@ -1,0 +1,45 @@
+package spec
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// FuzzParse feeds arbitrary bytes to the loader: it must never panic, must
+// answer with Diagnostics that carry a file and line, and whatever it accepts
+// must resolve.
+func FuzzParse(f *testing.F) {
+	for _, dir := range []string{"../examples", "../examples/features"} {
+		entries, _ := os.ReadDir(dir)
+		for _, e := range entries {
+			if data, err := os.ReadFile(filepath.Join(dir, e.Name())); err == nil && !e.IsDir() {
+				f.Add(data)
+			}
+		}
+	}
+	f.Add([]byte(header))
+	f.Add([]byte(header + "  gpus: all\n  features: [vllm]\n  featureConfig: {vllm: {version: 1.2.3}}\n"))
+	f.Add([]byte("a: &a {<<: *a}\n"))
+	f.Add([]byte("--- !!binary\n---\n[\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		set, err := Parse("fuzz.yaml", data)
+		if err != nil {
+			var diags Diagnostics
+			if !errors.As(err, &diags) || len(diags) == 0 {
+				t.Fatalf("Parse error %T %q is not Diagnostics", err, err)
+			}
+			for _, d := range diags {
+				if d.File != "fuzz.yaml" || d.Line < 1 || strings.TrimSpace(d.Message) == "" {
+					t.Fatalf("diagnostic without a place or message: %#v", d)
+				}
+			}
+			return
+		}
+		if _, err := Resolve(set); err != nil {
+			t.Fatalf("Parse accepted a set that does not resolve: %v", err)
+		}
+	})
+}

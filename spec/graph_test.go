@@ -1,0 +1,118 @@
+package spec
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/phoenixhv/phoenix/hack/testtool"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// golden compares got with testdata/name, or rewrites it with -update.
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./spec -update to create it)", err)
+	}
+	if diff := cmp.Diff(string(want), string(got)); diff != "" {
+		t.Errorf("%s (-want +got):\n%s", path, diff)
+	}
+}
+
+func TestGraphGolden(t *testing.T) {
+	set, err := Load("../examples")
+	if err != nil {
+		t.Fatalf("the examples must be valid: %v", err)
+	}
+	res, err := Resolve(set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for format, file := range map[string]string{
+		"text": "graph-examples.txt", "dot": "graph-examples.dot",
+		"mermaid": "graph-examples.mmd", "json": "graph-examples.json",
+	} {
+		t.Run(format, func(t *testing.T) {
+			var b bytes.Buffer
+			if err := res.WriteGraph(&b, format); err != nil {
+				t.Fatal(err)
+			}
+			golden(t, file, b.Bytes())
+		})
+	}
+}
+
+func TestGraphJSONShape(t *testing.T) {
+	res := resolveDocs(t,
+		doc("Template", "a", 100, root, "  gpus: [0]\n  features: [cuda-toolkit]\n"),
+		doc("Container", "b", 101, "{template: a}", "  features: [vllm]\n"),
+	)
+	var b bytes.Buffer
+	if err := res.WriteGraph(&b, "json"); err != nil {
+		t.Fatal(err)
+	}
+	var got map[string][]map[string]any
+	if err := json.Unmarshal(b.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]map[string]any{"guests": {
+		{
+			"name": "a", "kind": "Template", "vmid": 100.0, "node": "pve1", "parent": "",
+			"lineage": []any{}, "own": []any{"cuda-toolkit"}, "inherited": []any{},
+			"effective": []any{"cuda-toolkit", "nvidia-driver"}, "install": []any{"nvidia-driver", "cuda-toolkit"},
+		},
+		{
+			"name": "b", "kind": "Container", "vmid": 101.0, "node": "pve1", "parent": "a",
+			"lineage": []any{"a"}, "own": []any{"vllm"}, "inherited": []any{"cuda-toolkit", "nvidia-driver"},
+			"effective": []any{"cuda-toolkit", "nvidia-driver", "vllm"}, "install": []any{"vllm"},
+		},
+	}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("graph JSON (-want +got):\n%s", diff)
+	}
+}
+
+func TestGraphUnknownFormat(t *testing.T) {
+	res := resolveDocs(t, doc("Template", "a", 100, root, ""))
+	if err := res.WriteGraph(&bytes.Buffer{}, "svg"); err == nil {
+		t.Error("WriteGraph accepted format svg")
+	}
+}
+
+// TestGraphDotParses hands the dot output to Graphviz itself.
+func TestGraphDotParses(t *testing.T) {
+	dot := testtool.Require(t, "dot")
+	set, err := Load("../examples")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Resolve(set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var in bytes.Buffer
+	if err := res.WriteGraph(&in, "dot"); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(dot, "-Tsvg")
+	cmd.Stdin = &in
+	out, err := cmd.CombinedOutput()
+	if err != nil || !bytes.Contains(out, []byte("<svg")) {
+		t.Fatalf("dot -Tsvg: %v\n%s", err, out)
+	}
+}

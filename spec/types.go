@@ -1,0 +1,214 @@
+package spec
+
+import "strconv"
+
+// APIVersion is the only apiVersion phoenix reads.
+const APIVersion = "phoenix/v1alpha1"
+
+// SimAPIVersion is the apiVersion of the simulator's world files. Such documents may
+// sit beside the specs (examples/world.yaml does) and the spec loader skips them.
+const SimAPIVersion = "sim.phoenix/v1alpha1"
+
+// Kind names a document type.
+type Kind string
+
+const (
+	KindCluster   Kind = "Cluster"
+	KindTemplate  Kind = "Template"
+	KindContainer Kind = "Container"
+	KindFeature   Kind = "Feature"
+)
+
+// Source is where a document starts.
+type Source struct {
+	File string
+	Line int
+}
+
+// Metadata identifies a document. For guests the name is also the hostname.
+type Metadata struct {
+	Name string `json:"name"`
+}
+
+// Cluster holds cluster-wide settings. Credentials never appear here: they come
+// from the environment (PROXMOX_VE_API_TOKEN, PROXMOX_VE_PASSWORD, ...).
+type Cluster struct {
+	Source   Source      `json:"-"`
+	Metadata Metadata    `json:"metadata"`
+	Spec     ClusterSpec `json:"spec"`
+
+	pos positions
+}
+
+// ClusterSpec overrides the connection settings taken from the environment and
+// sets defaults for guests.
+type ClusterSpec struct {
+	// Endpoint is the API URL, https://pve1:8006/ (with or without /api2/json).
+	Endpoint string `json:"endpoint,omitempty"`
+	// CAFile is a PEM bundle that signs the API's certificate.
+	CAFile   string          `json:"caFile,omitempty"`
+	Defaults ClusterDefaults `json:"defaults,omitempty"`
+	SSH      SSHSettings     `json:"ssh,omitempty"`
+	NVIDIA   NVIDIASettings  `json:"nvidia,omitempty"`
+}
+
+// ClusterDefaults fill guest fields that neither the guest nor its ancestors set.
+type ClusterDefaults struct {
+	Node    string `json:"node,omitempty"`
+	Storage string `json:"storage,omitempty"`
+	Bridge  string `json:"bridge,omitempty"`
+}
+
+// SSHSettings say how phoenix reaches the nodes to run pct.
+type SSHSettings struct {
+	Username       string `json:"username,omitempty"`
+	Port           *int   `json:"port,omitempty"`
+	KnownHostsFile string `json:"knownHostsFile,omitempty"`
+	// Nodes maps a node name to the address to dial, where /cluster/status's
+	// node IP is not the one phoenix can reach.
+	Nodes map[string]string `json:"nodes,omitempty"`
+}
+
+// NVIDIASettings locate the userspace driver runfiles.
+type NVIDIASettings struct {
+	// RunfileURL is a URL pattern in which {version} is replaced by the host's
+	// driver version.
+	RunfileURL string `json:"runfileURL,omitempty"`
+	// SHA256 maps a driver version to the runfile's expected digest.
+	SHA256 map[string]string `json:"sha256,omitempty"`
+}
+
+// Guest is a Template or a Container document.
+type Guest struct {
+	Source   Source    `json:"-"`
+	Kind     Kind      `json:"-"`
+	Metadata Metadata  `json:"metadata"`
+	Spec     GuestSpec `json:"spec"`
+
+	pos positions
+}
+
+// Name is the guest's name, which is also its hostname.
+func (g *Guest) Name() string { return g.Metadata.Name }
+
+// GuestSpec is what a Template or Container document asks for. Pointer and slice
+// fields distinguish unset (nil: take the parent template's value) from set; an
+// explicit empty list clears what the parent had.
+type GuestSpec struct {
+	VMID int    `json:"vmid"`
+	Node string `json:"node,omitempty"`
+	From From   `json:"from"`
+	// CloneMode is how a clone is made from its template: linked (Proxmox's
+	// default for a template source) or full.
+	CloneMode CloneMode `json:"cloneMode,omitempty"`
+	// Storage holds the root disk of a created guest or a full clone.
+	Storage       string            `json:"storage,omitempty"`
+	Resources     Resources         `json:"resources,omitempty"`
+	Network       []NIC             `json:"network,omitempty"`
+	Unprivileged  *bool             `json:"unprivileged,omitempty"`
+	GPUs          *GPUSet           `json:"gpus,omitempty"`
+	Features      []string          `json:"features,omitempty"`
+	FeatureConfig map[string]Params `json:"featureConfig,omitempty"`
+	Tags          []string          `json:"tags,omitempty"`
+	OnBoot        *bool             `json:"onboot,omitempty"`
+	Protection    *bool             `json:"protection,omitempty"`
+}
+
+// From names a guest's origin: exactly one of an OS template volume or a Template.
+type From struct {
+	OSTemplate string `json:"ostemplate,omitempty"`
+	Template   string `json:"template,omitempty"`
+}
+
+// CloneMode is linked or full.
+type CloneMode string
+
+const (
+	CloneLinked CloneMode = "linked"
+	CloneFull   CloneMode = "full"
+)
+
+// Resources are sizes in Proxmox's units: memory and swap in MiB, disk in GiB.
+type Resources struct {
+	Cores  *int `json:"cores,omitempty"`
+	Memory *int `json:"memory,omitempty"`
+	Swap   *int `json:"swap,omitempty"`
+	Disk   *int `json:"disk,omitempty"`
+}
+
+// NIC is one network interface (netN).
+type NIC struct {
+	Name   string `json:"name"`
+	Bridge string `json:"bridge,omitempty"`
+	// IP is "dhcp" or an IPv4 address in CIDR form.
+	IP      string `json:"ip,omitempty"`
+	Gateway string `json:"gw,omitempty"`
+	VLAN    *int   `json:"vlan,omitempty"`
+}
+
+// GPUSet selects host GPUs by index, or all of them. In YAML it is either the
+// word all or a list of indices.
+type GPUSet struct {
+	All     bool
+	Indices []int
+}
+
+// Empty reports whether the set selects no GPU.
+func (s GPUSet) Empty() bool { return !s.All && len(s.Indices) == 0 }
+
+func (s GPUSet) String() string {
+	if s.All {
+		return "all"
+	}
+	if len(s.Indices) == 0 {
+		return "none"
+	}
+	b := make([]byte, 0, 2*len(s.Indices))
+	for i, n := range s.Indices {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, int64(n), 10)
+	}
+	return string(b)
+}
+
+// Params are a feature's parameters. Values are strings: they reach the guest as
+// environment variables.
+type Params map[string]string
+
+// Feature is a user-defined feature document.
+type Feature struct {
+	Source   Source      `json:"-"`
+	Metadata Metadata    `json:"metadata"`
+	Spec     FeatureSpec `json:"spec"`
+
+	pos positions
+}
+
+// FeatureSpec is a named, versioned unit of installation with ordered steps.
+type FeatureSpec struct {
+	Description string   `json:"description,omitempty"`
+	Version     string   `json:"version,omitempty"`
+	Requires    []string `json:"requires,omitempty"`
+	// Config holds parameter defaults; a guest's featureConfig overrides them.
+	Config Params `json:"config,omitempty"`
+	Steps  []Step `json:"steps"`
+}
+
+// Step is one idempotent unit of a feature: check (exit 0 = already satisfied),
+// apply, and an optional verify, each a shell body run inside the guest.
+type Step struct {
+	Name   string `json:"name"`
+	Check  string `json:"check"`
+	Apply  string `json:"apply"`
+	Verify string `json:"verify,omitempty"`
+}
+
+// Set is every document loaded from the spec files.
+type Set struct {
+	Cluster  *Cluster
+	Guests   []*Guest
+	Features []*Feature
+	Files    []string
+}
