@@ -22,7 +22,7 @@ func TestValidateExamples(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("validate examples: exit %d\n%s", code, errOut)
 	}
-	if want := "valid: 3 templates, 3 containers, 1 feature in 4 files\n"; out != want {
+	if want := "valid: 3 templates, 3 containers, 1 feature in 5 files\n"; out != want {
 		t.Errorf("stdout = %q, want %q", out, want)
 	}
 }

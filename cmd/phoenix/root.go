@@ -18,7 +18,7 @@ the way YAML specs in a git repository describe them.`,
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newValidateCmd(), newGraphCmd())
+	root.AddCommand(newValidateCmd(), newGraphCmd(), newSimCmd())
 	return root
 }
 

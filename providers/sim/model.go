@@ -1,0 +1,404 @@
+package sim
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+)
+
+// The guest model: what the named scripts phoenix runs do to a simulated
+// container. A script is recognised by its name (sh -c BODY NAME PHASE), never
+// by its body, so the model is a contract on names, phases and the parameters
+// passed as environment variables:
+//
+//	phoenix/initialized            check: running, network up, $PHOENIX_DEVICES visible
+//	base/packages                  needs network
+//	nvidia-driver/download (host)  $NVIDIA_VERSION $NVIDIA_URL $NVIDIA_RUNFILE [$NVIDIA_SHA256]
+//	nvidia-driver/userspace        $NVIDIA_VERSION $NVIDIA_RUNFILE: needs the pushed runfile, network,
+//	                               visible devices and --no-kernel-module; verify = nvidia-smi
+//	cuda-toolkit/repository        needs a verified driver and network
+//	cuda-toolkit/toolkit           $CUDA_VERSION $CUDA_PACKAGE: cuda-toolkit-X-Y only
+//	docker/engine                  verify needs features nesting=1 at start
+//	nvidia-container-toolkit/install, nvidia-container-toolkit/configure ($NCT_NO_CGROUPS)
+//	ollama/install ($OLLAMA_VERSION), vllm/install ($VLLM_VERSION)
+//
+// Any other name succeeds and is recorded on the guest's disk, so its check
+// passes once its apply has (and on clones made afterwards).
+
+// script is one run of a named script.
+type script struct {
+	c     *cluster
+	n     *node
+	g     *guest // nil for host scripts
+	name  string
+	phase string
+	body  string
+	env   map[string]string
+	out   strings.Builder
+	err   strings.Builder
+}
+
+func (x *script) fail(code int, format string, args ...any) int {
+	fmt.Fprintf(&x.err, format+"\n", args...)
+	return code
+}
+
+func (x *script) now() time.Time { return x.c.now() }
+
+func (x *script) netUp() bool {
+	return x.g.run != nil && !x.now().Before(x.g.run.netUp)
+}
+
+// visibleDevices are the device nodes a running container sees: those it
+// was started with, once they have appeared.
+func (x *script) visibleDevices() []string {
+	if x.g.run == nil || x.now().Before(x.g.run.devicesAt) {
+		return nil
+	}
+	return x.g.run.devices
+}
+
+func (x *script) visible(path string) bool { return slices.Contains(x.visibleDevices(), path) }
+
+// gpusVisible counts /dev/nvidiaN nodes inside the container.
+func (x *script) gpusVisible() int {
+	n := 0
+	for _, d := range x.visibleDevices() {
+		if gpuNode.MatchString(d) {
+			n++
+		}
+	}
+	return n
+}
+
+var gpuNode = regexp.MustCompile(`^/dev/nvidia[0-9]+$`)
+
+// nvidiaSMI is what nvidia-smi answers inside the container.
+func (x *script) nvidiaSMI() (string, int) {
+	switch {
+	case x.g.disk.nvidia == "":
+		return "sh: 1: nvidia-smi: not found", 127
+	case x.n.DriverVersion == "" || !x.visible("/dev/nvidiactl") || x.gpusVisible() == 0:
+		return "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver. " +
+			"Make sure that the latest NVIDIA driver is installed and running.", 9
+	case x.g.disk.nvidia != x.n.DriverVersion:
+		return "Failed to initialize NVML: Driver/library version mismatch\nNVML library version: " + x.g.disk.nvidia, 18
+	}
+	return "", 0
+}
+
+// driverVerified is what later steps need: nvidia-smi works at the host's version.
+func (x *script) driverVerified() bool {
+	_, code := x.nvidiaSMI()
+	return code == 0
+}
+
+func (x *script) needNetwork() int {
+	if !x.netUp() {
+		return x.fail(100, "E: Failed to fetch http://archive.ubuntu.com/ubuntu/dists/noble/InRelease  Temporary failure resolving 'archive.ubuntu.com'")
+	}
+	return 0
+}
+
+// stepModel is what one built-in step does in each phase: check (exit 0 means
+// done), apply, verify.
+type stepModel struct {
+	check  func(x *script) bool
+	apply  func(x *script) int
+	verify func(x *script) int
+}
+
+var builtinSteps = map[string]stepModel{
+	"phoenix/initialized": {
+		check: func(x *script) bool { return initialized(x) == 0 },
+		apply: initialized, verify: initialized,
+	},
+	"base/packages": {
+		check: func(x *script) bool { return x.g.disk.base },
+		apply: func(x *script) int {
+			if code := x.needNetwork(); code != 0 {
+				return code
+			}
+			x.g.disk.base = true
+			return 0
+		},
+		verify: func(x *script) int {
+			if !x.g.disk.base {
+				return x.fail(1, "dpkg-query: no packages found matching curl")
+			}
+			return 0
+		},
+	},
+	"nvidia-driver/download": {
+		check: func(x *script) bool { return x.n.files[x.env["NVIDIA_RUNFILE"]] == runfileID(x.env["NVIDIA_VERSION"]) },
+		apply: func(x *script) int {
+			v := x.env["NVIDIA_VERSION"]
+			if v == "" || x.env["NVIDIA_RUNFILE"] == "" || !strings.Contains(x.env["NVIDIA_URL"], v) {
+				return x.fail(22, "curl: (22) The requested URL returned error: 404")
+			}
+			if want := x.env["NVIDIA_SHA256"]; want != "" && want != RunfileSHA256(v) {
+				return x.fail(1, "%s: FAILED\nsha256sum: WARNING: 1 computed checksum did NOT match", x.env["NVIDIA_RUNFILE"])
+			}
+			x.n.files[x.env["NVIDIA_RUNFILE"]] = runfileID(v)
+			return 0
+		},
+	},
+	"nvidia-driver/userspace": {
+		check: func(x *script) bool {
+			return x.g.disk.nvidia != "" && x.g.disk.nvidia == x.env["NVIDIA_VERSION"]
+		},
+		apply: func(x *script) int {
+			v := x.env["NVIDIA_VERSION"]
+			switch {
+			case x.g.disk.files[x.env["NVIDIA_RUNFILE"]] != runfileID(v):
+				return x.fail(127, "sh: 1: %s: not found", x.env["NVIDIA_RUNFILE"])
+			case !strings.Contains(x.body, "--no-kernel-module"):
+				return x.fail(1, "ERROR: Unable to load the kernel module 'nvidia.ko'. This happens most frequently when this kernel "+
+					"module was built against the wrong or improperly configured kernel sources")
+			case !x.visible("/dev/nvidiactl") || x.gpusVisible() == 0:
+				return x.fail(1, "ERROR: Unable to find the NVIDIA device nodes (/dev/nvidiactl, /dev/nvidia0): the container does not see the GPU")
+			}
+			if code := x.needNetwork(); code != 0 {
+				return code
+			}
+			x.g.disk.nvidia = v
+			return 0
+		},
+		verify: func(x *script) int {
+			msg, code := x.nvidiaSMI()
+			if code != 0 {
+				return x.fail(code, "%s", msg)
+			}
+			if want := x.env["NVIDIA_VERSION"]; want != "" && want != x.n.DriverVersion {
+				return x.fail(1, "nvidia-smi reports driver %s, want %s", x.n.DriverVersion, want)
+			}
+			return 0
+		},
+	},
+	"cuda-toolkit/repository": {
+		check: func(x *script) bool { return x.g.disk.cudaRepo == x.g.disk.cudaDistro() },
+		apply: func(x *script) int {
+			if msg, code := x.nvidiaSMI(); code != 0 {
+				return x.fail(1, "the NVIDIA driver is not working in this container (%s): install and verify it before CUDA", firstLine(msg))
+			}
+			if code := x.needNetwork(); code != 0 {
+				return code
+			}
+			x.g.disk.cudaRepo = x.g.disk.cudaDistro()
+			return 0
+		},
+	},
+	"cuda-toolkit/toolkit": {
+		check: func(x *script) bool { return x.g.disk.cuda != "" && x.g.disk.cuda == x.env["CUDA_VERSION"] },
+		apply: func(x *script) int {
+			v, pkg := x.env["CUDA_VERSION"], x.env["CUDA_PACKAGE"]
+			switch {
+			case forbiddenCUDAPackage.MatchString(pkg):
+				return x.fail(100, "Building module(s)....(bad exit status: 2)\n"+
+					"Error! Bad return status for module build on kernel: 6.14.8-2-pve (x86_64)\n"+
+					"dpkg: error processing package nvidia-dkms (--configure):\n installed nvidia-dkms package post-installation script subprocess returned error exit status 10")
+			case pkg != "cuda-toolkit-"+strings.ReplaceAll(v, ".", "-"):
+				return x.fail(100, "E: Unable to locate package %s", pkg)
+			case x.g.disk.cudaRepo == "":
+				return x.fail(100, "E: Unable to locate package %s", pkg)
+			}
+			if msg, code := x.nvidiaSMI(); code != 0 {
+				return x.fail(1, "the NVIDIA driver is not working in this container (%s): install and verify it before CUDA", firstLine(msg))
+			}
+			if code := x.needNetwork(); code != 0 {
+				return code
+			}
+			x.g.disk.cuda = v
+			return 0
+		},
+		verify: func(x *script) int {
+			if x.g.disk.cuda == "" {
+				return x.fail(127, "sh: 1: /usr/local/cuda/bin/nvcc: not found")
+			}
+			if want := x.env["CUDA_VERSION"]; want != "" && want != x.g.disk.cuda {
+				return x.fail(1, "nvcc reports release %s, want %s", x.g.disk.cuda, want)
+			}
+			fmt.Fprintf(&x.out, "Cuda compilation tools, release %s, V%s.61\n", x.g.disk.cuda, x.g.disk.cuda)
+			return 0
+		},
+	},
+	"docker/engine": {
+		check: func(x *script) bool { return x.g.disk.docker },
+		apply: func(x *script) int {
+			if code := x.needNetwork(); code != 0 {
+				return code
+			}
+			x.g.disk.docker = true
+			return 0
+		},
+		verify: func(x *script) int {
+			if !x.g.disk.docker {
+				return x.fail(127, "sh: 1: docker: not found")
+			}
+			if propString(x.g.run.features, "")["nesting"] != "1" {
+				return x.fail(1, "failed to start daemon: Devices cgroup isn't mounted (the container needs features: nesting=1, and a restart)")
+			}
+			return 0
+		},
+	},
+	"nvidia-container-toolkit/install": {
+		check: func(x *script) bool { return x.g.disk.nct },
+		apply: func(x *script) int {
+			if !x.g.disk.docker {
+				return x.fail(1, "docker is not installed")
+			}
+			if code := x.needNetwork(); code != 0 {
+				return code
+			}
+			x.g.disk.nct = true
+			return 0
+		},
+	},
+	"nvidia-container-toolkit/configure": {
+		check: func(x *script) bool {
+			return x.g.disk.nctDock && x.g.disk.noCgroup == (x.env["NCT_NO_CGROUPS"] == "true")
+		},
+		apply: func(x *script) int {
+			if !x.g.disk.nct {
+				return x.fail(127, "sh: 1: nvidia-ctk: not found")
+			}
+			x.g.disk.nctDock = true
+			x.g.disk.noCgroup = x.env["NCT_NO_CGROUPS"] == "true"
+			return 0
+		},
+		verify: func(x *script) int {
+			if msg, code := x.nvidiaSMI(); code != 0 {
+				return x.fail(1, "nvidia-container-cli: initialization error: %s", firstLine(msg))
+			}
+			if x.g.run.unpriv && !x.g.disk.noCgroup {
+				return x.fail(1, "nvidia-container-cli: mount error: failed to add device rules: "+
+					"unable to find any existing device filters attached to the cgroup: bpf_prog_query(BPF_CGROUP_DEVICE) failed: operation not permitted")
+			}
+			return 0
+		},
+	},
+	"ollama/install": {
+		check: func(x *script) bool {
+			return x.g.disk.ollama != "" && (x.env["OLLAMA_VERSION"] == "" || x.env["OLLAMA_VERSION"] == x.g.disk.ollama)
+		},
+		apply: func(x *script) int {
+			if code := x.needNetwork(); code != 0 {
+				return code
+			}
+			x.g.disk.ollama = cmpOr(x.env["OLLAMA_VERSION"], "0.12.6")
+			return 0
+		},
+	},
+	"vllm/install": {
+		check: func(x *script) bool { return x.g.disk.vllm != "" && x.g.disk.vllm == x.env["VLLM_VERSION"] },
+		apply: func(x *script) int {
+			if x.g.disk.cuda == "" {
+				return x.fail(1, "RuntimeError: vllm needs the CUDA toolkit (nvcc not found)")
+			}
+			if code := x.needNetwork(); code != 0 {
+				return code
+			}
+			x.g.disk.vllm = x.env["VLLM_VERSION"]
+			return 0
+		},
+		verify: func(x *script) int {
+			if x.g.disk.vllm == "" {
+				return x.fail(1, "ModuleNotFoundError: No module named 'vllm'")
+			}
+			if !x.driverVerified() {
+				return x.fail(1, "RuntimeError: No CUDA GPUs are available")
+			}
+			return 0
+		},
+	},
+}
+
+func initialized(x *script) int {
+	switch {
+	case x.g.run == nil:
+		return x.fail(1, "container is not running")
+	case !x.netUp():
+		return x.fail(1, "network is not up yet (no default route)")
+	}
+	for _, d := range strings.Fields(x.env["PHOENIX_DEVICES"]) {
+		if !x.visible(d) {
+			return x.fail(1, "%s is not visible in the container yet", d)
+		}
+	}
+	return 0
+}
+
+// forbiddenCUDAPackage matches the CUDA packages that pull the driver and a
+// kernel module build: never right inside a container.
+var forbiddenCUDAPackage = regexp.MustCompile(`^(cuda|cuda-[0-9]+-[0-9]+|cuda-drivers.*|cuda-runtime-.*|nvidia-driver-.*)$`)
+
+func cmpOr(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
+func firstLine(s string) string {
+	l, _, _ := strings.Cut(s, "\n")
+	return l
+}
+
+// runfileID names the content of a downloaded runfile.
+func runfileID(version string) string { return "nvidia-runfile:" + version }
+
+// RunfileSHA256 is the digest of the simulated runfile for a driver version,
+// for tests that configure one.
+func RunfileSHA256(version string) string {
+	sum := sha256.Sum256([]byte("NVIDIA-Linux-x86_64-" + version + ".run"))
+	return hex.EncodeToString(sum[:])
+}
+
+// run executes a named script in its phase and returns the exit status.
+func (x *script) run() int {
+	m, known := builtinSteps[x.name]
+	if !known {
+		return x.runRecorded()
+	}
+	switch x.phase {
+	case "check":
+		if m.check != nil && m.check(x) {
+			return 0
+		}
+		return 1
+	case "verify":
+		if m.verify == nil {
+			if m.check == nil || m.check(x) {
+				return 0
+			}
+			return x.fail(1, "%s is not in place", x.name)
+		}
+		return m.verify(x)
+	default:
+		if m.apply == nil {
+			return 0
+		}
+		return m.apply(x)
+	}
+}
+
+// runRecorded models a script the simulator does not know: its apply
+// succeeds and is remembered on the disk, so its check passes afterwards.
+func (x *script) runRecorded() int {
+	if x.g == nil {
+		return 0
+	}
+	switch x.phase {
+	case "check", "verify":
+		if x.g.disk.records[x.name] {
+			return 0
+		}
+		return 1
+	}
+	x.g.disk.records[x.name] = true
+	return 0
+}

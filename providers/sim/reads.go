@@ -1,0 +1,393 @@
+package sim
+
+import (
+	"fmt"
+	"maps"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// The read-only endpoints. Answers follow the shapes real servers send
+// (../shared/pve-api/samples): vmid a string in /nodes/{node}/lxc and an
+// integer elsewhere, template only on templates in lists, no tags key when
+// there are none, cpulimit as a string.
+
+func (s *apiServer) version(request) (any, *apiError) {
+	v := s.c.world.Spec.Version
+	major, minor, _ := strings.Cut(v, ".")
+	minor, _, _ = strings.Cut(minor, ".")
+	return map[string]any{"version": v, "release": major + "." + minor, "repoid": "6d5f8a7b3c2e1d0f"}, nil
+}
+
+func (s *apiServer) clusterStatus(request) (any, *apiError) {
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	out := []any{map[string]any{
+		"type": "cluster", "id": "cluster", "name": "phoenix-sim", "nodes": len(s.c.nodes), "quorate": 1, "version": len(s.c.nodes) + 1,
+	}}
+	for i, n := range s.c.nodes {
+		out = append(out, map[string]any{
+			"type": "node", "id": "node/" + n.Name, "name": n.Name, "nodeid": i + 1, "ip": n.ip,
+			"online": 1, "local": boolInt(i == 0), "level": "",
+		})
+	}
+	return out, nil
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+const gib = 1 << 30
+
+func (s *apiServer) guestResource(g *guest) map[string]any {
+	v := g.conf.vals
+	mem, _ := strconv.Atoi(v["memory"])
+	if mem == 0 {
+		mem = 512
+	}
+	cores, _ := strconv.Atoi(v["cores"])
+	if cores == 0 {
+		cores = 1
+	}
+	// cpus is the core count, or the cpulimit when one is set: then a
+	// fraction, which typed clients expecting an integer fail to read.
+	var cpus any = cores
+	if l, err := strconv.ParseFloat(v["cpulimit"], 64); err == nil && l > 0 {
+		cpus = l
+	}
+	r := map[string]any{
+		"id": fmt.Sprintf("lxc/%d", g.vmid), "type": "lxc", "vmid": g.vmid, "node": g.node, "cpus": cpus,
+		"name": v["hostname"], "status": g.status(), "template": boolInt(g.isTemplate()),
+		"maxmem": mem << 20, "maxdisk": rootfsSizeGiB(v["rootfs"]) * gib, "maxcpu": cores,
+		"mem": 0, "disk": 0, "cpu": 0, "uptime": 0, "netin": 0, "netout": 0, "diskread": 0, "diskwrite": 0,
+	}
+	if g.run != nil {
+		r["uptime"] = int(s.c.now().Sub(g.run.started).Seconds())
+		r["mem"] = 48 << 20
+	}
+	if t := v["tags"]; t != "" {
+		r["tags"] = t
+	}
+	if g.lock != "" {
+		r["lock"] = g.lock
+	}
+	return r
+}
+
+func (s *apiServer) clusterResources(r request) (any, *apiError) {
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	typ := r.params["type"]
+	out := []any{}
+	if typ == "" || typ == "node" {
+		for _, n := range s.c.nodes {
+			out = append(out, map[string]any{
+				"id": "node/" + n.Name, "type": "node", "node": n.Name, "status": "online",
+				"maxcpu": 32, "maxmem": 256 * gib, "maxdisk": 1000 * gib, "cpu": 0.02, "mem": 8 * gib,
+				"disk": 20 * gib, "uptime": 86400, "level": "", "cgroup-mode": 2,
+			})
+		}
+	}
+	if typ == "" || typ == "vm" {
+		for _, vmid := range slices.Sorted(maps.Keys(s.c.guests)) {
+			out = append(out, s.guestResource(s.c.guests[vmid]))
+		}
+	}
+	if typ == "" || typ == "storage" {
+		for _, n := range s.c.nodes {
+			for _, st := range n.Storages {
+				out = append(out, map[string]any{
+					"id": "storage/" + n.Name + "/" + st.Name, "type": "storage", "node": n.Name, "storage": st.Name,
+					"plugintype": st.Type, "content": strings.Join(st.Content, ","), "shared": boolInt(st.IsShared()),
+					"status": "available", "disk": 50 * gib, "maxdisk": 1000 * gib,
+				})
+			}
+		}
+	}
+	return out, nil
+}
+
+func (s *apiServer) nextID(r request) (any, *apiError) {
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	if v, ok := r.params["vmid"]; ok {
+		id, _ := strconv.Atoi(v)
+		if s.c.guests[id] != nil {
+			return nil, paramError(map[string]string{"vmid": fmt.Sprintf("VM %d already exists", id)})
+		}
+		return strconv.Itoa(id), nil
+	}
+	return strconv.Itoa(s.c.nextVMID()), nil
+}
+
+func (s *apiServer) nodesList(request) (any, *apiError) {
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	out := []any{}
+	for _, n := range s.c.nodes {
+		out = append(out, map[string]any{
+			"node": n.Name, "id": "node/" + n.Name, "type": "node", "status": "online", "level": "",
+			"maxcpu": 32, "maxmem": 256 * gib, "mem": 8 * gib, "maxdisk": 1000 * gib, "disk": 20 * gib,
+			"cpu": 0.02, "uptime": 86400,
+			"ssl_fingerprint": "10:94:FF:EE:95:B2:AF:57:C6:A9:2B:C7:E1:0E:F9:A2:33:64:13:D4:AB:9F:C2:BD:74:44:88:67:A2:5A:D8:3A",
+		})
+	}
+	return out, nil
+}
+
+func (s *apiServer) nodeStatus(r request) (any, *apiError) {
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	n := s.c.node(r.node())
+	if n == nil {
+		return nil, die("no such cluster node '%s'", r.node())
+	}
+	return map[string]any{
+		"uptime": 86400, "pveversion": "pve-manager/" + s.c.world.Spec.Version + "/6d5f8a7b3c2e1d0f",
+		"kversion": "Linux 6.14.8-2-pve #1 SMP PREEMPT_DYNAMIC PMX 6.14.8-2 (2025-07-22T10:04Z) x86_64",
+		"cpu":      0.02, "wait": 0, "loadavg": []string{"0.10", "0.12", "0.09"},
+		"memory":         map[string]any{"total": 256 * gib, "used": 8 * gib, "free": 248 * gib},
+		"swap":           map[string]any{"total": 8 * gib, "used": 0, "free": 8 * gib},
+		"rootfs":         map[string]any{"total": 100 * gib, "used": 20 * gib, "free": 80 * gib, "avail": 80 * gib},
+		"cpuinfo":        map[string]any{"cpus": 32, "sockets": 1, "cores": 16, "model": "AMD EPYC 7302P 16-Core Processor", "hvm": "1"},
+		"current-kernel": map[string]any{"sysname": "Linux", "release": "6.14.8-2-pve", "machine": "x86_64"},
+	}, nil
+}
+
+func (s *apiServer) lxcList(r request) (any, *apiError) {
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	if s.c.node(r.node()) == nil {
+		return nil, die("no such cluster node '%s'", r.node())
+	}
+	out := []any{}
+	for _, vmid := range slices.Sorted(maps.Keys(s.c.guests)) {
+		g := s.c.guests[vmid]
+		if g.node != r.node() {
+			continue
+		}
+		e := s.guestResource(g)
+		delete(e, "id")
+		delete(e, "node")
+		e["vmid"] = strconv.Itoa(g.vmid) // a string here, an integer elsewhere
+		e["type"] = "lxc"
+		if !g.isTemplate() {
+			delete(e, "template")
+		}
+		if g.run != nil {
+			e["pid"] = g.run.pid
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+func (s *apiServer) lxcIndex(r request) (any, *apiError) {
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	if _, err := s.c.lookup(r.node(), r.vmid()); err != nil {
+		return nil, err
+	}
+	var out []any
+	for _, sub := range []string{"config", "status", "vncproxy", "termproxy", "vncwebsocket", "spiceproxy",
+		"migrate", "clone", "rrd", "rrddata", "firewall", "snapshot", "resize", "pending", "interfaces", "mtunnel"} {
+		out = append(out, map[string]string{"subdir": sub})
+	}
+	return out, nil
+}
+
+func (s *apiServer) lxcConfig(r request) (any, *apiError) {
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	g, err := s.c.lookup(r.node(), r.vmid())
+	if err != nil {
+		return nil, err
+	}
+	vals := g.conf.effective()
+	if boolParam(r.params["current"]) {
+		vals = g.conf.vals
+	}
+	out := map[string]any{"digest": g.conf.digest()}
+	for k, v := range vals {
+		if k == "description" {
+			v = readDescription(v)
+		}
+		out[k] = jsonValue(k, v)
+	}
+	if g.lock != "" {
+		out["lock"] = g.lock
+	}
+	if len(g.conf.lxc) > 0 {
+		lines := [][]string{}
+		for _, l := range g.conf.lxc {
+			lines = append(lines, []string{l[0], l[1]})
+		}
+		out["lxc"] = lines
+	}
+	return out, nil
+}
+
+func (s *apiServer) lxcPending(r request) (any, *apiError) {
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	g, err := s.c.lookup(r.node(), r.vmid())
+	if err != nil {
+		return nil, err
+	}
+	keys := map[string]bool{}
+	for k := range g.conf.vals {
+		keys[k] = true
+	}
+	for k := range g.conf.pending {
+		keys[k] = true
+	}
+	out := []any{}
+	for _, k := range slices.Sorted(maps.Keys(keys)) {
+		e := map[string]any{"key": k}
+		if v, ok := g.conf.vals[k]; ok {
+			e["value"] = jsonValue(k, v)
+		}
+		if v, ok := g.conf.pending[k]; ok {
+			e["pending"] = jsonValue(k, v)
+		}
+		if slices.Contains(g.conf.pendingDel, k) {
+			e["delete"] = 1
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+func (s *apiServer) lxcStatus(r request) (any, *apiError) {
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	g, err := s.c.lookup(r.node(), r.vmid())
+	if err != nil {
+		return nil, err
+	}
+	e := s.guestResource(g)
+	delete(e, "id")
+	delete(e, "node")
+	e["ha"] = map[string]any{"managed": 0}
+	if g.run != nil {
+		e["pid"] = g.run.pid
+	}
+	return e, nil
+}
+
+func (s *apiServer) taskJSON(t *task) map[string]any {
+	e := map[string]any{
+		"upid": t.upid, "node": t.node, "pid": t.pid, "pstart": t.pstart, "starttime": t.start.Unix(),
+		"type": t.typ, "id": t.id, "user": t.caller.user, "status": "running",
+	}
+	if t.caller.token != "" {
+		e["tokenid"] = t.caller.token
+	}
+	if !t.running {
+		e["status"] = "stopped"
+		e["exitstatus"] = t.exit
+	}
+	return e
+}
+
+func (s *apiServer) task(r request) (*task, *apiError) {
+	t := s.c.tasks[r.params["upid"]]
+	if t == nil || t.node != r.node() {
+		return nil, die("no such task")
+	}
+	return t, nil
+}
+
+func (s *apiServer) taskStatus(r request) (any, *apiError) {
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	t, err := s.task(r)
+	if err != nil {
+		return nil, err
+	}
+	return s.taskJSON(t), nil
+}
+
+func (s *apiServer) taskLog(r request) (any, *apiError) {
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	t, err := s.task(r)
+	if err != nil {
+		return nil, err
+	}
+	start, _ := strconv.Atoi(r.params["start"])
+	limit := 50
+	if v, ok := r.params["limit"]; ok {
+		limit, _ = strconv.Atoi(v)
+	}
+	out := []any{}
+	for i := start; i < len(t.log) && len(out) < limit; i++ {
+		out = append(out, map[string]any{"n": i + 1, "t": t.log[i]})
+	}
+	return out, nil
+}
+
+func (s *apiServer) taskList(r request) (any, *apiError) {
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	out := []any{}
+	for i := len(s.c.order) - 1; i >= 0; i-- {
+		t := s.c.tasks[s.c.order[i]]
+		if t.node != r.node() {
+			continue
+		}
+		if v := r.params["vmid"]; v != "" && v != t.id {
+			continue
+		}
+		e := s.taskJSON(t)
+		// The list calls the exit text "status" and has no exitstatus.
+		if !t.running {
+			e["status"] = t.exit
+			e["endtime"] = t.end.Unix()
+			delete(e, "exitstatus")
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+func (s *apiServer) storageContent(r request) (any, *apiError) {
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	n := s.c.node(r.node())
+	if n == nil {
+		return nil, die("no such cluster node '%s'", r.node())
+	}
+	st, ok := n.storage(r.params["storage"])
+	if !ok {
+		return nil, die("storage '%s' does not exist", r.params["storage"])
+	}
+	want := r.params["content"]
+	out := []any{}
+	if want == "" || want == "vztmpl" {
+		for _, t := range n.OSTemplates {
+			if strings.HasPrefix(t, st.Name+":") {
+				out = append(out, map[string]any{"volid": t, "format": "tzst", "content": "vztmpl", "size": 141589318, "ctime": 1757349290})
+			}
+		}
+	}
+	if want == "" || want == "rootdir" {
+		for _, vmid := range slices.Sorted(maps.Keys(s.c.guests)) {
+			g := s.c.guests[vmid]
+			vol := propString(g.conf.vals["rootfs"], "volume")["volume"]
+			if g.node == n.Name && strings.HasPrefix(vol, st.Name+":") {
+				out = append(out, map[string]any{"volid": vol, "format": "raw", "content": "rootdir", "vmid": vmid,
+					"size": rootfsSizeGiB(g.conf.vals["rootfs"]) * gib, "ctime": 1757349290})
+			}
+		}
+	}
+	return out, nil
+}
+
+var _ = http.StatusOK

@@ -1,0 +1,280 @@
+package sim
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/phoenixhv/phoenix/providers/pveapi"
+)
+
+// caller is who sent an API request: a user, and for token requests the token.
+type caller struct {
+	user  string // root@pam
+	token string // the token name after !, empty for a ticket
+}
+
+// rootTicket reports whether the caller may do what Proxmox reserves for
+// root@pam itself: a password ticket, never a token, not even root's.
+func (c caller) rootTicket() bool { return c.user == "root@pam" && c.token == "" }
+
+func (c caller) String() string {
+	if c.token != "" {
+		return c.user + "!" + c.token
+	}
+	return c.user
+}
+
+// node is one simulated Proxmox node.
+type node struct {
+	WorldNode
+	ip    string            // its loopback address, reported in /cluster/status
+	files map[string]string // host files phoenix created (path -> content id)
+}
+
+// devicePaths lists the NVIDIA device nodes that exist on the host with their
+// major:minor numbers. A host without a driver has none, whatever its PCI bus holds.
+func (n *node) devices() []hostDevice {
+	if n.DriverVersion == "" {
+		return nil
+	}
+	var out []hostDevice
+	for i := range n.GPUs {
+		out = append(out, hostDevice{fmt.Sprintf("/dev/nvidia%d", i), 195, i})
+	}
+	out = append(out, hostDevice{"/dev/nvidiactl", 195, 255}, hostDevice{"/dev/nvidia-modeset", 195, 254})
+	if *n.UVMLoaded {
+		out = append(out, hostDevice{"/dev/nvidia-uvm", n.UVMMajor, 0}, hostDevice{"/dev/nvidia-uvm-tools", n.UVMMajor, 1})
+	}
+	out = append(out, hostDevice{"/dev/nvidia-caps/nvidia-cap1", n.CapsMajor, 1},
+		hostDevice{"/dev/nvidia-caps/nvidia-cap2", n.CapsMajor, 2})
+	return out
+}
+
+type hostDevice struct {
+	path         string
+	major, minor int
+}
+
+func (n *node) hasDevice(path string) bool {
+	for _, d := range n.devices() {
+		if d.path == path {
+			return true
+		}
+	}
+	// Device nodes that every host has.
+	return slices.Contains([]string{"/dev/null", "/dev/zero", "/dev/fuse", "/dev/net/tun", "/dev/kvm"}, path)
+}
+
+func (n *node) storage(name string) (WorldStorage, bool) {
+	for _, s := range n.Storages {
+		if s.Name == name {
+			return s, true
+		}
+	}
+	return WorldStorage{}, false
+}
+
+// guest is one container.
+type guest struct {
+	vmid int
+	node string
+	conf *ctConfig
+	lock string
+	run  *runState // nil while stopped
+	disk *disk     // the root filesystem's content
+}
+
+func (g *guest) isTemplate() bool { return g.conf.vals["template"] == "1" }
+
+func (g *guest) status() string {
+	if g.run != nil {
+		return "running"
+	}
+	return "stopped"
+}
+
+// runState is what a started container has: when its network comes up, and
+// the devices it was started with, visible inside from a moment on.
+type runState struct {
+	started   time.Time
+	netUp     time.Time
+	devicesAt time.Time
+	devices   []string
+	features  string // the features option the container started with
+	unpriv    bool
+	pid       int
+}
+
+// cluster is the whole simulated state, guarded by one mutex. Long operations
+// are tasks that sleep without the lock and take it to apply their effect.
+type cluster struct {
+	mu      sync.Mutex
+	world   *World
+	now     func() time.Time
+	rng     *rand.Rand
+	nodes   []*node
+	guests  map[int]*guest
+	tasks   map[string]*task
+	order   []string // task UPIDs in start order
+	journal *journal
+	stats   map[string]int
+	pid     int
+	ctx     context.Context // cancelled when the simulator closes: tasks stop waiting
+	wg      sync.WaitGroup
+	// configMethod is PUT .../config in the schema: which keys are options.
+	configMethod *pveapi.Method
+}
+
+func newCluster(ctx context.Context, w *World) *cluster {
+	c := &cluster{
+		world: w, now: time.Now, rng: rand.New(rand.NewPCG(uint64(w.Spec.Seed), 0x9e3779b97f4a7c15)),
+		guests: map[int]*guest{}, tasks: map[string]*task{}, journal: &journal{},
+		stats: map[string]int{}, pid: 4000, ctx: ctx,
+	}
+	for i, wn := range w.Spec.Nodes {
+		c.nodes = append(c.nodes, &node{WorldNode: wn, ip: fmt.Sprintf("127.0.0.%d", i+2), files: map[string]string{}})
+	}
+	for _, wg := range w.Spec.Guests {
+		g := &guest{vmid: wg.VMID, node: wg.Node, conf: newConfig(), disk: newDisk("")}
+		for k, v := range wg.Config {
+			g.conf.vals[k] = v
+		}
+		if wg.Name != "" {
+			g.conf.vals["hostname"] = wg.Name
+		}
+		if len(wg.Tags) > 0 {
+			g.conf.vals["tags"] = normalizeTags(strings.Join(wg.Tags, ";"))
+		}
+		if wg.Template {
+			g.conf.vals["template"] = "1"
+		}
+		if _, ok := g.conf.vals["rootfs"]; !ok {
+			g.conf.vals["rootfs"] = fmt.Sprintf("local-lvm:vm-%d-disk-0,size=8G", wg.VMID)
+		}
+		if os := g.conf.vals["ostype"]; os == "" {
+			g.conf.vals["ostype"] = "ubuntu"
+		}
+		g.disk = newDisk(g.conf.vals["ostype"])
+		if wg.Running {
+			g.run = c.startRuntime(g)
+			// A guest that was running before phoenix came is long initialised.
+			g.run.netUp, g.run.devicesAt = g.run.started, g.run.started
+		}
+		c.guests[wg.VMID] = g
+	}
+	return c
+}
+
+func (c *cluster) node(name string) *node {
+	for _, n := range c.nodes {
+		if n.Name == name {
+			return n
+		}
+	}
+	return nil
+}
+
+// lookup finds a container on a node the way Proxmox does: by its config file
+// under that node, so a CT on another node is as missing as one that never was.
+func (c *cluster) lookup(nodeName string, vmid int) (*guest, *apiError) {
+	g := c.guests[vmid]
+	if g == nil || g.node != nodeName {
+		return nil, die("Configuration file 'nodes/%s/lxc/%d.conf' does not exist", nodeName, vmid)
+	}
+	return g, nil
+}
+
+// checkLock is PVE's check_lock: any lock refuses the operation.
+func (g *guest) checkLock() *apiError {
+	if g.lock != "" {
+		return die("CT is locked (%s)", g.lock)
+	}
+	return nil
+}
+
+// randomBetween draws a duration in [lo, hi] from the seeded source.
+func (c *cluster) randomBetween(lo, hi Duration) time.Duration {
+	a, b := c.world.Scaled(lo), c.world.Scaled(hi)
+	if b <= a {
+		return a
+	}
+	return a + time.Duration(c.rng.Int64N(int64(b-a)+1))
+}
+
+// chance reports whether an event of probability p happens.
+func (c *cluster) chance(p float64) bool {
+	return p > 0 && c.rng.Float64() < p
+}
+
+// startRuntime starts a container: the devices it gets are the dev entries
+// whose paths exist on the node now; they and the network appear later.
+func (c *cluster) startRuntime(g *guest) *runState {
+	now := c.now()
+	c.pid++
+	r := &runState{started: now, pid: c.pid}
+	r.netUp = now.Add(c.randomBetween(c.world.Spec.Durations.NetworkUp[0], c.world.Spec.Durations.NetworkUp[1]))
+	r.devicesAt = now.Add(c.randomBetween(c.world.Spec.Durations.DevicesVisible[0], c.world.Spec.Durations.DevicesVisible[1]))
+	r.features = g.conf.vals["features"]
+	r.unpriv = g.conf.vals["unprivileged"] == "1"
+	n := c.node(g.node)
+	for _, k := range sortedDevKeys(g.conf.vals) {
+		path := devPath(g.conf.vals[k])
+		if n.hasDevice(path) {
+			r.devices = append(r.devices, path)
+		}
+	}
+	return r
+}
+
+// sortedDevKeys lists dev0..dev255 present in a config, by index.
+func sortedDevKeys(vals map[string]string) []string {
+	var keys []string
+	for k := range vals {
+		if isIndexed(k, "dev") {
+			keys = append(keys, k)
+		}
+	}
+	slices.SortFunc(keys, func(a, b string) int {
+		x, _ := strconv.Atoi(a[3:])
+		y, _ := strconv.Atoi(b[3:])
+		return x - y
+	})
+	return keys
+}
+
+func isIndexed(key, prefix string) bool {
+	rest, ok := strings.CutPrefix(key, prefix)
+	if !ok || rest == "" {
+		return false
+	}
+	_, err := strconv.Atoi(rest)
+	return err == nil
+}
+
+// devPath extracts the path of a dev[n] value: "[path=]/dev/x[,gid=..]".
+func devPath(v string) string {
+	for part := range strings.SplitSeq(v, ",") {
+		if p, ok := strings.CutPrefix(part, "path="); ok {
+			return p
+		}
+		if !strings.Contains(part, "=") {
+			return part
+		}
+	}
+	return ""
+}
+
+// nextVMID is the lowest free VMID from 100.
+func (c *cluster) nextVMID() int {
+	for id := 100; ; id++ {
+		if c.guests[id] == nil {
+			return id
+		}
+	}
+}

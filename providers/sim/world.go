@@ -1,0 +1,350 @@
+package sim
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"slices"
+	"time"
+
+	yaml "go.yaml.in/yaml/v3"
+)
+
+// WorldAPIVersion is the apiVersion of world files. The spec loader skips such
+// documents, so a world file can live beside the specs it is meant for.
+const WorldAPIVersion = "sim.phoenix/v1alpha1"
+
+// World is everything the simulator starts from: nodes and their GPUs and
+// storages, guests that already exist, timings, faults and credentials.
+type World struct {
+	APIVersion string                `yaml:"apiVersion"`
+	Kind       string                `yaml:"kind"`
+	Metadata   struct{ Name string } `yaml:"metadata"`
+	Spec       WorldSpec             `yaml:"spec"`
+}
+
+// WorldSpec is the body of a world file.
+type WorldSpec struct {
+	// Seed makes every random choice (network delays, faults) repeatable.
+	Seed int64 `yaml:"seed"`
+	// TimeScale multiplies every duration: 0.01 runs a 20 s clone in 200 ms.
+	TimeScale float64 `yaml:"timeScale"`
+	// Version is the Proxmox VE version /version reports, e.g. 9.1.2.
+	Version   string       `yaml:"version"`
+	Latency   Duration     `yaml:"latency"`
+	Nodes     []WorldNode  `yaml:"nodes"`
+	Guests    []WorldGuest `yaml:"guests"`
+	Durations Durations    `yaml:"durations"`
+	Faults    Faults       `yaml:"faults"`
+	Users     Users        `yaml:"users"`
+}
+
+// WorldNode is one Proxmox node.
+type WorldNode struct {
+	Name string `yaml:"name"`
+	// GPUs is the number of NVIDIA GPUs on the node's PCI bus.
+	GPUs int `yaml:"gpus"`
+	// DriverVersion is the host kernel module's version; empty means no
+	// working driver (a GPU on PCI without device nodes).
+	DriverVersion string `yaml:"driverVersion"`
+	// UVMMajor and CapsMajor are the dynamic majors of nvidia-uvm and
+	// nvidia-caps, which differ from host to host.
+	UVMMajor  int `yaml:"uvmMajor"`
+	CapsMajor int `yaml:"capsMajor"`
+	// UVMLoaded is false on a host where nothing has loaded nvidia-uvm since
+	// boot: /dev/nvidia-uvm* are missing.
+	UVMLoaded *bool          `yaml:"uvmLoaded"`
+	Storages  []WorldStorage `yaml:"storages"`
+	// OSTemplates are the container template volumes present on the node.
+	OSTemplates []string `yaml:"osTemplates"`
+}
+
+// WorldStorage is a storage as the node sees it.
+type WorldStorage struct {
+	Name string `yaml:"name"`
+	// Type is a Proxmox storage type: dir, lvm, lvmthin, zfspool, rbd, nfs, btrfs.
+	Type    string   `yaml:"type"`
+	Content []string `yaml:"content"`
+	// Shared storages are reachable from every node (clones to another node
+	// need one); default from the type.
+	Shared *bool `yaml:"shared"`
+}
+
+// LinkedClones reports whether the storage type supports linked clones of a
+// container's root disk.
+func (s WorldStorage) LinkedClones() bool {
+	return slices.Contains([]string{"lvmthin", "zfspool", "rbd", "btrfs"}, s.Type)
+}
+
+// IsShared reports whether every node reaches the storage.
+func (s WorldStorage) IsShared() bool {
+	if s.Shared != nil {
+		return *s.Shared
+	}
+	return slices.Contains([]string{"rbd", "nfs", "cephfs"}, s.Type)
+}
+
+// WorldGuest is a container that exists before phoenix runs.
+type WorldGuest struct {
+	VMID     int               `yaml:"vmid"`
+	Name     string            `yaml:"name"`
+	Node     string            `yaml:"node"`
+	Running  bool              `yaml:"running"`
+	Template bool              `yaml:"template"`
+	Tags     []string          `yaml:"tags"`
+	Config   map[string]string `yaml:"config"`
+}
+
+// Durations are how long things take at time scale 1.
+type Durations struct {
+	Create    Duration `yaml:"create"`
+	Clone     Duration `yaml:"clone"`
+	FullClone Duration `yaml:"fullClone"`
+	Start     Duration `yaml:"start"`
+	Stop      Duration `yaml:"stop"`
+	Shutdown  Duration `yaml:"shutdown"`
+	Reboot    Duration `yaml:"reboot"`
+	Destroy   Duration `yaml:"destroy"`
+	Template  Duration `yaml:"template"`
+	Resize    Duration `yaml:"resize"`
+	// NetworkUp and DevicesVisible are ranges after a start: the guest's
+	// network and its passed-through device nodes appear at a random moment
+	// within them.
+	NetworkUp      [2]Duration `yaml:"networkUp"`
+	DevicesVisible [2]Duration `yaml:"devicesVisible"`
+	// Exec is the default duration of a command inside a guest; Scripts
+	// overrides it per script name (e.g. nvidia-driver/install).
+	Exec    Duration            `yaml:"exec"`
+	Scripts map[string]Duration `yaml:"scripts"`
+}
+
+// Faults are probabilities of things going wrong, drawn from the seed.
+type Faults struct {
+	API  APIFaults  `yaml:"api"`
+	Exec ExecFaults `yaml:"exec"`
+	// TaskWarnings makes a task that succeeds log a warning and end with
+	// "WARNINGS: 1", which Proxmox counts as success.
+	TaskWarnings float64 `yaml:"taskWarnings"`
+}
+
+// APIFaults apply per API request.
+type APIFaults struct {
+	// Error500 answers 500 with a transient-looking reason.
+	Error500 float64 `yaml:"error500"`
+	// LockTimeout answers a write with Proxmox's config lock timeout.
+	LockTimeout float64 `yaml:"lockTimeout"`
+	// DropConnection closes the connection without an answer.
+	DropConnection float64 `yaml:"dropConnection"`
+}
+
+// ExecFaults apply per command run inside a guest.
+type ExecFaults struct {
+	Failure float64 `yaml:"failure"`
+}
+
+// Users are the credentials the API accepts. Empty values are generated.
+type Users struct {
+	RootPassword string  `yaml:"rootPassword"`
+	Tokens       []Token `yaml:"tokens"`
+}
+
+// Token is an API token: ID is user@realm!name.
+type Token struct {
+	ID     string `yaml:"id"`
+	Secret string `yaml:"secret"`
+}
+
+// Duration is a time.Duration written as "250ms" or "2s".
+type Duration time.Duration
+
+// UnmarshalYAML reads a Go duration string.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	var s string
+	if err := n.Decode(&s); err != nil {
+		return fmt.Errorf("line %d: want a duration such as 250ms or 2s", n.Line)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil || v < 0 {
+		return fmt.Errorf("line %d: want a duration such as 250ms or 2s, got %q", n.Line, s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// D returns the duration as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// LoadWorld reads a world file.
+func LoadWorld(path string) (*World, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	w, err := ParseWorld(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return w, nil
+}
+
+var (
+	nodeNameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?$`)
+	versionRE  = regexp.MustCompile(`^[0-9]+\.[0-9]+(\.[0-9]+)?$`)
+)
+
+// ParseWorld reads a world file's contents: the first document whose
+// apiVersion is WorldAPIVersion (other documents, such as specs, are skipped).
+// Missing values get defaults; contradictions are errors.
+func ParseWorld(data []byte) (*World, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	for {
+		var n yaml.Node
+		if err := dec.Decode(&n); errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("no document with apiVersion %s", WorldAPIVersion)
+		} else if err != nil {
+			return nil, err
+		}
+		var head struct {
+			APIVersion string `yaml:"apiVersion"`
+		}
+		if err := n.Decode(&head); err != nil || head.APIVersion != WorldAPIVersion {
+			continue
+		}
+		var w World
+		strict := yaml.NewDecoder(bytes.NewReader(mustEncode(&n)))
+		strict.KnownFields(true)
+		if err := strict.Decode(&w); err != nil {
+			return nil, err
+		}
+		if w.Kind != "World" {
+			return nil, fmt.Errorf("kind %q: want World", w.Kind)
+		}
+		w.setDefaults()
+		if err := w.check(); err != nil {
+			return nil, err
+		}
+		return &w, nil
+	}
+}
+
+func mustEncode(n *yaml.Node) []byte {
+	b, err := yaml.Marshal(n)
+	if err != nil {
+		panic(err) // a node the decoder produced always encodes
+	}
+	return b
+}
+
+func (w *World) setDefaults() {
+	s := &w.Spec
+	if s.TimeScale == 0 {
+		s.TimeScale = 1
+	}
+	if s.Version == "" {
+		s.Version = "9.1.2"
+	}
+	d := &s.Durations
+	def := func(v *Duration, x time.Duration) {
+		if *v == 0 {
+			*v = Duration(x)
+		}
+	}
+	def(&d.Create, 20*time.Second)
+	def(&d.Clone, 5*time.Second)
+	def(&d.FullClone, 40*time.Second)
+	def(&d.Start, 3*time.Second)
+	def(&d.Stop, 2*time.Second)
+	def(&d.Shutdown, 5*time.Second)
+	def(&d.Reboot, 7*time.Second)
+	def(&d.Destroy, 3*time.Second)
+	def(&d.Template, 2*time.Second)
+	def(&d.Resize, 2*time.Second)
+	def(&d.Exec, 200*time.Millisecond)
+	if d.NetworkUp == [2]Duration{} {
+		d.NetworkUp = [2]Duration{Duration(2 * time.Second), Duration(8 * time.Second)}
+	}
+	if d.DevicesVisible == [2]Duration{} {
+		d.DevicesVisible = [2]Duration{Duration(500 * time.Millisecond), Duration(3 * time.Second)}
+	}
+	for i := range s.Nodes {
+		n := &s.Nodes[i]
+		if n.UVMMajor == 0 {
+			n.UVMMajor = 508
+		}
+		if n.CapsMajor == 0 {
+			n.CapsMajor = 509
+		}
+		if n.UVMLoaded == nil {
+			t := true
+			n.UVMLoaded = &t
+		}
+		if len(n.Storages) == 0 {
+			n.Storages = []WorldStorage{
+				{Name: "local", Type: "dir", Content: []string{"vztmpl", "iso", "backup"}},
+				{Name: "local-lvm", Type: "lvmthin", Content: []string{"rootdir", "images"}},
+			}
+		}
+	}
+}
+
+func (w *World) check() error {
+	s := &w.Spec
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if s.TimeScale < 0 {
+		bad("timeScale %v is negative", s.TimeScale)
+	}
+	if len(s.Nodes) == 0 {
+		bad("a world needs at least one node")
+	}
+	nodes := map[string]*WorldNode{}
+	for i := range s.Nodes {
+		n := &s.Nodes[i]
+		switch {
+		case !nodeNameRE.MatchString(n.Name):
+			bad("node %q: not a valid node name", n.Name)
+		case nodes[n.Name] != nil:
+			bad("node %s is listed twice", n.Name)
+		}
+		nodes[n.Name] = n
+		if n.GPUs < 0 || n.GPUs > 16 {
+			bad("node %s: gpus %d is outside 0..16", n.Name, n.GPUs)
+		}
+		if n.DriverVersion != "" && !versionRE.MatchString(n.DriverVersion) {
+			bad("node %s: malformed driverVersion %q", n.Name, n.DriverVersion)
+		}
+		for _, st := range n.Storages {
+			if st.Name == "" || st.Type == "" {
+				bad("node %s: a storage needs a name and a type", n.Name)
+			}
+		}
+	}
+	vmids := map[int]bool{}
+	for _, g := range s.Guests {
+		switch {
+		case g.VMID < 100 || g.VMID > 999_999_999:
+			bad("guest %d: vmid outside 100..999999999", g.VMID)
+		case vmids[g.VMID]:
+			bad("guest %d is listed twice", g.VMID)
+		case nodes[g.Node] == nil:
+			bad("guest %d: no node %q", g.VMID, g.Node)
+		case g.Running && g.Template:
+			bad("guest %d: a template cannot be running", g.VMID)
+		}
+		vmids[g.VMID] = true
+	}
+	for _, p := range []float64{s.Faults.API.Error500, s.Faults.API.LockTimeout, s.Faults.API.DropConnection, s.Faults.Exec.Failure, s.Faults.TaskWarnings} {
+		if p < 0 || p > 1 {
+			bad("fault probability %v is outside 0..1", p)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Scaled converts a world duration to wall time.
+func (w *World) Scaled(d Duration) time.Duration {
+	return time.Duration(float64(d) * w.Spec.TimeScale)
+}
