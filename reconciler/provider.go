@@ -1,0 +1,230 @@
+package reconciler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"slices"
+	"strings"
+)
+
+// Cluster is the Proxmox VE API as the reconciler needs it. Every method is
+// idempotent or fails with an *APIError or *TaskError; long operations wait
+// for their task with context-aware backoff.
+type Cluster interface {
+	// Guests lists every guest of the cluster from one /cluster/resources call.
+	Guests(ctx context.Context) ([]GuestSummary, error)
+	// Nodes lists the cluster's nodes with the addresses /cluster/status reports.
+	Nodes(ctx context.Context) ([]NodeInfo, error)
+	// GuestConfig reads a container's configuration, every key kept.
+	GuestConfig(ctx context.Context, node string, vmid int) (Config, error)
+	Create(ctx context.Context, req CreateRequest) error
+	Clone(ctx context.Context, req CloneRequest) error
+	// SetConfig changes a container's options; an empty digest skips the
+	// optimistic concurrency check.
+	SetConfig(ctx context.Context, node string, vmid int, set map[string]string, del []string, digest string) error
+	Resize(ctx context.Context, node string, vmid int, disk, size string) error
+	Start(ctx context.Context, node string, vmid int) error
+	Shutdown(ctx context.Context, node string, vmid int) error
+	Reboot(ctx context.Context, node string, vmid int) error
+	// ConvertToTemplate returns once the config shows template: 1.
+	ConvertToTemplate(ctx context.Context, node string, vmid int) error
+	// Delete destroys a stopped, unprotected container and purges it from
+	// the cluster's other configuration.
+	Delete(ctx context.Context, node string, vmid int) error
+	// RootSession reports whether the session may set what Proxmox reserves
+	// for root@pam (dev[n], features beyond nesting): a root@pam password
+	// ticket. API tokens never may, not even root's own.
+	RootSession() bool
+}
+
+// Node runs things on one Proxmox node: inside a container through pct, or on
+// the host itself.
+type Node interface {
+	// Exec runs a named script inside a running container:
+	// pct exec VMID -- env K=V... /bin/sh -c BODY NAME PHASE.
+	Exec(ctx context.Context, vmid int, s Script) (Result, error)
+	// ExecHost runs a named script on the node itself.
+	ExecHost(ctx context.Context, s Script) (Result, error)
+	// Push copies a file from the node into a running container.
+	Push(ctx context.Context, vmid int, src, dst string, mode os.FileMode) error
+	// HostProbe reports the NVIDIA driver and device nodes of the host.
+	HostProbe(ctx context.Context) (HostInfo, error)
+	// SetConfig sets container options with pct set on the node, as root:
+	// the way to set dev[n] and features when the API session may not.
+	SetConfig(ctx context.Context, vmid int, set map[string]string, del []string) error
+}
+
+// GuestSummary is one guest as /cluster/resources lists it.
+type GuestSummary struct {
+	VMID     int
+	Type     string // lxc or qemu
+	Node     string
+	Name     string
+	Status   string // running, stopped
+	Template bool
+	Tags     []string
+	Lock     string
+}
+
+// NodeInfo is one cluster node.
+type NodeInfo struct {
+	Name   string
+	IP     string
+	Online bool
+}
+
+// Config is a container's configuration with nothing dropped: every option as
+// the string Proxmox stores, the raw lxc.* lines in order, and the digest to
+// send back with changes.
+type Config struct {
+	Values map[string]string
+	LXC    [][2]string
+	Digest string
+}
+
+// CreateRequest creates a container from an OS template. Options holds the
+// config options to set (hostname, cores, memory, net0, features, ...).
+type CreateRequest struct {
+	Node       string
+	VMID       int
+	OSTemplate string
+	Storage    string
+	DiskGiB    int
+	Options    map[string]string
+}
+
+// CloneRequest clones a container or template.
+type CloneRequest struct {
+	Node        string // the source's node
+	SourceVMID  int
+	NewID       int
+	Hostname    string
+	Description string
+	Full        bool
+	Target      string // another node, or empty
+	Storage     string // full clones only
+}
+
+// Script is a named piece of shell run inside a guest or on a host. The name
+// (feature/step) shows in ps, logs and the simulator's journal; parameters are
+// passed as environment variables, never spliced into the body.
+type Script struct {
+	Name  string
+	Phase string // check, apply or verify
+	Body  string
+	Env   map[string]string
+}
+
+// Argv is how a script runs: env K=V... /bin/sh -c BODY NAME PHASE, with
+// the variables sorted so the command is the same every time.
+func (s Script) Argv() []string {
+	argv := []string{"env"}
+	for _, k := range sortedKeys(s.Env) {
+		argv = append(argv, k+"="+s.Env[k])
+	}
+	argv = append(argv, "/bin/sh", "-c", s.Body, s.Name)
+	if s.Phase != "" {
+		argv = append(argv, s.Phase)
+	}
+	return argv
+}
+
+// Result is what a command left behind.
+type Result struct {
+	ExitCode int
+	Stdout   string
+	Stderr   string
+}
+
+// HostInfo is what the host probe found.
+type HostInfo struct {
+	// DriverVersion is the NVIDIA kernel module's version, empty without one.
+	DriverVersion string
+	// PCIGPUs counts NVIDIA GPUs on the PCI bus.
+	PCIGPUs int
+	// Devices are the NVIDIA device nodes with their real numbers.
+	Devices []Device
+}
+
+// BrokenDriver reports a host with GPUs on PCI but no device nodes: no
+// working driver, nothing to pass through.
+func (h HostInfo) BrokenDriver() bool { return h.PCIGPUs > 0 && len(h.Devices) == 0 }
+
+// Device is a character device node on the host.
+type Device struct {
+	Path         string
+	Major, Minor int
+}
+
+// The kinds of failure the reconciler branches on. Providers classify what
+// Proxmox answers into these, in one place each, and decide there whether a
+// failure is worth retrying.
+var (
+	ErrLocked        = errors.New("locked")
+	ErrAlreadyExists = errors.New("already exists")
+	ErrNotFound      = errors.New("not found")
+	ErrPermission    = errors.New("permission denied")
+	ErrBadRequest    = errors.New("bad request")
+	ErrConflict      = errors.New("modified concurrently")
+	ErrTaskFailed    = errors.New("task failed")
+	ErrUnavailable   = errors.New("unavailable")
+)
+
+// APIError is a failed API call, with Proxmox's own words kept.
+type APIError struct {
+	Kind      error // one of the Err* values
+	Op        string
+	Status    int
+	Message   string
+	Params    map[string]string // per-parameter messages of a 400
+	Transient bool
+}
+
+func (e *APIError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: %d %s", e.Op, e.Status, e.Message)
+	for _, k := range sortedKeys(e.Params) {
+		fmt.Fprintf(&b, "; %s: %s", k, strings.TrimSpace(e.Params[k]))
+	}
+	return b.String()
+}
+
+func (e *APIError) Is(target error) bool { return target == e.Kind }
+
+// Retryable reports whether trying again may succeed without a change.
+func (e *APIError) Retryable() bool { return e.Transient }
+
+// TaskError is a Proxmox task that ended in failure.
+type TaskError struct {
+	UPID       string
+	ExitStatus string
+	LogTail    []string
+	Transient  bool
+}
+
+func (e *TaskError) Error() string {
+	msg := fmt.Sprintf("task %s failed: %s", e.UPID, e.ExitStatus)
+	if len(e.LogTail) > 0 {
+		msg += "\n  " + strings.Join(e.LogTail, "\n  ")
+	}
+	return msg
+}
+
+func (e *TaskError) Is(target error) bool { return target == ErrTaskFailed }
+
+// Retryable reports whether the task failed for a reason that passes (a lock).
+func (e *TaskError) Retryable() bool { return e.Transient }
+
+// Retryable reports whether an error says to try again later. Errors that do
+// not say are permanent.
+func Retryable(err error) bool {
+	var r interface{ Retryable() bool }
+	return errors.As(err, &r) && r.Retryable()
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	return slices.Sorted(maps.Keys(m))
+}
