@@ -171,6 +171,9 @@ var (
 	ErrConflict      = errors.New("modified concurrently")
 	ErrTaskFailed    = errors.New("task failed")
 	ErrUnavailable   = errors.New("unavailable")
+	// ErrRefused is any other refusal by the server: the request as made
+	// will not succeed (a linked clone of a non-template, a shrink, ...).
+	ErrRefused = errors.New("refused")
 )
 
 // APIError is a failed API call, with Proxmox's own words kept.

@@ -21,6 +21,8 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
+	"log"
 	"math/big"
 	"net"
 	"net/http"
@@ -111,6 +113,8 @@ func Start(world *World, opts Options) (_ *Sim, err error) {
 	// offering HTTP/2, under which the reason phrase would be lost.
 	s.api = &http.Server{
 		Handler: newAPIServer(s.c, schema), TLSConfig: tlsConf, ReadHeaderTimeout: 10 * time.Second,
+		// A client that refuses the certificate is a client's business.
+		ErrorLog: log.New(io.Discard, "", 0),
 		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
 	}
 	go func() { _ = s.api.ServeTLS(s.apiLn, "", "") }()

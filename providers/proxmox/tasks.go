@@ -1,0 +1,110 @@
+package proxmox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+
+	"github.com/phoenixhv/phoenix/reconciler"
+)
+
+// upidNode returns the node a task runs on: the second field of its UPID.
+func upidNode(upid string) (string, error) {
+	parts := strings.Split(upid, ":")
+	if len(parts) < 9 || parts[0] != "UPID" || parts[1] == "" {
+		return "", fmt.Errorf("not a task ID: %q", upid)
+	}
+	return parts[1], nil
+}
+
+// pollBackOff is the polling schedule of a task or a background change: short
+// at first (most tasks are quick), growing, with jitter, bounded by ctx only.
+func (c *Client) pollBackOff(ctx context.Context) backoff.BackOff {
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval = c.cfg.TaskPoll
+	b.MaxInterval = c.cfg.TaskPollMax
+	b.Multiplier = 1.5
+	b.RandomizationFactor = 0.2
+	b.MaxElapsedTime = 0
+	return backoff.WithContext(b, ctx)
+}
+
+// poll calls check until it returns nil or a permanent error, waiting between
+// calls on the poll schedule. A retryable error (a dropped connection while
+// polling) is polled through.
+func (c *Client) poll(ctx context.Context, check func() error) error {
+	err := backoff.Retry(func() error {
+		err := check()
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, errStillRunning), reconciler.Retryable(err):
+			return err
+		}
+		return backoff.Permanent(err)
+	}, c.pollBackOff(ctx))
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return err
+}
+
+type taskStatus struct {
+	Status     string `json:"status"`
+	ExitStatus string `json:"exitstatus"`
+}
+
+// wait waits for a task to stop. WARNINGS: N is success (logged); any other
+// exit status fails with the end of the task log.
+func (c *Client) wait(ctx context.Context, upid string) error {
+	node, err := upidNode(upid)
+	if err != nil {
+		return err
+	}
+	path := "/nodes/" + node + "/tasks/" + upid
+	var st taskStatus
+	err = c.poll(ctx, func() error {
+		if err := c.call(ctx, http.MethodGet, path+"/status", nil, &st); err != nil {
+			return err
+		}
+		if st.Status != "stopped" {
+			return errStillRunning
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if taskOK(st.ExitStatus) {
+		if st.ExitStatus != "OK" {
+			c.log.Warn("proxmox task ended with warnings", "upid", upid, "exitstatus", st.ExitStatus, "log", c.logTail(ctx, path, 5))
+		}
+		return nil
+	}
+	return &reconciler.TaskError{
+		UPID: upid, ExitStatus: st.ExitStatus, LogTail: c.logTail(ctx, path, 10), Transient: taskTransient(st.ExitStatus),
+	}
+}
+
+// logTail returns the last lines of a task log, or nothing if it cannot be read.
+func (c *Client) logTail(ctx context.Context, path string, n int) []string {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	var lines []struct {
+		N int    `json:"n"`
+		T string `json:"t"`
+	}
+	if err := c.call(ctx, http.MethodGet, path+"/log", map[string]string{"start": "0", "limit": "5000"}, &lines); err != nil {
+		return nil
+	}
+	var out []string
+	for _, l := range lines[max(0, len(lines)-n):] {
+		out = append(out, l.T)
+	}
+	return out
+}
