@@ -114,7 +114,7 @@ func Start(world *World, opts Options) (_ *Sim, err error) {
 	s.api = &http.Server{
 		Handler: newAPIServer(s.c, schema), TLSConfig: tlsConf, ReadHeaderTimeout: 10 * time.Second,
 		// A client that refuses the certificate is a client's business.
-		ErrorLog: log.New(io.Discard, "", 0),
+		ErrorLog:     log.New(io.Discard, "", 0),
 		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
 	}
 	go func() { _ = s.api.ServeTLS(s.apiLn, "", "") }()
