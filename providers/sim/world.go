@@ -344,6 +344,13 @@ func (w *World) check() error {
 	return errors.Join(errs...)
 }
 
+// CheckWorld fills in a world built in Go rather than read from a file, and
+// checks it as ParseWorld would.
+func CheckWorld(w *World) error {
+	w.setDefaults()
+	return w.check()
+}
+
 // Scaled converts a world duration to wall time.
 func (w *World) Scaled(d Duration) time.Duration {
 	return time.Duration(float64(d) * w.Spec.TimeScale)

@@ -1,0 +1,99 @@
+package reconciler_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/phoenixhv/phoenix/providers/proxmox"
+	"github.com/phoenixhv/phoenix/providers/sim"
+	"github.com/phoenixhv/phoenix/reconciler"
+	"github.com/phoenixhv/phoenix/spec"
+)
+
+// BenchmarkObservePlan measures one no-op pass (observe + plan) over N
+// converged containers against the simulator with 5 ms of API latency, and
+// reports the API requests it took and the bound it is held to:
+// (requests / parallelism) x latency.
+func BenchmarkObservePlan(b *testing.B) {
+	for _, n := range []int{1000, 10000} {
+		b.Run(fmt.Sprintf("guests=%d", n), func(b *testing.B) { benchObservePlan(b, n) })
+	}
+}
+
+const (
+	benchLatency     = 5 * time.Millisecond
+	benchParallelism = 8
+)
+
+func benchObservePlan(b *testing.B, n int) {
+	var specs strings.Builder
+	specs.WriteString("apiVersion: phoenix/v1alpha1\nkind: Cluster\nmetadata: {name: bench}\nspec: {defaults: {node: pve1, storage: local-lvm}}\n")
+	world := &sim.World{APIVersion: sim.WorldAPIVersion, Kind: "World"}
+	world.Spec.Nodes = []sim.WorldNode{{Name: "pve1", OSTemplates: []string{"local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst"}}}
+	world.Spec.Latency = sim.Duration(benchLatency)
+	for i := range n {
+		vmid, name := 1000+i, fmt.Sprintf("ct%d", i)
+		fmt.Fprintf(&specs, "---\napiVersion: phoenix/v1alpha1\nkind: Container\nmetadata: {name: %s}\nspec: {vmid: %d, from: {ostemplate: \"local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst\"}}\n", name, vmid)
+		state := reconciler.RenderDescription("", &reconciler.State{V: 1, Name: name, Kind: "Container"})
+		world.Spec.Guests = append(world.Spec.Guests, sim.WorldGuest{
+			VMID: vmid, Name: name, Node: "pve1", Running: true, Tags: []string{reconciler.ManagedTag},
+			Config: map[string]string{"cores": "1", "memory": "512", "swap": "512", "unprivileged": "1",
+				"rootfs": fmt.Sprintf("local-lvm:vm-%d-disk-0,size=8G", vmid), "description": state},
+		})
+	}
+	set, err := spec.Parse("bench.yaml", []byte(specs.String()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	res, err := spec.Resolve(set)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := sim.CheckWorld(world); err != nil {
+		b.Fatal(err)
+	}
+	s, err := sim.Start(world, sim.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	env := s.Env()
+	cfg, err := proxmox.ConfigFromEnv(func(k string) string { return env[k] }, spec.ClusterSpec{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	client, err := proxmox.New(context.Background(), cfg, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	noNodes := func(string) (reconciler.Node, error) { return nil, fmt.Errorf("no GPU guests here") }
+	before := total(s.Stats())
+	b.ResetTimer()
+	start := time.Now()
+	for b.Loop() {
+		obs, err := reconciler.Observe(context.Background(), client, noNodes, res, reconciler.ObserveOptions{Parallelism: benchParallelism})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if p := reconciler.MakePlan(res, obs, reconciler.PlanOptions{}); p.HasChanges() || p.HasErrors() {
+			b.Fatalf("a converged cluster planned changes: %+v", p.Summary())
+		}
+	}
+	elapsed := time.Since(start)
+	b.StopTimer()
+	perPass := float64(total(s.Stats())-before) / float64(b.N)
+	bound := time.Duration(perPass/benchParallelism) * benchLatency
+	b.ReportMetric(perPass, "requests/pass")
+	b.ReportMetric(float64(elapsed)/float64(b.N)/float64(bound), "x-bound")
+}
+
+func total(stats map[string]int) int {
+	n := 0
+	for _, v := range stats {
+		n += v
+	}
+	return n
+}

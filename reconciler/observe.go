@@ -1,0 +1,122 @@
+package reconciler
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/phoenixhv/phoenix/spec"
+)
+
+// Observed is the cluster as one pass saw it. It is a value: building it reads
+// the cluster, nothing in it writes.
+type Observed struct {
+	// Guests are the guests that matter: managed ones and any whose VMID or
+	// name a spec wants, by VMID.
+	Guests map[int]*ObservedGuest
+	// Hosts are the GPU probes of the nodes where a spec needs GPUs.
+	Hosts map[string]*HostObservation
+	// Others counts the guests that do not matter to phoenix.
+	Others int
+}
+
+// ObservedGuest is one guest: its listing, its config, its state block.
+type ObservedGuest struct {
+	GuestSummary
+	Config  Config
+	Managed bool
+	// User is the description's text outside phoenix's block.
+	User  string
+	State *State
+	// StateErr is set when the block is damaged; State is then nil.
+	StateErr error
+	// ConfigErr is set when the config could not be read.
+	ConfigErr error
+}
+
+// HostObservation is a node's GPU probe, or why it failed.
+type HostObservation struct {
+	Info HostInfo
+	Err  error
+}
+
+// NodeOf returns the Node that runs commands on a node by name.
+type NodeOf func(node string) (Node, error)
+
+// ObserveOptions bound the work of one observation.
+type ObserveOptions struct {
+	// Parallelism bounds concurrent config reads and probes (default 8).
+	Parallelism int
+}
+
+// Observe reads what the plan needs: one /cluster/resources call, one config
+// read per guest that matters, in parallel, and a host probe per node where a
+// spec wants GPUs.
+func Observe(ctx context.Context, cluster Cluster, nodes NodeOf, res *spec.Resolution, opts ObserveOptions) (*Observed, error) {
+	if opts.Parallelism <= 0 {
+		opts.Parallelism = 8
+	}
+	summaries, err := cluster.Guests(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list guests: %w", err)
+	}
+	wantVMID, wantName := map[int]bool{}, map[string]bool{}
+	gpuNodes := map[string]bool{}
+	for _, g := range res.Guests {
+		wantVMID[g.VMID] = true
+		wantName[g.Name] = true
+		if !g.Settings.GPUs.Empty() {
+			gpuNodes[g.Settings.Node] = true
+		}
+	}
+	obs := &Observed{Guests: map[int]*ObservedGuest{}, Hosts: map[string]*HostObservation{}}
+	for _, s := range summaries {
+		managed := slices.Contains(s.Tags, ManagedTag)
+		if !managed && !wantVMID[s.VMID] && !wantName[s.Name] {
+			obs.Others++
+			continue
+		}
+		obs.Guests[s.VMID] = &ObservedGuest{GuestSummary: s, Managed: managed}
+	}
+
+	sem := make(chan struct{}, opts.Parallelism)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	for _, g := range obs.Guests {
+		if g.Type != "" && g.Type != "lxc" {
+			continue // a VM: phoenix manages containers; a VM on a wanted VMID is a conflict
+		}
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			cfg, err := cluster.GuestConfig(ctx, g.Node, g.VMID)
+			if err != nil {
+				g.ConfigErr = err
+				return
+			}
+			g.Config = cfg
+			g.User, g.State, g.StateErr = ParseDescription(cfg.Values["description"])
+		})
+	}
+	for node := range gpuNodes {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			h := &HostObservation{}
+			n, err := nodes(node)
+			if err == nil {
+				h.Info, err = n.HostProbe(ctx)
+			}
+			h.Err = err
+			mu.Lock()
+			obs.Hosts[node] = h
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return obs, nil
+}

@@ -1,0 +1,97 @@
+package reconciler
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"strings"
+	"time"
+)
+
+// phoenix keeps no state of its own: what it has converged on a guest is
+// written into the guest's description, between these lines, as JSON. User
+// text around the block is kept as it is. A clone copies its source's
+// description, so a clone starts with its template's records.
+const (
+	stateBegin = "<!-- phoenix:state"
+	stateEnd   = "-->"
+	// ManagedTag marks a guest phoenix owns. A guest without it is never touched.
+	ManagedTag = "phoenix-managed"
+)
+
+// State is the record phoenix keeps in a guest's description.
+type State struct {
+	// V is the block's format version.
+	V int `json:"v"`
+	// Name and Kind are the spec this guest was made for.
+	Name string `json:"name"`
+	Kind string `json:"kind"`
+	// Parent is the Template it was cloned from, empty for a root.
+	Parent string `json:"parent,omitempty"`
+	// Features are the installations that completed, by feature name.
+	Features map[string]FeatureRecord `json:"features,omitempty"`
+}
+
+// FeatureRecord says a feature was installed, where, and with what.
+type FeatureRecord struct {
+	// VMID is the guest it was installed on: a record whose VMID is another
+	// guest's came with a clone.
+	VMID int `json:"vmid"`
+	// Version is the feature's version: the host driver's for nvidia-driver,
+	// a Feature document's version for user features.
+	Version string            `json:"version,omitempty"`
+	Params  map[string]string `json:"params,omitempty"`
+	At      time.Time         `json:"at"`
+}
+
+func (r FeatureRecord) equal(o FeatureRecord) bool {
+	return r.VMID == o.VMID && r.Version == o.Version && maps.Equal(r.Params, o.Params)
+}
+
+// ParseDescription splits a description into the user's text and phoenix's
+// state. A description without a block has no state and no error; a damaged
+// block (no end line, bad JSON, an unknown version) is reported and not
+// trusted, and its text counts as the user's, so that nothing is lost.
+func ParseDescription(desc string) (user string, state *State, err error) {
+	start := strings.Index(desc, stateBegin)
+	if start < 0 {
+		return desc, nil, nil
+	}
+	rest := desc[start+len(stateBegin):]
+	end := strings.Index(rest, stateEnd)
+	if end < 0 {
+		return desc, nil, errors.New("phoenix state block has no end line (-->)")
+	}
+	user = strings.TrimRight(desc[:start], "\n") + trimLeadingNewline(rest[end+len(stateEnd):])
+	var s State
+	dec := json.NewDecoder(strings.NewReader(rest[:end]))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&s); err != nil {
+		return desc, nil, fmt.Errorf("phoenix state block is damaged: %v", err)
+	}
+	if s.V != 1 {
+		return desc, nil, fmt.Errorf("phoenix state block has version %d; this phoenix reads version 1", s.V)
+	}
+	return user, &s, nil
+}
+
+func trimLeadingNewline(s string) string {
+	if strings.TrimSpace(s) == "" {
+		return ""
+	}
+	return "\n" + strings.TrimLeft(s, "\n")
+}
+
+// RenderDescription puts the state block after the user's text.
+func RenderDescription(user string, s *State) string {
+	body, err := json.Marshal(s)
+	if err != nil {
+		panic(err) // a State always encodes
+	}
+	user = strings.TrimRight(user, "\n")
+	if user != "" {
+		user += "\n"
+	}
+	return user + stateBegin + "\n" + string(body) + "\n" + stateEnd
+}
