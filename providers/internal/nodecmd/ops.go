@@ -1,0 +1,121 @@
+package nodecmd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/phoenixhv/phoenix/reconciler"
+)
+
+// Runner runs one argv on a node to its end and returns its exit status and
+// output. It returns an error only when there is no exit status: the command
+// could not be started, the connection was lost, or ctx ended (then the
+// error wraps ctx's). A *CommandError from TransportError keeps its kind;
+// any other error is taken as a lost connection.
+type Runner func(ctx context.Context, argv []string) (reconciler.Result, error)
+
+// Ops implements reconciler.Node's operations on top of a Runner: both
+// transports delegate to it, so they build the same argv and fail the same
+// way.
+type Ops struct {
+	Node string
+	Run  Runner
+}
+
+// Exec runs a named script inside a running container.
+func (o Ops) Exec(ctx context.Context, vmid int, s reconciler.Script) (reconciler.Result, error) {
+	argv, err := ExecArgv(vmid, s)
+	if err != nil {
+		return reconciler.Result{}, o.invalid(err)
+	}
+	return o.do(ctx, OpExec, argv)
+}
+
+// ExecHost runs a named script on the node itself.
+func (o Ops) ExecHost(ctx context.Context, s reconciler.Script) (reconciler.Result, error) {
+	argv, err := HostArgv(s)
+	if err != nil {
+		return reconciler.Result{}, o.invalid(err)
+	}
+	return o.do(ctx, OpHost, argv)
+}
+
+// Push copies a file already on the node into a running container.
+func (o Ops) Push(ctx context.Context, vmid int, src, dst string, mode os.FileMode) error {
+	argv, err := PushArgv(vmid, src, dst, mode)
+	if err != nil {
+		return o.invalid(err)
+	}
+	_, err = o.do(ctx, OpPush, argv)
+	return err
+}
+
+// SetConfig sets container options with pct set. Nothing to change runs
+// nothing.
+func (o Ops) SetConfig(ctx context.Context, vmid int, set map[string]string, del []string) error {
+	argv, err := SetArgv(vmid, set, del)
+	if err != nil || argv == nil {
+		return o.invalid(err)
+	}
+	_, err = o.do(ctx, OpSet, argv)
+	return err
+}
+
+// HostProbe runs the host probe and parses what it printed.
+func (o Ops) HostProbe(ctx context.Context) (reconciler.HostInfo, error) {
+	argv, err := HostArgv(HostProbeScript())
+	if err != nil {
+		return reconciler.HostInfo{}, o.invalid(err)
+	}
+	res, err := o.do(ctx, OpProbe, argv)
+	if err != nil {
+		return reconciler.HostInfo{}, err
+	}
+	info, err := ParseHostProbe(res.Stdout)
+	if err != nil {
+		return reconciler.HostInfo{}, fmt.Errorf("%s: %w", o.Node, err)
+	}
+	return info, nil
+}
+
+func (o Ops) do(ctx context.Context, op Op, argv []string) (reconciler.Result, error) {
+	if err := ctx.Err(); err != nil {
+		return reconciler.Result{}, fmt.Errorf("%s: %s: %w", o.Node, RenderArgv(argv), err)
+	}
+	res, err := o.Run(ctx, argv)
+	if err != nil {
+		return res, o.transport(ctx, argv, err)
+	}
+	if err := Classify(op, o.Node, argv, res); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+// transport names the node and command on an error that left no exit
+// status.
+func (o Ops) transport(ctx context.Context, argv []string, err error) error {
+	var ce *CommandError
+	switch {
+	case errors.As(err, &ce):
+		if ce.Node == "" {
+			ce.Node = o.Node
+		}
+		if ce.Argv == nil {
+			ce.Argv = argv
+		}
+		return ce
+	case ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)):
+		return fmt.Errorf("%s: %s: %w", o.Node, RenderArgv(argv), err)
+	}
+	return &CommandError{Node: o.Node, Argv: argv, ExitCode: -1, Err: err, Kind: reconciler.ErrUnavailable, Transient: true}
+}
+
+func (o Ops) invalid(err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%s: %w", o.Node, err)
+}
