@@ -2,6 +2,7 @@ package main
 
 import (
 	"io"
+	"log/slog"
 
 	"github.com/spf13/cobra"
 )
@@ -18,7 +19,7 @@ the way YAML specs in a git repository describe them.`,
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newValidateCmd(), newGraphCmd(), newSimCmd())
+	root.AddCommand(newValidateCmd(), newGraphCmd(), newSimCmd(), newPlanCmd())
 	return root
 }
 
@@ -28,4 +29,9 @@ func specPaths(cmd *cobra.Command) *[]string {
 	cmd.Flags().StringArrayVarP(&paths, "filename", "f", nil, "spec file or directory (read recursively); repeatable")
 	_ = cmd.MarkFlagRequired("filename")
 	return &paths
+}
+
+// logger is where commands log: standard error, warnings and above.
+func logger(cmd *cobra.Command) *slog.Logger {
+	return slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 }

@@ -1,0 +1,99 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+
+	"github.com/phoenixhv/phoenix/providers/local"
+	"github.com/phoenixhv/phoenix/providers/proxmox"
+	"github.com/phoenixhv/phoenix/providers/ssh"
+	"github.com/phoenixhv/phoenix/reconciler"
+	"github.com/phoenixhv/phoenix/spec"
+)
+
+// EnvNodeAccess chooses how phoenix runs commands on nodes: ssh (default), or
+// local when phoenix runs on the only node it manages.
+const EnvNodeAccess = "PHOENIX_NODE_ACCESS"
+
+// connection is the wired outside world: the API client and the nodes.
+type connection struct {
+	cluster *proxmox.Client
+	nodes   reconciler.NodeOf
+	close   func()
+}
+
+// connect builds the providers from the environment and the Cluster spec. The
+// SSH pool is made on first use, so that commands that never reach a node do
+// not need SSH settings.
+func connect(ctx context.Context, cs spec.ClusterSpec, getenv func(string) string, log *slog.Logger) (*connection, error) {
+	cfg, err := proxmox.ConfigFromEnv(getenv, cs)
+	if err != nil {
+		return nil, err
+	}
+	client, err := proxmox.New(ctx, cfg, log)
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", cfg.Endpoint, err)
+	}
+	conn := &connection{cluster: client, close: func() {}}
+	if getenv(EnvNodeAccess) == "local" {
+		host, _ := os.Hostname()
+		conn.nodes = func(name string) (reconciler.Node, error) {
+			if name != host {
+				return nil, fmt.Errorf("%s=local runs commands on this host (%s) only, not on node %s", EnvNodeAccess, host, name)
+			}
+			return local.New(name), nil
+		}
+		return conn, nil
+	}
+	var (
+		once    sync.Once
+		pool    *ssh.Pool
+		poolErr error
+	)
+	conn.nodes = func(name string) (reconciler.Node, error) {
+		once.Do(func() { pool, poolErr = newPool(ctx, client, cs, getenv) })
+		if poolErr != nil {
+			return nil, poolErr
+		}
+		return pool.Node(name)
+	}
+	conn.close = func() {
+		if pool != nil {
+			_ = pool.Close()
+		}
+	}
+	return conn, nil
+}
+
+// newPool reads the SSH settings, takes node addresses from /cluster/status,
+// and lets the Cluster spec override both.
+func newPool(ctx context.Context, client *proxmox.Client, cs spec.ClusterSpec, getenv func(string) string) (*ssh.Pool, error) {
+	cfg, err := ssh.ConfigFromEnv(getenv)
+	if err != nil {
+		return nil, err
+	}
+	if cs.SSH.Username != "" {
+		cfg.User = cs.SSH.Username
+	}
+	if cs.SSH.Port != nil {
+		cfg.Port = *cs.SSH.Port
+	}
+	if cs.SSH.KnownHostsFile != "" {
+		cfg.KnownHostsFile = cs.SSH.KnownHostsFile
+	}
+	nodes, err := client.Nodes(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list nodes: %w", err)
+	}
+	cfg.Addresses = map[string]string{}
+	for _, n := range nodes {
+		cfg.Addresses[n.Name] = n.IP
+	}
+	for name, addr := range cs.SSH.Nodes {
+		cfg.Addresses[name] = addr
+	}
+	return ssh.NewPool(cfg)
+}

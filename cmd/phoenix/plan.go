@@ -1,0 +1,92 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/phoenixhv/phoenix/reconciler"
+	"github.com/phoenixhv/phoenix/spec"
+)
+
+// Exit codes of plan with --detailed-exitcode, as terraform has them.
+const exitChanges = 2
+
+func newPlanCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "plan -f PATH... [--detailed-exitcode] [-o text|json]",
+		Short: "Show what apply would change, and why, without changing anything",
+		Long: `Observe the cluster, compare it with the specs and print the changes apply would
+make, grouped by guest: + create, ~ change, -/+ replace, - delete.
+
+Exit status: 0 when the plan was made (with --detailed-exitcode: only when there is
+nothing to do), 1 on errors (including guests that cannot be converged), 2 with
+--detailed-exitcode when there are changes.`,
+		Args: cobra.NoArgs,
+	}
+	paths := specPaths(cmd)
+	detailed := cmd.Flags().Bool("detailed-exitcode", false, "exit 2 when there are changes")
+	output := cmd.Flags().StringP("output", "o", "text", "output format: text or json")
+	allowReplace := cmd.Flags().Bool("allow-replace", false, "plan replacements (destroy and recreate) instead of refusing them")
+	prune := cmd.Flags().Bool("prune", false, "plan deleting managed guests that are in no spec")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if *output != "text" && *output != "json" {
+			return fmt.Errorf("unknown --output %q (text or json)", *output)
+		}
+		plan, err := makePlan(cmd.Context(), cmd, *paths, reconciler.PlanOptions{AllowReplace: *allowReplace, Prune: *prune})
+		if err != nil {
+			return err
+		}
+		out := cmd.OutOrStdout()
+		if *output == "json" {
+			err = plan.WriteJSON(out)
+		} else {
+			err = plan.WriteText(out, reconciler.TextOptions{Color: colorful(out)})
+		}
+		switch {
+		case err != nil:
+			return err
+		case plan.HasErrors():
+			return &exitError{code: 1}
+		case *detailed && plan.HasChanges():
+			return &exitError{code: exitChanges}
+		}
+		return nil
+	}
+	return cmd
+}
+
+// makePlan loads the specs, observes the cluster and plans.
+func makePlan(ctx context.Context, cmd *cobra.Command, paths []string, opts reconciler.PlanOptions) (*reconciler.Plan, error) {
+	set, err := loadSpecs(cmd, paths)
+	if err != nil {
+		return nil, err
+	}
+	res, err := spec.Resolve(set)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := connect(ctx, res.Cluster, os.Getenv, logger(cmd))
+	if err != nil {
+		return nil, err
+	}
+	defer conn.close()
+	obs, err := reconciler.Observe(ctx, conn.cluster, conn.nodes, res, reconciler.ObserveOptions{})
+	if err != nil {
+		return nil, err
+	}
+	return reconciler.MakePlan(res, obs, opts), nil
+}
+
+// colorful reports whether to colour output: a terminal, and NO_COLOR unset.
+func colorful(w io.Writer) bool {
+	if _, set := os.LookupEnv("NO_COLOR"); set {
+		return false
+	}
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}

@@ -1,0 +1,198 @@
+// Package features is phoenix's feature catalog: for every built-in feature
+// the ordered steps that install it, each a shell script with a check (exit 0:
+// already done), an apply and a verify phase, embedded from scripts/ (shellcheck
+// runs on them in make lint); and the same for user-defined Feature documents,
+// whose bodies come from the specs. Parameters reach a script as environment
+// variables, never spliced into its text.
+package features
+
+import (
+	"embed"
+	"fmt"
+	"maps"
+	"path"
+	"slices"
+	"strings"
+
+	"github.com/phoenixhv/phoenix/spec"
+)
+
+//go:embed scripts
+var scripts embed.FS
+
+// Where a step runs.
+type Where int
+
+const (
+	// InGuest runs with pct exec inside the container.
+	InGuest Where = iota
+	// OnHost runs on the container's node.
+	OnHost
+)
+
+// Step is one idempotent unit of a feature.
+type Step struct {
+	// Name is feature/step: it shows in ps, logs and the simulator's journal.
+	Name  string
+	Where Where
+	// Body is the script; it receives the phase (check, apply, verify) as $1.
+	// Steps of user features have one body per phase instead.
+	Body                 string
+	Check, Apply, Verify string
+	Env                  map[string]string
+	// Push, when set, is a file on the node copied into the container before
+	// the apply phase.
+	Push *Push
+	// Wait marks a step that is only polled (its check) until it passes or
+	// the wait times out: the container finishing its start.
+	Wait bool
+	// NoVerify skips the verify phase (the check is the verify).
+	NoVerify bool
+}
+
+// BodyFor returns the script run for a phase.
+func (s Step) BodyFor(phase string) string {
+	if s.Body != "" {
+		return s.Body
+	}
+	switch phase {
+	case "check":
+		return s.Check
+	case "verify":
+		return s.Verify
+	}
+	return s.Apply
+}
+
+// HasVerify reports whether the step has a verify phase to run.
+func (s Step) HasVerify() bool {
+	if s.NoVerify {
+		return false
+	}
+	return s.Body != "" || strings.TrimSpace(s.Verify) != ""
+}
+
+// Push copies a node file into the container.
+type Push struct {
+	Src, Dst string
+	Mode     uint32
+}
+
+// Context is what a feature's steps are computed from.
+type Context struct {
+	Guest *spec.Resolved
+	// Params are the feature's effective parameters on this guest.
+	Params spec.Params
+	// DriverVersion is the host's NVIDIA driver version.
+	DriverVersion string
+	// Devices are the device nodes passed into the container.
+	Devices []string
+	NVIDIA  spec.NVIDIASettings
+}
+
+// DefaultRunfileURL is where NVIDIA publishes the Linux driver runfiles.
+const DefaultRunfileURL = "https://download.nvidia.com/XFree86/Linux-x86_64/{version}/NVIDIA-Linux-x86_64-{version}.run"
+
+// RunfileDir is where a node keeps downloaded runfiles.
+const RunfileDir = "/var/lib/phoenix"
+
+func script(name string) string {
+	b, err := scripts.ReadFile(path.Join("scripts", name+".sh"))
+	if err != nil {
+		panic(fmt.Sprintf("features: no embedded script %s: %v", name, err)) // a build error, caught by tests
+	}
+	return string(b)
+}
+
+// Initialized is the step that waits for a started container to have its
+// network and the given device nodes.
+func Initialized(devices []string) Step {
+	return Step{Name: "phoenix/initialized", Body: script("phoenix/initialized"), Wait: true,
+		Env: map[string]string{"PHOENIX_DEVICES": strings.Join(devices, " ")}}
+}
+
+// Steps returns the steps of a feature on a guest, in order.
+func Steps(c *spec.Catalog, feature string, ctx Context) ([]Step, error) {
+	def, ok := c.Lookup(feature)
+	if !ok {
+		return nil, fmt.Errorf("unknown feature %q", feature)
+	}
+	if !def.BuiltIn() {
+		return userSteps(def, ctx), nil
+	}
+	step := func(name string, env map[string]string) Step {
+		return Step{Name: feature + "/" + name, Body: script(feature + "/" + name), Env: env}
+	}
+	switch feature {
+	case spec.FeatureBase:
+		return []Step{step("packages", nil)}, nil
+	case spec.FeatureNVIDIADriver:
+		v := ctx.DriverVersion
+		if v == "" {
+			return nil, fmt.Errorf("nvidia-driver: the host has no NVIDIA driver")
+		}
+		file := "NVIDIA-Linux-x86_64-" + v + ".run"
+		url := ctx.NVIDIA.RunfileURL
+		if url == "" {
+			url = DefaultRunfileURL
+		}
+		download := step("download", map[string]string{
+			"NVIDIA_VERSION": v, "NVIDIA_URL": strings.ReplaceAll(url, "{version}", v), "NVIDIA_RUNFILE": RunfileDir + "/" + file,
+		})
+		if sum := ctx.NVIDIA.SHA256[v]; sum != "" {
+			download.Env["NVIDIA_SHA256"] = sum
+		}
+		download.Where, download.NoVerify = OnHost, true
+		userspace := step("userspace", map[string]string{"NVIDIA_VERSION": v, "NVIDIA_RUNFILE": "/root/" + file})
+		userspace.Push = &Push{Src: RunfileDir + "/" + file, Dst: "/root/" + file, Mode: 0o755}
+		return []Step{Initialized(ctx.Devices), download, userspace}, nil
+	case spec.FeatureCUDAToolkit:
+		v := ctx.Params["version"]
+		repo := step("repository", nil)
+		return []Step{repo, step("toolkit", map[string]string{
+			"CUDA_VERSION": v, "CUDA_PACKAGE": "cuda-toolkit-" + strings.ReplaceAll(v, ".", "-"),
+		})}, nil
+	case spec.FeatureDocker:
+		return []Step{step("engine", nil)}, nil
+	case spec.FeatureNVIDIAContainerToolkit:
+		noCgroups := "false"
+		if ctx.Guest.Settings.Unprivileged {
+			noCgroups = "true"
+		}
+		install := step("install", nil)
+		return []Step{install, step("configure", map[string]string{"NCT_NO_CGROUPS": noCgroups})}, nil
+	case spec.FeatureOllama:
+		return []Step{step("install", map[string]string{"OLLAMA_VERSION": ctx.Params["version"]})}, nil
+	case spec.FeatureVLLM:
+		return []Step{step("install", map[string]string{"VLLM_VERSION": ctx.Params["version"]})}, nil
+	}
+	return nil, fmt.Errorf("built-in feature %s has no steps", feature)
+}
+
+// userSteps turns a Feature document's steps into named scripts, with its
+// parameters as environment variables.
+func userSteps(def *spec.FeatureDef, ctx Context) []Step {
+	env := map[string]string{}
+	maps.Copy(env, ctx.Params)
+	var out []Step
+	for _, s := range def.Doc.Spec.Steps {
+		out = append(out, Step{
+			Name: def.Name + "/" + s.Name, Check: s.Check, Apply: s.Apply, Verify: s.Verify, Env: maps.Clone(env),
+		})
+	}
+	return out
+}
+
+// Scripts lists the embedded scripts by name, for checks of the catalog.
+func Scripts() []string {
+	var out []string
+	dirs, _ := scripts.ReadDir("scripts")
+	for _, d := range dirs {
+		files, _ := scripts.ReadDir("scripts/" + d.Name())
+		for _, f := range files {
+			out = append(out, d.Name()+"/"+strings.TrimSuffix(f.Name(), ".sh"))
+		}
+	}
+	slices.Sort(out)
+	return out
+}

@@ -1,0 +1,40 @@
+#!/bin/sh
+# nvidia-driver/userspace: the NVIDIA userspace at exactly the host's driver
+# version, without a kernel module (the host's module serves the container).
+#   NVIDIA_VERSION  the host kernel module's version
+#   NVIDIA_RUNFILE  the runfile pushed into the container
+set -eu
+phase=${1:-apply}
+: "${NVIDIA_VERSION:?}" "${NVIDIA_RUNFILE:?}"
+
+reported() {
+	nvidia-smi --query-gpu=driver_version --format=csv,noheader 2>/dev/null | head -n 1
+}
+
+case "$phase" in
+check)
+	[ "$(reported)" = "$NVIDIA_VERSION" ]
+	;;
+apply)
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -q
+	apt-get install -y -q --no-install-recommends kmod pkg-config libglvnd-dev
+	sh "$NVIDIA_RUNFILE" --silent --no-kernel-module --no-questions --ui=none \
+		--no-nouveau-check --no-x-check --no-nvidia-modprobe --no-dkms
+	rm -f "$NVIDIA_RUNFILE"
+	;;
+verify)
+	# nvidia-smi must work and report the host's version: a mismatch shows as
+	# "Failed to initialize NVML: Driver/library version mismatch".
+	nvidia-smi >/dev/null
+	got=$(reported)
+	if [ "$got" != "$NVIDIA_VERSION" ]; then
+		echo "nvidia-smi reports driver $got, want $NVIDIA_VERSION" >&2
+		exit 1
+	fi
+	;;
+*)
+	echo "unknown phase $phase" >&2
+	exit 2
+	;;
+esac

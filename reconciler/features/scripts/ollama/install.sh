@@ -1,0 +1,29 @@
+#!/bin/sh
+# ollama/install: ollama with its service, at OLLAMA_VERSION when set.
+#   OLLAMA_VERSION  MAJOR.MINOR.PATCH, or empty for the current release
+set -eu
+phase=${1:-apply}
+
+version() {
+	ollama --version 2>/dev/null | sed -n 's/.*version is \([0-9.]*\).*/\1/p'
+}
+
+case "$phase" in
+check)
+	command -v ollama >/dev/null 2>&1 || exit 1
+	[ -z "${OLLAMA_VERSION:-}" ] || [ "$(version)" = "$OLLAMA_VERSION" ]
+	;;
+apply)
+	tmp=$(mktemp)
+	curl -fsSL --retry 3 -o "$tmp" https://ollama.com/install.sh
+	OLLAMA_VERSION="${OLLAMA_VERSION:-}" sh "$tmp"
+	rm -f "$tmp"
+	;;
+verify)
+	ollama --version >/dev/null
+	;;
+*)
+	echo "unknown phase $phase" >&2
+	exit 2
+	;;
+esac
