@@ -432,7 +432,8 @@ func TestCreate(t *testing.T) {
 }
 
 func TestClone(t *testing.T) {
-	s, c := startAPISim(t, apiWorld)
+	// Clones take long enough here to see the locks they hold.
+	s, c := startAPISim(t, apiWorld+"  durations: {clone: 500s}\n")
 	root := c.asRoot(s)
 	root.create("pve1", 300, url.Values{"tags": {"gpu"}, "description": {"the template"}, "features": {"nesting=1,keyctl=1"},
 		"dev0": {"/dev/nvidia0"}, "net0": {"name=eth0,bridge=vmbr0,ip=dhcp"}})

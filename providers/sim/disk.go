@@ -2,6 +2,7 @@ package sim
 
 import (
 	"maps"
+	"slices"
 	"strings"
 )
 
@@ -9,7 +10,8 @@ import (
 // it, which is how features arrive on clones in the simulator as they do on a
 // real cluster: nothing is re-derived, the bytes are inherited.
 type disk struct {
-	osID, osVersion string // from /etc/os-release
+	os   distro // what /etc/os-release says
+	osID string // Proxmox's ostype for it, which create writes to the config
 
 	files    map[string]string // files pushed or downloaded into the guest: path -> content id
 	records  map[string]bool   // scripts the model does not know that applied successfully
@@ -28,7 +30,8 @@ type disk struct {
 // newDisk returns a fresh root filesystem for an OS template or ostype.
 func newDisk(template string) *disk {
 	d := &disk{files: map[string]string{}, records: map[string]bool{}}
-	d.osID, d.osVersion = osFromTemplate(template)
+	d.os = osFromTemplate(template)
+	d.osID = d.os.ostype
 	return d
 }
 
@@ -39,39 +42,87 @@ func (d *disk) clone() *disk {
 	return &c
 }
 
+// distro is what the simulator knows of a distribution: the ostype Proxmox
+// gives it, its /etc/os-release, and the release assumed when only the
+// ostype is known.
+type distro struct {
+	ostype, id, name, version string
+}
+
+// distros by the first word of a template's name. Proxmox detects Rocky and
+// AlmaLinux as ostype centos.
+var distros = map[string]distro{
+	"ubuntu":     {"ubuntu", "ubuntu", "Ubuntu", "24.04"},
+	"debian":     {"debian", "debian", "Debian GNU/Linux", "12"},
+	"devuan":     {"devuan", "devuan", "Devuan GNU/Linux", "5"},
+	"alpine":     {"alpine", "alpine", "Alpine Linux", "3.20"},
+	"fedora":     {"fedora", "fedora", "Fedora Linux", "41"},
+	"centos":     {"centos", "centos", "CentOS Stream", "9"},
+	"rockylinux": {"centos", "rocky", "Rocky Linux", "9"},
+	"almalinux":  {"centos", "almalinux", "AlmaLinux", "9"},
+	"opensuse":   {"opensuse", "opensuse-leap", "openSUSE Leap", "15.6"},
+	"archlinux":  {"archlinux", "arch", "Arch Linux", ""},
+	"gentoo":     {"gentoo", "gentoo", "Gentoo", ""},
+}
+
 // osFromTemplate reads the distribution from a template volume name such as
-// local:vztmpl/ubuntu-24.04-standard_24.04-2_amd64.tar.zst, or an ostype.
-func osFromTemplate(v string) (id, version string) {
+// local:vztmpl/ubuntu-24.04-standard_24.04-2_amd64.tar.zst, or from an
+// ostype alone. What the simulator does not know is Ubuntu 24.04.
+func osFromTemplate(v string) distro {
 	name := v
 	if i := strings.LastIndex(name, "/"); i >= 0 {
 		name = name[i+1:]
 	}
-	id, rest, _ := strings.Cut(name, "-")
-	version, _, _ = strings.Cut(rest, "-")
-	switch id {
-	case "ubuntu":
-		if version == "" {
-			version = "24.04"
-		}
-	case "debian":
-		if version == "" {
-			version = "12"
-		}
-		version, _, _ = strings.Cut(version, ".")
-	default:
-		id, version = "ubuntu", "24.04"
+	word, rest, _ := strings.Cut(name, "-")
+	d, ok := distros[word]
+	if !ok {
+		return distros["ubuntu"]
 	}
-	return id, version
+	// The release is the second word when it is one: archlinux-base_...
+	// and gentoo-current-... carry none.
+	if version, _, _ := strings.Cut(rest, "-"); version != "" && version[0] >= '0' && version[0] <= '9' {
+		d.version = version
+	}
+	if d.id == "debian" || d.id == "devuan" {
+		// Their os-release VERSION_ID is the major release.
+		d.version, _, _ = strings.Cut(d.version, ".")
+	}
+	return d
 }
 
 // osRelease renders /etc/os-release.
 func (d *disk) osRelease() string {
-	name := map[string]string{"ubuntu": "Ubuntu", "debian": "Debian GNU/Linux"}[d.osID]
-	return "PRETTY_NAME=\"" + name + " " + d.osVersion + "\"\nNAME=\"" + name + "\"\nVERSION_ID=\"" + d.osVersion +
-		"\"\nID=" + d.osID + "\n"
+	out := "PRETTY_NAME=\"" + strings.TrimSpace(d.os.name+" "+d.os.version) + "\"\nNAME=\"" + d.os.name + "\"\n"
+	if d.os.version != "" {
+		out += "VERSION_ID=\"" + d.os.version + "\"\n"
+	}
+	return out + "ID=" + d.os.id + "\n"
 }
 
-// cudaDistro is the name NVIDIA's repositories use for the distribution.
+// cudaRepos are the distributions NVIDIA publishes CUDA repositories for
+// (developer.download.nvidia.com/compute/cuda/repos/<name>/x86_64/).
+var cudaRepos = []string{"ubuntu2004", "ubuntu2204", "ubuntu2404", "debian11", "debian12", "rhel8", "rhel9",
+	"fedora41", "fedora42", "opensuse15"}
+
+// cudaDistro is the name NVIDIA's repositories use for the distribution, or
+// "" where NVIDIA has none (Alpine's musl, Arch, Devuan, ...).
 func (d *disk) cudaDistro() string {
-	return d.osID + strings.ReplaceAll(d.osVersion, ".", "")
+	major, _, _ := strings.Cut(d.os.version, ".")
+	var name string
+	switch d.os.id {
+	case "ubuntu":
+		name = "ubuntu" + strings.ReplaceAll(d.os.version, ".", "")
+	case "debian":
+		name = "debian" + major
+	case "rocky", "almalinux", "centos":
+		name = "rhel" + major
+	case "fedora":
+		name = "fedora" + major
+	case "opensuse-leap":
+		name = "opensuse" + major
+	}
+	if !slices.Contains(cudaRepos, name) {
+		return ""
+	}
+	return name
 }

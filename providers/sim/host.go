@@ -11,27 +11,29 @@ import (
 // hostCommand runs a command on the node itself: a named host script, or a
 // plain read of what the kernel exposes about NVIDIA devices.
 func (c *cluster) hostCommand(ctx context.Context, nodeName string, argv []string, stdout, stderr io.Writer) int {
-	env := map[string]string{}
-	if argv[0] == "env" || argv[0] == "/usr/bin/env" {
-		argv = argv[1:]
-		for len(argv) > 0 && strings.Contains(argv[0], "=") {
-			k, v, _ := strings.Cut(argv[0], "=")
-			env[k] = v
-			argv = argv[1:]
-		}
-		if len(argv) == 0 {
-			return 0
-		}
+	env, argv := splitEnv(argv)
+	if len(argv) == 0 {
+		return 0
+	}
+	if code, refused := unnamedScript(argv, stderr); refused {
+		return code
 	}
 	c.mu.Lock()
 	n := c.node(nodeName)
 	c.mu.Unlock()
-	if (argv[0] == "/bin/sh" || argv[0] == "sh") && len(argv) >= 4 && argv[1] == "-c" {
+	if isShell(argv[0]) && len(argv) >= 4 && argv[1] == "-c" {
 		phase := ""
 		if len(argv) >= 5 {
 			phase = argv[4]
 		}
 		x := &script{c: c, n: n, name: argv[3], phase: phase, body: argv[2], env: env}
+		if m, known := builtinSteps[x.name]; known && !m.onNode {
+			// The step's model needs a container; run on the node it would
+			// change the wrong machine, so the caller has a bug to see.
+			fmt.Fprintf(stderr, "phoenix-sim: %s runs inside a container (pct exec VMID -- ...), not on the node\n", x.name)
+			c.journal.add(c.now(), Event{Node: n.Name, Kind: "exec", Name: x.name, Phase: phase, OK: false, Detail: "container step run on the node"})
+			return 2
+		}
 		if x.name == "phoenix/host-probe" {
 			c.mu.Lock()
 			x.out.WriteString(hostProbe(n))
@@ -69,8 +71,30 @@ func (c *cluster) hostCommand(ctx context.Context, nodeName string, argv []strin
 			}
 			fmt.Fprintf(&out, "%s %x %x\n", p, devs[i].major, devs[i].minor)
 		}
+	case slices.Equal(argv, []string{"cat", "/sys/module/nvidia/version"}):
+		if n.DriverVersion == "" {
+			fmt.Fprintln(&errOut, "cat: /sys/module/nvidia/version: No such file or directory")
+			code = 1
+		} else {
+			fmt.Fprintln(&out, n.DriverVersion)
+		}
 	case argv[0] == "true":
+	case n.DriverVersion != "" && argv[0] == "nvidia-smi":
+		for range n.GPUs {
+			if slices.Contains(argv, "--query-gpu=driver_version") {
+				fmt.Fprintln(&out, n.DriverVersion)
+			} else {
+				fmt.Fprintf(&out, "| NVIDIA-SMI %s   Driver Version: %s |\n", n.DriverVersion, n.DriverVersion)
+			}
+		}
+	case n.DriverVersion != "" && argv[0] == "nvidia-modprobe" && slices.Contains(argv, "-u"):
+		// What a oneshot unit before pve-guests.service runs so that
+		// /dev/nvidia-uvm* exist when containers start. A new value, not a
+		// write through the pointer, which the caller's World shares.
+		loaded := true
+		n.UVMLoaded = &loaded
 	default:
+		// A node without the driver has no NVIDIA tools either.
 		fmt.Fprintf(&errOut, "bash: line 1: %s: command not found\n", argv[0])
 		code = 127
 	}

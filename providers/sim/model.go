@@ -17,23 +17,31 @@ import (
 //
 //	phoenix/initialized            check: running, network up, $PHOENIX_DEVICES visible
 //	base/packages                  needs network
-//	nvidia-driver/download (host)  $NVIDIA_VERSION $NVIDIA_URL $NVIDIA_RUNFILE [$NVIDIA_SHA256]
+//	nvidia-driver/download         $NVIDIA_VERSION $NVIDIA_URL $NVIDIA_RUNFILE [$NVIDIA_SHA256]: on the
+//	                               node (then pct push), or inside a CT with network
 //	nvidia-driver/userspace        $NVIDIA_VERSION $NVIDIA_RUNFILE: needs the pushed runfile, network,
-//	                               visible devices and --no-kernel-module; verify = nvidia-smi
-//	cuda-toolkit/repository        needs a verified driver and network
+//	                               visible devices and --no-kernel-module, and installs the version the
+//	                               runfile holds; verify = nvidia-smi
+//	cuda-toolkit/repository        needs a verified driver, network and a distribution NVIDIA has a
+//	                               repository for (from /etc/os-release)
 //	cuda-toolkit/toolkit           $CUDA_VERSION $CUDA_PACKAGE: cuda-toolkit-X-Y only
 //	docker/engine                  verify needs features nesting=1 at start
 //	nvidia-container-toolkit/install, nvidia-container-toolkit/configure ($NCT_NO_CGROUPS)
 //	ollama/install ($OLLAMA_VERSION), vllm/install ($VLLM_VERSION)
 //
 // Any other name succeeds and is recorded on the guest's disk, so its check
-// passes once its apply has (and on clones made afterwards).
+// passes once its apply has (and on clones made afterwards). On the node
+// itself only nvidia-driver/download and phoenix/host-probe are known; a
+// container step sent there is refused, as it is a bug in the caller.
 
 // script is one run of a named script.
 type script struct {
-	c     *cluster
-	n     *node
-	g     *guest // nil for host scripts
+	c *cluster
+	n *node
+	g *guest // nil for host scripts
+	// boot is the run of the CT the command started in: a restart while it
+	// runs kills it, even though the CT is running again at the end.
+	boot  *runState
 	name  string
 	phase string
 	body  string
@@ -110,6 +118,17 @@ type stepModel struct {
 	check  func(x *script) bool
 	apply  func(x *script) int
 	verify func(x *script) int
+	// onNode: the step may run on the node itself, not only in a container.
+	onNode bool
+}
+
+// files is where a script's downloads land: the container's root
+// filesystem, or the node's for a host script.
+func (x *script) files() map[string]string {
+	if x.g != nil {
+		return x.g.disk.files
+	}
+	return x.n.files
 }
 
 var builtinSteps = map[string]stepModel{
@@ -134,8 +153,12 @@ var builtinSteps = map[string]stepModel{
 		},
 	},
 	"nvidia-driver/download": {
-		check: func(x *script) bool { return x.n.files[x.env["NVIDIA_RUNFILE"]] == runfileID(x.env["NVIDIA_VERSION"]) },
+		onNode: true,
+		check:  func(x *script) bool { return x.files()[x.env["NVIDIA_RUNFILE"]] == runfileID(x.env["NVIDIA_VERSION"]) },
 		apply: func(x *script) int {
+			if x.g != nil && !x.netUp() {
+				return x.fail(6, "curl: (6) Could not resolve host: download.nvidia.com")
+			}
 			v := x.env["NVIDIA_VERSION"]
 			if v == "" || x.env["NVIDIA_RUNFILE"] == "" || !strings.Contains(x.env["NVIDIA_URL"], v) {
 				return x.fail(22, "curl: (22) The requested URL returned error: 404")
@@ -143,7 +166,7 @@ var builtinSteps = map[string]stepModel{
 			if want := x.env["NVIDIA_SHA256"]; want != "" && want != RunfileSHA256(v) {
 				return x.fail(1, "%s: FAILED\nsha256sum: WARNING: 1 computed checksum did NOT match", x.env["NVIDIA_RUNFILE"])
 			}
-			x.n.files[x.env["NVIDIA_RUNFILE"]] = runfileID(v)
+			x.files()[x.env["NVIDIA_RUNFILE"]] = runfileID(v)
 			return 0
 		},
 	},
@@ -152,9 +175,13 @@ var builtinSteps = map[string]stepModel{
 			return x.g.disk.nvidia != "" && x.g.disk.nvidia == x.env["NVIDIA_VERSION"]
 		},
 		apply: func(x *script) int {
-			v := x.env["NVIDIA_VERSION"]
+			// The installer installs what the runfile holds, whatever
+			// NVIDIA_VERSION says: a stale runfile left at the same path
+			// installs the old version, and only verify tells.
+			content, pushed := x.g.disk.files[x.env["NVIDIA_RUNFILE"]]
+			v, isRunfile := strings.CutPrefix(content, runfileID(""))
 			switch {
-			case x.g.disk.files[x.env["NVIDIA_RUNFILE"]] != runfileID(v):
+			case !pushed || !isRunfile:
 				return x.fail(127, "sh: 1: %s: not found", x.env["NVIDIA_RUNFILE"])
 			case !strings.Contains(x.body, "--no-kernel-module"):
 				return x.fail(1, "ERROR: Unable to load the kernel module 'nvidia.ko'. This happens most frequently when this kernel "+
@@ -180,13 +207,18 @@ var builtinSteps = map[string]stepModel{
 		},
 	},
 	"cuda-toolkit/repository": {
-		check: func(x *script) bool { return x.g.disk.cudaRepo == x.g.disk.cudaDistro() },
+		check: func(x *script) bool { return x.g.disk.cudaRepo != "" && x.g.disk.cudaRepo == x.g.disk.cudaDistro() },
 		apply: func(x *script) int {
 			if msg, code := x.nvidiaSMI(); code != 0 {
 				return x.fail(1, "the NVIDIA driver is not working in this container (%s): install and verify it before CUDA", firstLine(msg))
 			}
 			if code := x.needNetwork(); code != 0 {
 				return code
+			}
+			// The keyring's URL is built from /etc/os-release; NVIDIA has
+			// no repository for some distributions.
+			if x.g.disk.cudaDistro() == "" {
+				return x.fail(22, "curl: (22) The requested URL returned error: 404")
 			}
 			x.g.disk.cudaRepo = x.g.disk.cudaDistro()
 			return 0

@@ -492,6 +492,15 @@ func (c *cluster) start(who caller, nodeName string, vmid int) (any, *apiError) 
 			return fmt.Errorf("CT %d already running", vmid)
 		}
 		g.conf.applyPending()
+		// The pre-start hook reads each passed device's numbers on the node: a
+		// device that is not there (nvidia-uvm not loaded after a host reboot)
+		// fails the start.
+		for _, k := range sortedDevKeys(g.conf.vals) {
+			if p := devPath(g.conf.vals[k]); !c.node(g.node).hasDevice(p) {
+				t.logf("Device %s does not exist", p)
+				return fmt.Errorf("startup for container '%d' failed", vmid)
+			}
+		}
 		g.run = c.startRuntime(g)
 		return nil
 	})

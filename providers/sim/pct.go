@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -21,11 +22,25 @@ import (
 // pctError is pct's exit status for its own failures.
 const pctError = 255
 
-// nodeCommand runs one remote command string on a node.
+// nodeCommand runs one remote command string on a node. Output is buffered
+// and written once the command is done: a write to an SSH channel blocks
+// while the client's window is full, and must never do so with the cluster
+// lock held.
 func (c *cluster) nodeCommand(ctx context.Context, nodeName, command string, stdout, stderr io.Writer) int {
+	var out, errOut bytes.Buffer
+	code := c.nodeCommandBuffered(ctx, nodeName, command, &out, &errOut)
+	_, _ = stdout.Write(out.Bytes())
+	_, _ = stderr.Write(errOut.Bytes())
+	return code
+}
+
+func (c *cluster) nodeCommandBuffered(ctx context.Context, nodeName, command string, stdout, stderr io.Writer) int {
 	argv, err := shellwords.Split(command)
 	if err != nil {
+		// Refused, never interpreted: a caller that forgot to quote would
+		// run something else on a real node. The journal shows the attempt.
 		fmt.Fprintf(stderr, "sh: 1: syntax error: %v\n", err)
+		c.journal.add(c.now(), Event{Node: nodeName, Kind: "exec", Name: "sh", OK: false, Detail: "syntax error: " + err.Error()})
 		return 2
 	}
 	if len(argv) == 0 {
@@ -37,18 +52,40 @@ func (c *cluster) nodeCommand(ctx context.Context, nodeName, command string, std
 	return c.hostCommand(ctx, nodeName, argv, stdout, stderr)
 }
 
+// pctUsage is the synopsis pct prints after a parameter error.
+var pctUsage = map[string]string{
+	"exec":   "pct exec <vmid> [<extra-args>] [OPTIONS]",
+	"push":   "pct push <vmid> <file> <destination> [OPTIONS]",
+	"set":    "pct set <vmid> [OPTIONS]",
+	"status": "pct status <vmid> [OPTIONS]",
+}
+
 func (c *cluster) pct(ctx context.Context, nodeName string, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprintln(stderr, "ERROR: no command specified")
 		return pctError
 	}
-	if len(args) < 2 {
-		fmt.Fprintf(stderr, "400 not enough arguments\npct %s <vmid>\n", args[0])
+	usage, known := pctUsage[args[0]]
+	if !known {
+		fmt.Fprintf(stderr, "ERROR: unknown command 'pct %s'\n", args[0])
 		return pctError
 	}
+	if len(args) < 2 {
+		fmt.Fprintf(stderr, "400 not enough arguments\n%s\n", usage)
+		return pctError
+	}
+	// vmid is checked against the schema before pct does anything:
+	// PVE::JSONSchema's messages, then the usage line.
 	vmid, err := strconv.Atoi(args[1])
-	if err != nil || vmid < 100 {
-		fmt.Fprintf(stderr, "400 Parameter verification failed.\nvmid: type check ('integer') failed - got '%s'\n", args[1])
+	switch {
+	case err != nil:
+		fmt.Fprintf(stderr, "400 Parameter verification failed.\nvmid: type check ('integer') failed - got '%s'\n%s\n", args[1], usage)
+		return pctError
+	case vmid < 100:
+		fmt.Fprintf(stderr, "400 Parameter verification failed.\nvmid: value must have a minimum value of 100\n%s\n", usage)
+		return pctError
+	case vmid > 999_999_999:
+		fmt.Fprintf(stderr, "400 Parameter verification failed.\nvmid: value must have a maximum value of 999999999\n%s\n", usage)
 		return pctError
 	}
 	switch args[0] {
@@ -66,65 +103,92 @@ func (c *cluster) pct(ctx context.Context, nodeName string, args []string, stdou
 		return c.pctPush(nodeName, vmid, args[2:], stderr)
 	case "set":
 		return c.pctSet(nodeName, vmid, args[2:], stderr)
-	case "status":
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		g, aerr := c.lookup(nodeName, vmid)
-		if aerr != nil {
-			fmt.Fprintln(stderr, aerr.Reason)
-			return pctError
-		}
-		fmt.Fprintf(stdout, "status: %s\n", g.status())
-		return 0
 	}
-	fmt.Fprintf(stderr, "ERROR: unknown command 'pct %s'\n", args[0])
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	g, aerr := c.lookup(nodeName, vmid)
+	if aerr != nil {
+		return c.pctFailed(nodeName, vmid, "status", aerr.Reason, stderr)
+	}
+	fmt.Fprintf(stdout, "status: %s\n", g.status())
+	return 0
+}
+
+// pctFailed reports one of pct's own errors: on stderr, with exit 255, and
+// in the journal, where a test sees what phoenix tried against which CT.
+func (c *cluster) pctFailed(nodeName string, vmid int, sub, msg string, stderr io.Writer) int {
+	fmt.Fprintln(stderr, msg)
+	c.journal.add(c.now(), Event{Node: nodeName, VMID: vmid, Kind: "exec", Name: "pct " + sub, OK: false, Detail: msg})
 	return pctError
 }
 
 // runningGuest finds a running container on the node, or says what pct says.
-func (c *cluster) runningGuest(nodeName string, vmid int, stderr io.Writer) (*guest, int) {
+// Call with c.mu held.
+func (c *cluster) runningGuest(nodeName string, vmid int, sub, notRunning string, stderr io.Writer) (*guest, int) {
 	g, aerr := c.lookup(nodeName, vmid)
 	if aerr != nil {
-		fmt.Fprintln(stderr, aerr.Reason)
-		return nil, pctError
+		return nil, c.pctFailed(nodeName, vmid, sub, aerr.Reason, stderr)
 	}
 	if g.run == nil {
-		fmt.Fprintf(stderr, "container '%d' not running!\n", vmid)
-		return nil, pctError
+		return nil, c.pctFailed(nodeName, vmid, sub, notRunning, stderr)
 	}
 	return g, 0
+}
+
+func isShell(name string) bool {
+	return slices.Contains([]string{"/bin/sh", "sh", "/bin/bash", "bash"}, name)
+}
+
+// splitEnv takes the leading env NAME=VALUE words off an argv.
+func splitEnv(argv []string) (map[string]string, []string) {
+	env := map[string]string{}
+	if argv[0] != "env" && argv[0] != "/usr/bin/env" {
+		return env, argv
+	}
+	argv = argv[1:]
+	for len(argv) > 0 && strings.Contains(argv[0], "=") && !strings.HasPrefix(argv[0], "=") {
+		k, v, _ := strings.Cut(argv[0], "=")
+		env[k] = v
+		argv = argv[1:]
+	}
+	return env, argv
+}
+
+// unnamedScript refuses sh -c BODY without a name: the model knows scripts
+// by name only and will not guess what a body does.
+func unnamedScript(argv []string, stderr io.Writer) (int, bool) {
+	if len(argv) >= 2 && isShell(argv[0]) && argv[1] == "-c" && len(argv) < 4 {
+		fmt.Fprintln(stderr, "phoenix-sim: sh -c BODY needs a script name after the body (sh -c BODY NAME PHASE): the simulator models scripts by name")
+		return 2, true
+	}
+	return 0, false
 }
 
 // guestExec runs argv inside a container: a named script
 // ([env K=V...] /bin/sh -c BODY NAME [PHASE]) or one of a few plain commands.
 func (c *cluster) guestExec(ctx context.Context, nodeName string, vmid int, argv []string, stdout, stderr io.Writer) int {
-	env := map[string]string{}
-	if argv[0] == "env" || argv[0] == "/usr/bin/env" {
-		argv = argv[1:]
-		for len(argv) > 0 && strings.Contains(argv[0], "=") && !strings.HasPrefix(argv[0], "=") {
-			k, v, _ := strings.Cut(argv[0], "=")
-			env[k] = v
-			argv = argv[1:]
-		}
-		if len(argv) == 0 {
-			return 0
-		}
-	}
 	c.mu.Lock()
-	g, code := c.runningGuest(nodeName, vmid, stderr)
+	g, code := c.runningGuest(nodeName, vmid, "exec", fmt.Sprintf("container '%d' not running!", vmid), stderr)
 	if g == nil {
 		c.mu.Unlock()
 		return code
 	}
-	n := c.node(nodeName)
+	n, boot := c.node(nodeName), g.run
 	c.mu.Unlock()
 
-	if (argv[0] == "/bin/sh" || argv[0] == "sh" || argv[0] == "/bin/bash" || argv[0] == "bash") && len(argv) >= 4 && argv[1] == "-c" {
+	env, argv := splitEnv(argv)
+	if len(argv) == 0 {
+		return 0
+	}
+	if code, refused := unnamedScript(argv, stderr); refused {
+		return code
+	}
+	if isShell(argv[0]) && len(argv) >= 4 && argv[1] == "-c" {
 		phase := ""
 		if len(argv) >= 5 {
 			phase = argv[4]
 		}
-		return c.runScript(ctx, &script{c: c, n: n, g: g, name: argv[3], phase: phase, body: argv[2], env: env}, stdout, stderr)
+		return c.runScript(ctx, &script{c: c, n: n, g: g, boot: boot, name: argv[3], phase: phase, body: argv[2], env: env}, stdout, stderr)
 	}
 	return c.plainGuestCommand(ctx, n, g, argv, stdout, stderr)
 }
@@ -141,31 +205,47 @@ func (c *cluster) runScript(ctx context.Context, x *script, stdout, stderr io.Wr
 	}
 	fault := x.phase != "check" && x.phase != "verify" && c.chance(c.world.Spec.Faults.Exec.Failure)
 	c.mu.Unlock()
-	if err := sleep(ctx, c.world.Scaled(d)); err != nil {
-		return 130
-	}
-	c.mu.Lock()
-	var code int
-	if fault {
-		code = x.fail(100, "E: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process 2107 (apt-get)")
-	} else {
-		// The guest may have been stopped or destroyed while the command ran.
-		if x.g != nil && (c.guests[x.g.vmid] != x.g || x.g.run == nil) {
-			code = x.fail(pctError, "container '%d' not running!", x.g.vmid)
-		} else {
-			code = x.run()
-		}
-	}
 	vmid := 0
 	if x.g != nil {
 		vmid = x.g.vmid
 	}
-	c.journal.add(c.now(), Event{Node: x.n.Name, VMID: vmid, Kind: "exec", Name: x.name, Phase: x.phase, OK: code == 0,
-		Detail: firstLine(strings.TrimSpace(x.err.String()))})
-	c.mu.Unlock()
+	if err := sleep(ctx, c.world.Scaled(d)); err != nil {
+		// Killed before its effect: nothing changed, and the journal says
+		// why, so a test can tell a cancelled apply from one never sent.
+		c.journal.add(c.now(), Event{Node: x.n.Name, VMID: vmid, Kind: "exec", Name: x.name, Phase: x.phase, OK: false,
+			Detail: "cancelled: " + context.Cause(ctx).Error()})
+		// Nobody reads this status: a client that closed the session gets
+		// none, and one that sent a signal gets 128+n from sshd.
+		return 128 + 15
+	}
+	code := c.finishScript(x, vmid, fault)
 	_, _ = io.WriteString(stdout, x.out.String())
 	_, _ = io.WriteString(stderr, x.err.String())
 	return code
+}
+
+// finishScript applies a script's effect under the cluster lock, released
+// even if a step model panics (sshd turns a panic into exit 255; a lock held
+// by a dead handler would hang the whole simulator). The journal entry is
+// written under the same lock, so the journal's order is the order the
+// effects happened in.
+func (c *cluster) finishScript(x *script, vmid int, fault bool) (code int) {
+	code = pctError // what a panicking model is journaled as
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	defer func() {
+		c.journal.add(c.now(), Event{Node: x.n.Name, VMID: vmid, Kind: "exec", Name: x.name, Phase: x.phase, OK: code == 0,
+			Detail: firstLine(strings.TrimSpace(x.err.String()))})
+	}()
+	switch {
+	case fault:
+		return x.fail(100, "E: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process 2107 (apt-get)")
+	case x.g != nil && (c.guests[x.g.vmid] != x.g || x.g.run != x.boot):
+		// The CT was stopped, restarted or destroyed while the command ran,
+		// which killed it before its effect.
+		return x.fail(pctError, "container '%d' not running!", x.g.vmid)
+	}
+	return x.run()
 }
 
 func sleep(ctx context.Context, d time.Duration) error {
@@ -216,8 +296,16 @@ func (c *cluster) plainGuestCommand(ctx context.Context, n *node, g *guest, argv
 		} else {
 			fmt.Fprintf(&x.out, "Cuda compilation tools, release %s, V%s.61\n", g.disk.cuda, g.disk.cuda)
 		}
-	case argv[0] == "test" && len(argv) == 3 && (argv[1] == "-c" || argv[1] == "-e"):
-		if !x.visible(argv[2]) {
+	case argv[0] == "test" && len(argv) == 3 && argv[1] == "-c":
+		if !x.visible(argv[2]) && !slices.Contains(containerDevices, argv[2]) {
+			code = 1
+		}
+	case argv[0] == "test" && len(argv) == 3 && (argv[1] == "-f" || argv[1] == "-s"):
+		if _, ok := g.disk.files[argv[2]]; !ok {
+			code = 1
+		}
+	case argv[0] == "test" && len(argv) == 3 && argv[1] == "-e":
+		if _, ok := g.disk.files[argv[2]]; !ok && !x.visible(argv[2]) && !slices.Contains(containerDevices, argv[2]) {
 			code = 1
 		}
 	case argv[0] == "true":
@@ -237,37 +325,103 @@ func (c *cluster) plainGuestCommand(ctx context.Context, n *node, g *guest, argv
 	return code
 }
 
+// containerDevices are the device nodes LXC creates in every container,
+// passed through or not.
+var containerDevices = []string{"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty", "/dev/console", "/dev/ptmx"}
+
 // procVersion is /proc/driver/nvidia/version for a driver version.
 func procVersion(v string) string {
 	return fmt.Sprintf("NVRM version: NVIDIA UNIX x86_64 Kernel Module  %s  Release Build  (dvs-builder@U16-I3-B03-4-3)  Thu Jul 17 20:30:36 UTC 2025\n"+
 		"GCC version:  gcc version 14.2.0 (Debian 14.2.0-19)\n", v)
 }
 
-// pctPush copies a node file into a running container.
-func (c *cluster) pctPush(nodeName string, vmid int, args []string, stderr io.Writer) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+// optKind is how pct's command line takes an option.
+type optKind int
+
+const (
+	optString optKind = iota // --name value, --name=value
+	optBool                  // the value is optional: --name alone means 1
+	optList                  // may repeat; the values join with commas
+)
+
+// getOptions parses pct's options as PVE::JSONSchema::get_options does with
+// Getopt::Long: "--name value", "--name=value" and "-name" alike, words that
+// are not options are the positional arguments in order, "--" ends the
+// options. kind says whether pct knows an option at all. A failure is what
+// pct prints before the usage line.
+func getOptions(args []string, kind func(name string) (optKind, bool)) (map[string]string, []string, string) {
+	opts := map[string]string{}
 	var pos []string
 	for i := 0; i < len(args); i++ {
-		switch args[i] {
-		case "--perms", "--user", "--group":
-			i++
-		default:
-			pos = append(pos, args[i])
+		a := args[i]
+		if a == "--" {
+			pos = append(pos, args[i+1:]...)
+			break
 		}
+		name, ok := strings.CutPrefix(a, "--")
+		if !ok {
+			name, ok = strings.CutPrefix(a, "-")
+		}
+		if !ok || name == "" {
+			pos = append(pos, a)
+			continue
+		}
+		name, val, hasVal := strings.Cut(name, "=")
+		k, known := kind(name)
+		if !known {
+			return nil, nil, "Unknown option: " + name + "\n400 unable to parse option"
+		}
+		if !hasVal {
+			next := i+1 < len(args)
+			switch {
+			case k == optBool && (!next || strings.HasPrefix(args[i+1], "-")):
+				// Getopt's optional value is taken only when the next
+				// word does not look like an option.
+				val = "1"
+			case !next:
+				return nil, nil, "Option " + name + " requires an argument\n400 unable to parse option"
+			default:
+				val = args[i+1]
+				i++
+			}
+		}
+		if old, ok := opts[name]; ok && k == optList {
+			val = old + "," + val
+		}
+		opts[name] = val
 	}
-	if len(pos) != 2 {
-		fmt.Fprintln(stderr, "400 wrong number of arguments\npct push <vmid> <file> <destination> [OPTIONS]")
+	return opts, pos, ""
+}
+
+// positional takes pct's positional arguments after the vmid, or says why not.
+func positional(pos []string, want int) string {
+	switch {
+	case len(pos) < want:
+		return "400 not enough arguments"
+	case len(pos) > want:
+		return "400 too many arguments"
+	}
+	return ""
+}
+
+// pctPush copies a node file into a running container.
+func (c *cluster) pctPush(nodeName string, vmid int, args []string, stderr io.Writer) int {
+	// Ownership and mode are not modelled, only that pct takes them.
+	_, pos, msg := getOptions(args, func(name string) (optKind, bool) {
+		return optString, name == "perms" || name == "user" || name == "group"
+	})
+	if msg == "" {
+		msg = positional(pos, 2)
+	}
+	if msg != "" {
+		fmt.Fprintf(stderr, "%s\n%s\n", msg, pctUsage["push"])
 		return pctError
 	}
-	g, aerr := c.lookup(nodeName, vmid)
-	if aerr != nil {
-		fmt.Fprintln(stderr, aerr.Reason)
-		return pctError
-	}
-	if g.run == nil {
-		fmt.Fprintln(stderr, "can only push files to a running CT")
-		return pctError
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	g, code := c.runningGuest(nodeName, vmid, "push", "can only push files to a running CT", stderr)
+	if g == nil {
+		return code
 	}
 	content, ok := c.node(nodeName).files[pos[0]]
 	if !ok {
@@ -283,39 +437,45 @@ func (c *cluster) pctPush(nodeName string, vmid int, args []string, stderr io.Wr
 }
 
 // pctSet changes a container's config as root@pam, the way to set what API
-// tokens may not (dev[n], features beyond nesting). It validates its options
-// against the same API schema pct does.
+// tokens may not (dev[n], features beyond nesting). It takes the options of
+// PUT .../config and validates them against the same API schema pct does.
 func (c *cluster) pctSet(nodeName string, vmid int, args []string, stderr io.Writer) int {
+	usage := pctUsage["set"]
+	m := c.configMethod
+	if m == nil {
+		fmt.Fprintln(stderr, "phoenix-sim: no API schema for pct set")
+		return pctError
+	}
+	opts, pos, msg := getOptions(args, func(name string) (optKind, bool) {
+		// node and vmid come from the host and the command line, not options.
+		p, ok := m.Property(name)
+		switch {
+		case !ok || name == "node" || name == "vmid":
+			return 0, false
+		case p.Type == "boolean":
+			return optBool, true
+		case p.Type == "array" || strings.HasSuffix(p.Format, "-list"):
+			return optList, true
+		}
+		return optString, true
+	})
+	if msg == "" {
+		msg = positional(pos, 0)
+	}
+	if msg != "" {
+		fmt.Fprintf(stderr, "%s\n%s\n", msg, usage)
+		return pctError
+	}
 	params := map[string]any{}
-	for i := 0; i < len(args); i++ {
-		k, ok := strings.CutPrefix(args[i], "--")
-		if !ok || i+1 >= len(args) {
-			fmt.Fprintf(stderr, "400 unable to parse option\npct set <vmid> [OPTIONS]\n")
-			return pctError
-		}
-		if v, ok := params[k]; ok && k == "delete" {
-			params[k] = v.(string) + "," + args[i+1]
-		} else {
-			params[k] = args[i+1]
-		}
-		i++
+	for k, v := range opts {
+		params[k] = v
 	}
-	schema, err := pveapi.Load(pveapi.V91)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return pctError
-	}
-	m, pathParams, err := schema.Lookup("PUT", fmt.Sprintf("/nodes/%s/lxc/%d/config", nodeName, vmid))
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return pctError
-	}
-	merged, verrs := pveapi.MergeParams(pathParams, params)
+	merged, verrs := pveapi.MergeParams(map[string]string{"node": nodeName, "vmid": strconv.Itoa(vmid)}, params)
 	if verrs == nil {
 		verrs = m.Verify(merged)
 	}
 	if verrs != nil {
-		fmt.Fprint(stderr, "400 "+verrs.Error()+"pct set <vmid> [OPTIONS]\n")
+		fmt.Fprint(stderr, "400 "+verrs.Error()+usage+"\n")
 		return pctError
 	}
 	p := map[string]string{}
@@ -323,17 +483,17 @@ func (c *cluster) pctSet(nodeName string, vmid int, args []string, stderr io.Wri
 		p[k] = paramString(v)
 	}
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	_, aerr := c.setConfig(caller{user: "root@pam"}, nodeName, vmid, p)
-	c.mu.Unlock()
 	c.journal.add(c.now(), Event{Node: nodeName, VMID: vmid, Kind: "exec", Name: "pct set", OK: aerr == nil,
-		Detail: strings.Join(slices.Sorted(maps.Keys(params)), ",")})
-	if aerr != nil {
-		if aerr.Errors != nil {
-			fmt.Fprint(stderr, "400 "+pveapi.Errors(aerr.Errors).Error()+"pct set <vmid> [OPTIONS]\n")
-		} else {
-			fmt.Fprintln(stderr, aerr.Reason)
-		}
-		return pctError
+		Detail: strings.Join(slices.Sorted(maps.Keys(opts)), ",")})
+	switch {
+	case aerr == nil:
+		return 0
+	case aerr.Errors != nil:
+		fmt.Fprint(stderr, "400 "+pveapi.Errors(aerr.Errors).Error()+usage+"\n")
+	default:
+		fmt.Fprintln(stderr, aerr.Reason)
 	}
-	return 0
+	return pctError
 }
