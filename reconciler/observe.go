@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
 
 	"github.com/phoenixhv/phoenix/spec"
 )
@@ -57,7 +60,8 @@ func Observe(ctx context.Context, cluster Cluster, nodes NodeOf, res *spec.Resol
 	if opts.Parallelism <= 0 {
 		opts.Parallelism = 8
 	}
-	summaries, err := cluster.Guests(ctx)
+	var summaries []GuestSummary
+	err := retryRead(ctx, func() (err error) { summaries, err = cluster.Guests(ctx); return err })
 	if err != nil {
 		return nil, fmt.Errorf("list guests: %w", err)
 	}
@@ -90,7 +94,8 @@ func Observe(ctx context.Context, cluster Cluster, nodes NodeOf, res *spec.Resol
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			cfg, err := cluster.GuestConfig(ctx, g.Node, g.VMID)
+			var cfg Config
+			err := retryRead(ctx, func() (err error) { cfg, err = cluster.GuestConfig(ctx, g.Node, g.VMID); return err })
 			if err != nil {
 				g.ConfigErr = err
 				return
@@ -106,7 +111,7 @@ func Observe(ctx context.Context, cluster Cluster, nodes NodeOf, res *spec.Resol
 			h := &HostObservation{}
 			n, err := nodes(node)
 			if err == nil {
-				h.Info, err = n.HostProbe(ctx)
+				err = retryRead(ctx, func() (err error) { h.Info, err = n.HostProbe(ctx); return err })
 			}
 			h.Err = err
 			mu.Lock()
@@ -119,4 +124,18 @@ func Observe(ctx context.Context, cluster Cluster, nodes NodeOf, res *spec.Resol
 		return nil, err
 	}
 	return obs, nil
+}
+
+// retryRead tries a read a few times while its failure is worth retrying: an
+// observation should not fail on one dropped connection.
+func retryRead(ctx context.Context, read func() error) error {
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval, b.MaxInterval, b.MaxElapsedTime = 100*time.Millisecond, 2*time.Second, 30*time.Second
+	return backoff.Retry(func() error {
+		err := read()
+		if err != nil && !Retryable(err) {
+			return backoff.Permanent(err)
+		}
+		return err
+	}, backoff.WithContext(b, ctx))
 }

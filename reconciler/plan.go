@@ -161,6 +161,22 @@ func MakePlan(res *spec.Resolution, obs *Observed, opts PlanOptions) *Plan {
 	return plan
 }
 
+// PlanGuest plans one guest against an observation that needs to hold only
+// that guest (and its template, for what a clone starts from). The apply
+// engine re-plans each guest after every step with it.
+func PlanGuest(res *spec.Resolution, obs *Observed, name string, opts PlanOptions) (GuestPlan, bool) {
+	r, ok := res.Guest(name)
+	if !ok {
+		return GuestPlan{}, false
+	}
+	p := &planner{res: res, obs: obs, opts: opts, byName: map[string]*GuestPlan{}, observedByName: map[string][]int{}}
+	for _, vmid := range slices.Sorted(maps.Keys(obs.Guests)) {
+		name := obs.Guests[vmid].Name
+		p.observedByName[name] = append(p.observedByName[name], vmid)
+	}
+	return p.guest(r), true
+}
+
 type planner struct {
 	res    *spec.Resolution
 	obs    *Observed
@@ -327,6 +343,12 @@ func (p *planner) existing(g *GuestPlan, r *spec.Resolved, d desired, og *Observ
 		g.Changes = append(g.Changes, Change{Action: Resize, SizeGiB: grow, Reason: "the spec's disk is larger"})
 	}
 	features := p.features(r, og)
+	if og.Template && len(features) > 0 && p.opts.AllowReplace && len(p.clonesOf(r.Name)) == 0 {
+		// A template cannot run installs; with no clones on its disk it can
+		// be rebuilt.
+		p.replace(g, r, d, og, fmt.Sprintf("it is a template missing %s, and a template cannot run installs", changedFeatures(features)))
+		return
+	}
 	if og.Template {
 		if len(features) > 0 {
 			var names []string
@@ -354,6 +376,14 @@ func (p *planner) existing(g *GuestPlan, r *spec.Resolved, d desired, og *Observ
 	if len(g.Changes) > 0 {
 		g.Action = UpdateConfig
 	}
+}
+
+func changedFeatures(cs []Change) string {
+	var names []string
+	for _, c := range cs {
+		names = append(names, c.Feature)
+	}
+	return strings.Join(names, ", ")
 }
 
 // needsRestart says why a running container must restart for a config

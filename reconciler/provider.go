@@ -18,6 +18,8 @@ type Cluster interface {
 	Guests(ctx context.Context) ([]GuestSummary, error)
 	// Nodes lists the cluster's nodes with the addresses /cluster/status reports.
 	Nodes(ctx context.Context) ([]NodeInfo, error)
+	// Status reads one container's state (status/current).
+	Status(ctx context.Context, node string, vmid int) (GuestSummary, error)
 	// GuestConfig reads a container's configuration, every key kept.
 	GuestConfig(ctx context.Context, node string, vmid int) (Config, error)
 	Create(ctx context.Context, req CreateRequest) error
@@ -171,6 +173,9 @@ var (
 	ErrConflict      = errors.New("modified concurrently")
 	ErrTaskFailed    = errors.New("task failed")
 	ErrUnavailable   = errors.New("unavailable")
+	// ErrNotRunning is a command refused because its container is not
+	// running (it also matches ErrRefused where a provider reports it so).
+	ErrNotRunning = errors.New("not running")
 	// ErrRefused is any other refusal by the server: the request as made
 	// will not succeed (a linked clone of a non-template, a shrink, ...).
 	ErrRefused = errors.New("refused")

@@ -19,7 +19,7 @@ the way YAML specs in a git repository describe them.`,
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newValidateCmd(), newGraphCmd(), newSimCmd(), newPlanCmd())
+	root.AddCommand(newValidateCmd(), newGraphCmd(), newSimCmd(), newPlanCmd(), newApplyCmd())
 	return root
 }
 

@@ -53,6 +53,20 @@ func (c *Client) Nodes(ctx context.Context) ([]reconciler.NodeInfo, error) {
 	return out, nil
 }
 
+// Status reads one container's state.
+func (c *Client) Status(ctx context.Context, node string, vmid int) (reconciler.GuestSummary, error) {
+	var r map[string]any
+	if err := c.call(ctx, http.MethodGet, ctPath(node, vmid)+"/status/current", nil, &r); err != nil {
+		return reconciler.GuestSummary{}, err
+	}
+	g := reconciler.GuestSummary{VMID: vmid, Type: "lxc", Node: node, Name: scalar(r["name"]), Status: scalar(r["status"]),
+		Template: scalar(r["template"]) == "1", Lock: scalar(r["lock"])}
+	for t := range strings.FieldsFuncSeq(scalar(r["tags"]), func(r rune) bool { return r == ';' || r == ',' || r == ' ' }) {
+		g.Tags = append(g.Tags, t)
+	}
+	return g, nil
+}
+
 // GuestConfig reads a container's config as a raw map, nothing dropped.
 func (c *Client) GuestConfig(ctx context.Context, node string, vmid int) (reconciler.Config, error) {
 	op := "GET " + ctPath(node, vmid) + "/config"

@@ -203,7 +203,8 @@ func (c *cluster) runScript(ctx context.Context, x *script, stdout, stderr io.Wr
 			d = sd
 		}
 	}
-	fault := x.phase != "check" && x.phase != "verify" && c.chance(c.world.Spec.Faults.Exec.Failure)
+	applying := x.phase != "check" && x.phase != "verify"
+	fault := applying && (c.chance(c.world.Spec.Faults.Exec.Failure) || c.chance(c.world.Spec.Faults.Exec.Scripts[x.name]))
 	c.mu.Unlock()
 	vmid := 0
 	if x.g != nil {

@@ -143,6 +143,9 @@ type APIFaults struct {
 // ExecFaults apply per command run inside a guest.
 type ExecFaults struct {
 	Failure float64 `yaml:"failure"`
+	// Scripts adds a failure probability for the apply of named scripts:
+	// {nginx/install: 1} makes that one step always fail.
+	Scripts map[string]float64 `yaml:"scripts"`
 }
 
 // Users are the credentials the API accepts. Empty values are generated.
@@ -336,7 +339,11 @@ func (w *World) check() error {
 		}
 		vmids[g.VMID] = true
 	}
-	for _, p := range []float64{s.Faults.API.Error500, s.Faults.API.LockTimeout, s.Faults.API.DropConnection, s.Faults.Exec.Failure, s.Faults.TaskWarnings} {
+	probs := []float64{s.Faults.API.Error500, s.Faults.API.LockTimeout, s.Faults.API.DropConnection, s.Faults.Exec.Failure, s.Faults.TaskWarnings}
+	for _, p := range s.Faults.Exec.Scripts {
+		probs = append(probs, p)
+	}
+	for _, p := range probs {
 		if p < 0 || p > 1 {
 			bad("fault probability %v is outside 0..1", p)
 		}

@@ -65,7 +65,9 @@ func (e *CommandError) Error() string {
 
 // Is matches the error's kind, so callers branch on reconciler.ErrNotFound
 // and friends without knowing which transport ran the command.
-func (e *CommandError) Is(target error) bool { return e.Kind != nil && target == e.Kind }
+func (e *CommandError) Is(target error) bool {
+	return e.Kind != nil && target == e.Kind || e.NotRunning && target == reconciler.ErrNotRunning
+}
 
 func (e *CommandError) Unwrap() error { return e.Err }
 
