@@ -438,4 +438,3 @@ func TestCrashAndRerun(t *testing.T) {
 		})
 	}
 }
-
