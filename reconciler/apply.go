@@ -47,7 +47,15 @@ type ApplyOptions struct {
 	Events func(Event)
 	// Now stamps feature records (default time.Now).
 	Now func() time.Time
+	// Stop, when closed, lets the steps in flight finish and starts no new
+	// one: a clean exit on SIGTERM.
+	Stop <-chan struct{}
+	// Skip names guests to leave alone this time (backing off after failures).
+	Skip map[string]string
 }
+
+// ErrStopped is the error of a guest left unfinished by a stop.
+var ErrStopped = errors.New("stopped before converging")
 
 // RetryPolicy is an exponential backoff with jitter.
 type RetryPolicy struct {
@@ -169,7 +177,7 @@ func (e *engine) run(ctx context.Context, plan *Plan) *ApplyResult {
 	jobs := map[string]*job{}
 	var order []*job
 	for _, g := range plan.Guests {
-		if g.Action == NoOp || len(g.Errors) > 0 {
+		if g.Action == NoOp || len(g.Errors) > 0 || e.opts.Skip[g.Name] != "" {
 			continue
 		}
 		j := &job{plan: g, done: make(chan struct{}), result: GuestResult{Name: g.Name, VMID: g.VMID}}
@@ -199,6 +207,9 @@ func (e *engine) run(ctx context.Context, plan *Plan) *ApplyResult {
 			case <-ctx.Done():
 				j.result.Err = ctx.Err()
 				return
+			case <-e.opts.Stop:
+				j.result.Err = ErrStopped
+				return
 			}
 			defer func() { <-e.slots }()
 			e.converge(ctx, j)
@@ -225,7 +236,13 @@ const maxSteps = 64
 // plan is empty.
 func (e *engine) converge(ctx context.Context, j *job) {
 	var errs *multierror.Error
-	defer func() { j.result.Err = errs.ErrorOrNil() }()
+	step := ""
+	defer func() {
+		j.result.Err = errs.ErrorOrNil()
+		if j.result.Err != nil && ctx.Err() == nil && !errors.Is(j.result.Err, ErrStopped) {
+			e.recordError(ctx, j.plan, step, j.result.Err)
+		}
+	}()
 	if j.plan.Action == Delete {
 		if err := e.delete(ctx, j); err != nil {
 			errs = multierror.Append(errs, err)
@@ -237,6 +254,12 @@ func (e *engine) converge(ctx context.Context, j *job) {
 		if err := ctx.Err(); err != nil {
 			errs = multierror.Append(errs, err)
 			return
+		}
+		select {
+		case <-e.opts.Stop:
+			errs = multierror.Append(errs, ErrStopped)
+			return
+		default:
 		}
 		obs, err := e.observe(ctx, j.plan)
 		if err != nil {
@@ -252,10 +275,14 @@ func (e *engine) converge(ctx context.Context, j *job) {
 			return
 		}
 		if len(gp.Changes) == 0 {
+			if og := obs.Guests[gp.VMID]; og != nil && og.State != nil && og.State.Error != nil {
+				e.clearError(ctx, gp)
+			}
 			return
 		}
 		c := gp.Changes[0]
 		key := stepName(c)
+		step = key
 		if seen[key]++; seen[key] > 3 {
 			errs = multierror.Append(errs, fmt.Errorf("%s: still planned after being done %d times; something else changes the guest back", key, seen[key]-1))
 			return
@@ -734,25 +761,65 @@ func stepError(s features.Step, phase string, res Result) error {
 	return fmt.Errorf("%s %s exited %d: %s", s.Name, phase, res.ExitCode, msg)
 }
 
-// record writes a feature record into the guest's state block, keeping the
-// user's text, with the digest of what it read.
+// record writes a feature record into the guest's state block as soon as the
+// feature verified.
 func (e *engine) record(ctx context.Context, g GuestPlan, feature string, rec FeatureRecord) error {
 	r, _ := e.res.Guest(g.Name)
 	return e.retry(ctx, g, "record "+feature, func() error {
-		cfg, err := e.cluster.GuestConfig(ctx, g.Node, g.VMID)
-		if err != nil {
-			return err
-		}
-		user, state, _ := ParseDescription(cfg.Values["description"])
-		if state == nil {
-			state = &State{V: 1, Name: r.Name, Kind: string(r.Kind), Parent: r.Parent}
-		}
-		if state.Features == nil {
-			state.Features = map[string]FeatureRecord{}
-		}
-		state.Features[feature] = rec
-		return e.cluster.SetConfig(ctx, g.Node, g.VMID, map[string]string{"description": RenderDescription(user, state)}, nil, cfg.Digest)
+		return e.updateState(ctx, g, func(s *State) bool {
+			if s.Features == nil {
+				s.Features = map[string]FeatureRecord{}
+			}
+			s.Features[feature] = rec
+			return true
+		}, &State{V: 1, Name: r.Name, Kind: string(r.Kind), Parent: r.Parent})
 	})
+}
+
+// recordError writes a guest's failure into its state block, so that phoenix
+// status can tell it later without state of its own. It is best effort: the
+// failure is reported anyway.
+func (e *engine) recordError(ctx context.Context, g GuestPlan, step string, err error) {
+	msg := err.Error()
+	if len(msg) > 1000 {
+		msg = msg[:1000] + "..."
+	}
+	_ = e.updateState(ctx, g, func(s *State) bool {
+		s.Error = &StateError{At: e.opts.Now().UTC(), Step: step, Message: msg}
+		return true
+	}, nil)
+}
+
+func (e *engine) clearError(ctx context.Context, g GuestPlan) {
+	_ = e.updateState(ctx, g, func(s *State) bool {
+		changed := s.Error != nil
+		s.Error = nil
+		return changed
+	}, nil)
+}
+
+// updateState reads a managed guest's state block, changes it and writes it
+// back, keeping the user's text, with the digest it read. A guest without a
+// block gets fresh when given, else is left alone.
+func (e *engine) updateState(ctx context.Context, g GuestPlan, change func(*State) bool, fresh *State) error {
+	cfg, err := e.cluster.GuestConfig(ctx, g.Node, g.VMID)
+	if err != nil {
+		return err
+	}
+	if !slices.Contains(spec.NormalizeTags([]string{cfg.Values["tags"]}), ManagedTag) {
+		return nil
+	}
+	user, state, _ := ParseDescription(cfg.Values["description"])
+	if state == nil {
+		if fresh == nil {
+			return nil
+		}
+		state = fresh
+	}
+	if !change(state) {
+		return nil
+	}
+	return e.cluster.SetConfig(ctx, g.Node, g.VMID, map[string]string{"description": RenderDescription(user, state)}, nil, cfg.Digest)
 }
 
 // destroy stops and deletes a guest that is replaced.

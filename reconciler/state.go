@@ -31,6 +31,16 @@ type State struct {
 	Parent string `json:"parent,omitempty"`
 	// Features are the installations that completed, by feature name.
 	Features map[string]FeatureRecord `json:"features,omitempty"`
+	// Error is the last failure converging this guest, cleared once it
+	// converges: phoenix status shows it without any state of its own.
+	Error *StateError `json:"error,omitempty"`
+}
+
+// StateError is a failure recorded on the guest.
+type StateError struct {
+	At      time.Time `json:"at"`
+	Step    string    `json:"step"`
+	Message string    `json:"message"`
 }
 
 // FeatureRecord says a feature was installed, where, and with what.
@@ -52,9 +62,11 @@ func (r FeatureRecord) equal(o FeatureRecord) bool {
 // ParseDescription splits a description into the user's text and phoenix's
 // state. A description without a block has no state and no error; a damaged
 // block (no end line, bad JSON, an unknown version) is reported and not
-// trusted, and its text counts as the user's, so that nothing is lost.
+// trusted, and its text counts as the user's, so that nothing is lost. The
+// last block counts: a new one is written after a damaged one, which stays
+// in the text for the user to look at.
 func ParseDescription(desc string) (user string, state *State, err error) {
-	start := strings.Index(desc, stateBegin)
+	start := strings.LastIndex(desc, stateBegin)
 	if start < 0 {
 		return desc, nil, nil
 	}

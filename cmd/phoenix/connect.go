@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"sync"
 
@@ -29,10 +30,17 @@ type connection struct {
 // SSH pool is made on first use, so that commands that never reach a node do
 // not need SSH settings.
 func connect(ctx context.Context, cs spec.ClusterSpec, getenv func(string) string, log *slog.Logger) (*connection, error) {
+	return connectWith(ctx, cs, getenv, log, nil)
+}
+
+// connectWith is connect with a wrapper around the API transport (metrics).
+func connectWith(ctx context.Context, cs spec.ClusterSpec, getenv func(string) string, log *slog.Logger,
+	wrap func(http.RoundTripper) http.RoundTripper) (*connection, error) {
 	cfg, err := proxmox.ConfigFromEnv(getenv, cs)
 	if err != nil {
 		return nil, err
 	}
+	cfg.WrapTransport = wrap
 	client, err := proxmox.New(ctx, cfg, log)
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", cfg.Endpoint, err)

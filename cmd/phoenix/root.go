@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
 
@@ -9,8 +10,9 @@ import (
 
 func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root := &cobra.Command{
-		Use:   "phoenix",
-		Short: "Declarative reconciler for Proxmox VE LXC containers with NVIDIA GPUs",
+		PersistentPreRunE: checkLogFlags,
+		Use:               "phoenix",
+		Short:             "Declarative reconciler for Proxmox VE LXC containers with NVIDIA GPUs",
 		Long: `phoenix keeps Proxmox VE LXC containers, the templates they are cloned from and
 the features installed in them (NVIDIA driver, GPU passthrough, CUDA, docker, ...)
 the way YAML specs in a git repository describe them.`,
@@ -19,7 +21,9 @@ the way YAML specs in a git repository describe them.`,
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newValidateCmd(), newGraphCmd(), newSimCmd(), newPlanCmd(), newApplyCmd())
+	root.PersistentFlags().String("log-format", "text", "log format: text or json")
+	root.PersistentFlags().String("log-level", "info", "log level: debug, info, warn or error")
+	root.AddCommand(newValidateCmd(), newGraphCmd(), newSimCmd(), newPlanCmd(), newApplyCmd(), newRunCmd(), newStatusCmd())
 	return root
 }
 
@@ -31,7 +35,32 @@ func specPaths(cmd *cobra.Command) *[]string {
 	return &paths
 }
 
-// logger is where commands log: standard error, warnings and above.
+// logger is where commands log: structured lines on standard error, in the
+// format and from the level the flags ask for. Nothing phoenix logs carries a
+// secret: configs are not logged, credentials never leave the providers.
 func logger(cmd *cobra.Command) *slog.Logger {
-	return slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	format, _ := cmd.Flags().GetString("log-format")
+	levelName, _ := cmd.Flags().GetString("log-level")
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(levelName)); err != nil {
+		level = slog.LevelInfo
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), opts))
+	}
+	return slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), opts))
+}
+
+func checkLogFlags(cmd *cobra.Command, _ []string) error {
+	format, _ := cmd.Flags().GetString("log-format")
+	if format != "text" && format != "json" {
+		return fmt.Errorf("unknown --log-format %q (text or json)", format)
+	}
+	levelName, _ := cmd.Flags().GetString("log-level")
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(levelName)); err != nil {
+		return fmt.Errorf("unknown --log-level %q (debug, info, warn or error)", levelName)
+	}
+	return nil
 }

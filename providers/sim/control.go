@@ -84,3 +84,16 @@ func (s *Sim) controlHandler() http.Handler {
 	})
 	return mux
 }
+
+// SetScriptFault sets the failure probability of a named script's apply, as a
+// test heals or breaks one step.
+func (s *Sim) SetScriptFault(name string, p float64) {
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	scripts := maps.Clone(s.c.world.Spec.Faults.Exec.Scripts)
+	if scripts == nil {
+		scripts = map[string]float64{}
+	}
+	scripts[name] = p
+	s.c.world.Spec.Faults.Exec.Scripts = scripts
+}

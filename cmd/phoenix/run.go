@@ -1,0 +1,223 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+
+	"github.com/phoenixhv/phoenix/reconciler"
+	"github.com/phoenixhv/phoenix/spec"
+)
+
+func newRunCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "run -f PATH... [--interval 60s] [--listen 127.0.0.1:9464] [--once]",
+		Short: "Keep the cluster converged: observe, plan and apply in a loop",
+		Long: `Observe, plan and apply in a loop. Every pass starts from the cluster as it is.
+A change to the spec files starts a pass at once; a guest that failed waits with
+exponential backoff, and one whose failure needs a spec change waits for one.
+SIGINT or SIGTERM finish the steps in flight and exit; a second signal aborts them.
+
+With --listen: /metrics (Prometheus), /healthz, /readyz (ready after the first
+full pass) and /status (JSON: the last pass and every guest's conditions).`,
+		Args: cobra.NoArgs,
+	}
+	paths := specPaths(cmd)
+	interval := cmd.Flags().Duration("interval", 60*time.Second, "time between passes (varied by 10% jitter)")
+	listen := cmd.Flags().String("listen", "", "address for /metrics, /healthz, /readyz and /status, e.g. 127.0.0.1:9464")
+	once := cmd.Flags().Bool("once", false, "run one pass and exit (for cron and CI)")
+	parallelism := cmd.Flags().Int("parallelism", 4, "guests converged at once")
+	allowReplace := cmd.Flags().Bool("allow-replace", false, "destroy and recreate guests whose parent or privilege mode changed")
+	prune := cmd.Flags().Bool("prune", false, "delete managed guests that are in no spec")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		log := logger(cmd)
+		// The first signal stops gracefully; the second cancels what runs.
+		ctx, cancel := context.WithCancel(cmd.Context())
+		defer cancel()
+		stop := make(chan struct{})
+		sig := make(chan os.Signal, 2)
+		signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+		defer signal.Stop(sig)
+		go func() {
+			select {
+			case s := <-sig:
+				log.Info("stopping after the steps in flight", "signal", s.String())
+				close(stop)
+			case <-ctx.Done():
+				return
+			}
+			select {
+			case <-sig:
+				log.Warn("aborting the steps in flight")
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+
+		set, err := loadSpecs(cmd, *paths)
+		if err != nil {
+			return err
+		}
+		first, err := spec.Resolve(set)
+		if err != nil {
+			return err
+		}
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		m := newMetrics(reg)
+		conn, err := connectWith(ctx, first.Cluster, os.Getenv, log, m.transport)
+		if err != nil {
+			return err
+		}
+		defer conn.close()
+		load := func() (*spec.Resolution, error) {
+			set, err := spec.Load(*paths...)
+			if err != nil {
+				return nil, fmt.Errorf("specs: %w", err)
+			}
+			return spec.Resolve(set)
+		}
+		loop := reconciler.NewLoop(conn.cluster, conn.nodes, load, reconciler.LoopOptions{
+			Interval: *interval, Log: log,
+			Apply: reconciler.ApplyOptions{
+				PlanOptions: reconciler.PlanOptions{AllowReplace: *allowReplace, Prune: *prune},
+				Parallelism: *parallelism, Events: m.event,
+			},
+			Pass: func(info reconciler.PassInfo, _ *reconciler.Plan, _ *reconciler.ApplyResult, st []reconciler.GuestStatus) {
+				m.pass(info, st)
+			},
+		})
+		if *listen != "" {
+			srv, err := serve(*listen, reg, loop, log)
+			if err != nil {
+				return err
+			}
+			defer srv.Close()
+		}
+		if !*once {
+			w, err := watchSpecs(*paths, loop.Trigger, log)
+			if err != nil {
+				return err
+			}
+			defer w.Close()
+		}
+		err = loop.Run(ctx, stop, *once)
+		if errors.Is(err, context.Canceled) {
+			return &exitError{code: 1, err: errors.New("aborted")}
+		}
+		if err != nil {
+			return err
+		}
+		if *once {
+			if r := loop.Report(); r.Pass != nil && r.Pass.Failed > 0 {
+				return &exitError{code: 1, err: fmt.Errorf("%d guest(s) failed", r.Pass.Failed)}
+			}
+		}
+		return nil
+	}
+	return cmd
+}
+
+// serve starts the HTTP endpoints.
+func serve(addr string, reg *prometheus.Registry, loop *reconciler.Loop, log *slog.Logger) (*http.Server, error) {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !loop.Ready() {
+			http.Error(w, "no full pass yet", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(loop.Report())
+	})
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--listen: %w", err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	log.Info("serving", "address", ln.Addr().String())
+	return srv, nil
+}
+
+// watchSpecs triggers a pass when a spec file changes. Directories are
+// watched rather than files: git pull and editors replace files by renaming
+// over them, which a watch on the old file would miss.
+func watchSpecs(paths []string, trigger func(), log *slog.Logger) (*fsnotify.Watcher, error) {
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return nil, err
+	}
+	add := func(dir string) {
+		if err := w.Add(dir); err != nil {
+			log.Warn("cannot watch", "dir", dir, "error", err)
+		}
+	}
+	for _, p := range paths {
+		info, err := os.Stat(p)
+		if err != nil {
+			continue
+		}
+		if !info.IsDir() {
+			add(filepath.Dir(p))
+			continue
+		}
+		_ = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				add(path)
+			}
+			return nil
+		})
+	}
+	go func() {
+		// Bursts of events (a checkout touches many files) become one pass.
+		var debounce <-chan time.Time
+		for {
+			select {
+			case ev, ok := <-w.Events:
+				if !ok {
+					return
+				}
+				if ev.Op.Has(fsnotify.Create) {
+					if info, err := os.Stat(ev.Name); err == nil && info.IsDir() {
+						add(ev.Name)
+					}
+				}
+				if ext := filepath.Ext(ev.Name); ext == ".yaml" || ext == ".yml" || ev.Op.Has(fsnotify.Create) {
+					debounce = time.After(300 * time.Millisecond)
+				}
+			case err, ok := <-w.Errors:
+				if !ok {
+					return
+				}
+				log.Warn("watching the specs", "error", err)
+			case <-debounce:
+				log.Info("specs changed: starting a pass")
+				trigger()
+			}
+		}
+	}()
+	return w, nil
+}

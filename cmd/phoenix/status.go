@@ -1,0 +1,116 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/phoenixhv/phoenix/reconciler"
+	"github.com/phoenixhv/phoenix/spec"
+)
+
+func newStatusCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "status -f PATH... [-o table|json]",
+		Short: "Show every guest's conditions from a fresh observation",
+		Long: `Show every specified guest's conditions (Exists, ConfigInSync, FeaturesReady,
+GPUReady with the host and container driver versions, Ready) and the last error
+phoenix recorded on it, from a fresh observation of the cluster: phoenix keeps no
+state of its own. Exits 0 when every guest is Ready, 1 otherwise.`,
+		Args: cobra.NoArgs,
+	}
+	paths := specPaths(cmd)
+	output := cmd.Flags().StringP("output", "o", "table", "output format: table or json")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if *output != "table" && *output != "json" {
+			return fmt.Errorf("unknown --output %q (table or json)", *output)
+		}
+		set, err := loadSpecs(cmd, *paths)
+		if err != nil {
+			return err
+		}
+		res, err := spec.Resolve(set)
+		if err != nil {
+			return err
+		}
+		conn, err := connect(cmd.Context(), res.Cluster, os.Getenv, logger(cmd))
+		if err != nil {
+			return err
+		}
+		defer conn.close()
+		obs, err := reconciler.Observe(cmd.Context(), conn.cluster, conn.nodes, res, reconciler.ObserveOptions{})
+		if err != nil {
+			return err
+		}
+		statuses := reconciler.Status(res, obs, reconciler.MakePlan(res, obs, reconciler.PlanOptions{}))
+		if *output == "json" {
+			enc := json.NewEncoder(cmd.OutOrStdout())
+			enc.SetIndent("", "  ")
+			if err := enc.Encode(reconciler.Report{Guests: statuses}); err != nil {
+				return err
+			}
+		} else {
+			writeStatusTable(cmd.OutOrStdout(), statuses)
+		}
+		for _, s := range statuses {
+			if !s.Ready() {
+				return &exitError{code: 1}
+			}
+		}
+		return nil
+	}
+	return cmd
+}
+
+var statusColumns = []string{reconciler.CondExists, reconciler.CondConfigInSync, reconciler.CondFeaturesReady, reconciler.CondGPUReady, reconciler.CondReady}
+
+// writeStatusTable prints one row per guest, then what is not true and why.
+func writeStatusTable(w io.Writer, statuses []reconciler.GuestStatus) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tKIND\tVMID\tNODE\t"+strings.Join(statusColumns, "\t")+"\tDRIVER (HOST/CT)")
+	var details []string
+	for _, s := range statuses {
+		cells := []string{s.Name, string(s.Kind), fmt.Sprint(s.VMID), s.Node}
+		byType := map[string]reconciler.Condition{}
+		for _, c := range s.Conditions {
+			byType[c.Type] = c
+		}
+		driver := "-"
+		for _, col := range statusColumns {
+			c, ok := byType[col]
+			switch {
+			case !ok:
+				cells = append(cells, "-")
+			case c.Status:
+				cells = append(cells, "yes")
+			default:
+				cells = append(cells, "no")
+			}
+			if ok && !c.Status && c.Message != "" {
+				details = append(details, fmt.Sprintf("%s %s: %s", s.Name, col, c.Message))
+			}
+			if col == reconciler.CondGPUReady && ok {
+				driver = strings.TrimPrefix(strings.SplitN(c.Message, ";", 2)[0], "driver host ")
+			}
+		}
+		cells = append(cells, driver)
+		fmt.Fprintln(tw, strings.Join(cells, "\t"))
+		if s.LastError != nil {
+			details = append(details, fmt.Sprintf("%s last error %s ago in %s: %s", s.Name,
+				time.Since(s.LastError.At).Round(time.Second), s.LastError.Step, s.LastError.Message))
+		}
+	}
+	_ = tw.Flush()
+	if len(details) > 0 {
+		fmt.Fprintln(w)
+		for _, d := range details {
+			fmt.Fprintln(w, d)
+		}
+	}
+}

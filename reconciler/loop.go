@@ -1,0 +1,352 @@
+package reconciler
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/phoenixhv/phoenix/spec"
+)
+
+// Loop is phoenix run: observe, plan, apply, again. It is level-triggered:
+// every pass starts from what the cluster is, not from what the last pass did.
+type Loop struct {
+	cluster Cluster
+	nodes   NodeOf
+	load    func() (*spec.Resolution, error)
+	opts    LoopOptions
+
+	trigger chan struct{}
+	mu      sync.Mutex
+	report  Report
+	ready   bool
+	// failures are the guests backing off, by name.
+	failures map[string]*failure
+}
+
+// LoopOptions tune the loop. Zero values take the defaults.
+type LoopOptions struct {
+	// Interval between passes (default 60 s), varied by Jitter (default 0.1:
+	// plus or minus 10%) so that several phoenix do not beat in step.
+	Interval time.Duration
+	Jitter   float64
+	Apply    ApplyOptions
+	Observe  ObserveOptions
+	// Backoff of a guest that failed with a retryable error: Initial doubles
+	// per failure up to Max (defaults 30 s and 10 min).
+	BackoffInitial, BackoffMax time.Duration
+	Log                        *slog.Logger
+	// Pass, when set, is told about each pass when it ends (metrics).
+	Pass func(PassInfo, *Plan, *ApplyResult, []GuestStatus)
+	// Rand returns a number in [0,1) for jitter (default math/rand).
+	Rand func() float64
+	Now  func() time.Time
+}
+
+// failure is a guest's recent failures.
+type failure struct {
+	count int
+	next  time.Time
+	// specHash is the guest's spec when it failed permanently: it is tried
+	// again only once the spec changes.
+	specHash  string
+	permanent bool
+}
+
+// PassInfo describes one pass.
+type PassInfo struct {
+	Started  time.Time     `json:"started"`
+	Duration time.Duration `json:"duration"`
+	// Error is why the pass could not run (bad specs, the API unreachable).
+	Error  string `json:"error,omitempty"`
+	Failed int    `json:"failed"`
+	// Changed counts the guests the pass worked on.
+	Changed int `json:"changed"`
+}
+
+// Report is what /status serves: the last pass and every guest's conditions.
+type Report struct {
+	Pass     *PassInfo     `json:"pass,omitempty"`
+	LastGood *time.Time    `json:"lastSuccessfulPass,omitempty"`
+	Guests   []GuestStatus `json:"guests"`
+	// Backoff says which guests wait, and until when or what.
+	Backoff map[string]string `json:"backoff,omitempty"`
+}
+
+// NewLoop makes a loop; load reads and resolves the specs anew for each pass.
+func NewLoop(cluster Cluster, nodes NodeOf, load func() (*spec.Resolution, error), opts LoopOptions) *Loop {
+	if opts.Interval <= 0 {
+		opts.Interval = 60 * time.Second
+	}
+	if opts.Jitter == 0 {
+		opts.Jitter = 0.1
+	}
+	if opts.BackoffInitial <= 0 {
+		opts.BackoffInitial = 30 * time.Second
+	}
+	if opts.BackoffMax <= 0 {
+		opts.BackoffMax = 10 * time.Minute
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Rand == nil {
+		opts.Rand = rand.Float64
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Loop{cluster: cluster, nodes: nodes, load: load, opts: opts, trigger: make(chan struct{}, 1),
+		report: Report{Guests: []GuestStatus{}}, failures: map[string]*failure{}}
+}
+
+// Trigger asks for a pass now (the specs changed). Passes never overlap: a
+// trigger during a pass starts the next one when it ends.
+func (l *Loop) Trigger() {
+	select {
+	case l.trigger <- struct{}{}:
+	default:
+	}
+}
+
+// Ready reports whether a full pass has completed.
+func (l *Loop) Ready() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.ready
+}
+
+// Report returns the latest report.
+func (l *Loop) Report() Report {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.report
+}
+
+// Run passes until ctx ends or stop closes; a pass in flight when stop closes
+// finishes its steps in flight and starts no new ones. once runs one pass.
+func (l *Loop) Run(ctx context.Context, stop <-chan struct{}, once bool) error {
+	for {
+		err := l.Pass(ctx, stop)
+		if once {
+			return err
+		}
+		wait := time.Duration(float64(l.opts.Interval) * (1 + l.opts.Jitter*(2*l.opts.Rand()-1)))
+		timer := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return ctx.Err()
+		case <-stop:
+			timer.Stop()
+			return nil
+		case <-l.trigger:
+			timer.Stop()
+		case <-timer.C:
+		}
+	}
+}
+
+// Pass runs one observe, plan, apply. Its error is what stopped it from
+// running at all; guests that failed are in the report and back off.
+func (l *Loop) Pass(ctx context.Context, stop <-chan struct{}) error {
+	info := PassInfo{Started: l.opts.Now()}
+	log := l.opts.Log
+	var plan *Plan
+	var result *ApplyResult
+	var statuses []GuestStatus
+	err := func() error {
+		res, err := l.load()
+		if err != nil {
+			return err
+		}
+		obs, err := Observe(ctx, l.cluster, l.nodes, res, l.opts.Observe)
+		if err != nil {
+			return err
+		}
+		plan = MakePlan(res, obs, l.opts.Apply.PlanOptions)
+		skip := l.backingOff(res, plan)
+		opts := l.opts.Apply
+		opts.Skip, opts.Stop = skip, stop
+		userEvents := opts.Events
+		opts.Events = func(ev Event) {
+			logEvent(log, ev)
+			if userEvents != nil {
+				userEvents(ev)
+			}
+		}
+		result = Apply(ctx, l.cluster, l.nodes, res, obs, plan, opts)
+		l.remember(res, plan, result)
+		info.Changed = len(result.Guests)
+		if len(result.Guests) > 0 {
+			// What changed is observed again, so that the status is true.
+			if obs, err = Observe(ctx, l.cluster, l.nodes, res, l.opts.Observe); err != nil {
+				return err
+			}
+			plan = MakePlan(res, obs, l.opts.Apply.PlanOptions)
+		}
+		statuses = Status(res, obs, plan)
+		return nil
+	}()
+	info.Duration = l.opts.Now().Sub(info.Started)
+	if result != nil {
+		for _, g := range result.Guests {
+			if g.Err != nil {
+				info.Failed++
+			}
+		}
+	}
+	l.mu.Lock()
+	if err != nil {
+		info.Error = err.Error()
+		log.Error("pass failed", "error", err, "duration", info.Duration)
+	} else {
+		l.report.Guests = statuses
+		if info.Failed == 0 {
+			t := info.Started.Add(info.Duration)
+			l.report.LastGood = &t
+		}
+		// Ready after the first full pass, whatever single guests did: the
+		// loop is working.
+		l.ready = true
+		log.Info("pass done", "duration", info.Duration, "changed", info.Changed, "failed", info.Failed)
+	}
+	l.report.Pass = &info
+	l.report.Backoff = l.backoffSummary()
+	l.mu.Unlock()
+	if l.opts.Pass != nil {
+		l.opts.Pass(info, plan, result, statuses)
+	}
+	return err
+}
+
+// backingOff lists the guests to leave alone this pass: those waiting out a
+// retryable failure, and those whose failure needs a spec change that has not
+// come.
+func (l *Loop) backingOff(res *spec.Resolution, plan *Plan) map[string]string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.opts.Now()
+	skip := map[string]string{}
+	for _, g := range plan.Guests {
+		f := l.failures[g.Name]
+		if f == nil {
+			continue
+		}
+		r, ok := res.Guest(g.Name)
+		switch {
+		case f.permanent && ok && guestHash(r) == f.specHash:
+			skip[g.Name] = "its last failure needs a change to its spec"
+		case f.permanent:
+			delete(l.failures, g.Name) // the spec changed: try again
+		case now.Before(f.next):
+			skip[g.Name] = "backing off until " + f.next.Format(time.RFC3339)
+		}
+	}
+	return skip
+}
+
+// remember updates the failures after a pass.
+func (l *Loop) remember(res *spec.Resolution, plan *Plan, result *ApplyResult) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.opts.Now()
+	for _, g := range plan.Guests {
+		if len(g.Errors) == 0 {
+			continue
+		}
+		// A plan error (a conflict, a disk that cannot shrink) is not going
+		// away by trying again.
+		if r, ok := res.Guest(g.Name); ok {
+			l.failures[g.Name] = &failure{permanent: true, specHash: guestHash(r)}
+		}
+	}
+	for _, g := range result.Guests {
+		if g.Err == nil {
+			delete(l.failures, g.Name)
+			continue
+		}
+		if errors.Is(g.Err, ErrStopped) || errors.Is(g.Err, context.Canceled) {
+			continue
+		}
+		f := l.failures[g.Name]
+		if f == nil || f.permanent {
+			f = &failure{}
+			l.failures[g.Name] = f
+		}
+		f.count++
+		if !Retryable(g.Err) && !transientApplyError(g.Err) {
+			if r, ok := res.Guest(g.Name); ok {
+				f.permanent, f.specHash = true, guestHash(r)
+			}
+			continue
+		}
+		d := l.opts.BackoffInitial << min(f.count-1, 20)
+		if d > l.opts.BackoffMax || d <= 0 {
+			d = l.opts.BackoffMax
+		}
+		f.next = now.Add(d)
+	}
+}
+
+// transientApplyError reports failures worth another pass: a failed install
+// step or a wait that timed out may pass later; a refusal by Proxmox or a
+// permission error will not.
+func transientApplyError(err error) bool {
+	for _, kind := range []error{ErrPermission, ErrBadRequest, ErrRefused, ErrAlreadyExists} {
+		if errors.Is(err, kind) {
+			return false
+		}
+	}
+	return true
+}
+
+func (l *Loop) backoffSummary() map[string]string {
+	out := map[string]string{}
+	for name, f := range l.failures {
+		if f.permanent {
+			out[name] = "waits for a change to its spec"
+		} else {
+			out[name] = "retries after " + f.next.Format(time.RFC3339)
+		}
+	}
+	return out
+}
+
+// guestHash identifies a guest's resolved spec.
+func guestHash(r *spec.Resolved) string {
+	b, _ := json.Marshal(struct {
+		S spec.Settings
+		E []string
+		P map[string]spec.Params
+		A string
+	}{r.Settings, r.Effective, r.Params, r.Parent})
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:8])
+}
+
+// logEvent writes one structured line per step.
+func logEvent(log *slog.Logger, ev Event) {
+	if ev.Outcome == Started || ev.Phase == "check" && ev.Outcome != Failed {
+		return
+	}
+	attrs := []any{"guest", ev.Guest, "vmid", ev.VMID, "node", ev.Node, "step", ev.Step, "outcome", ev.Outcome,
+		"duration", ev.Elapsed.Round(time.Millisecond)}
+	if ev.Phase != "" {
+		attrs = append(attrs, "phase", ev.Phase)
+	}
+	switch ev.Outcome {
+	case Failed:
+		log.Error("step", append(attrs, "error", ev.Err)...)
+	case Retrying:
+		log.Warn("step", append(attrs, "error", ev.Err)...)
+	default:
+		log.Info("step", attrs...)
+	}
+}

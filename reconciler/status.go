@@ -1,0 +1,127 @@
+package reconciler
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/phoenixhv/phoenix/spec"
+)
+
+// Conditions of a guest, computed from a fresh observation and the plan made
+// from it: phoenix keeps no state of its own.
+const (
+	CondExists        = "Exists"
+	CondConfigInSync  = "ConfigInSync"
+	CondFeaturesReady = "FeaturesReady"
+	CondGPUReady      = "GPUReady"
+	CondReady         = "Ready"
+)
+
+// Condition is one fact about a guest.
+type Condition struct {
+	Type    string `json:"type"`
+	Status  bool   `json:"status"`
+	Message string `json:"message,omitempty"`
+}
+
+// GuestStatus is one guest's conditions and last error.
+type GuestStatus struct {
+	Name       string      `json:"name"`
+	Kind       spec.Kind   `json:"kind"`
+	VMID       int         `json:"vmid"`
+	Node       string      `json:"node"`
+	Conditions []Condition `json:"conditions"`
+	// LastError is the last failure phoenix recorded on the guest, if it has
+	// not converged since.
+	LastError *StateError `json:"lastError,omitempty"`
+}
+
+// Ready reports the Ready condition.
+func (s GuestStatus) Ready() bool {
+	for _, c := range s.Conditions {
+		if c.Type == CondReady {
+			return c.Status
+		}
+	}
+	return false
+}
+
+// Status computes every specified guest's conditions.
+func Status(res *spec.Resolution, obs *Observed, plan *Plan) []GuestStatus {
+	var out []GuestStatus
+	for _, r := range res.Guests {
+		gp, _ := plan.Guest(r.Name)
+		og := obs.Guests[r.VMID]
+		st := GuestStatus{Name: r.Name, Kind: r.Kind, VMID: r.VMID, Node: r.Settings.Node}
+		exists := og != nil && og.Managed
+		cond := func(t string, ok bool, msg string) {
+			st.Conditions = append(st.Conditions, Condition{Type: t, Status: ok, Message: msg})
+		}
+		existsMsg := ""
+		switch {
+		case og == nil:
+			existsMsg = "not created yet"
+		case !og.Managed:
+			existsMsg = fmt.Sprintf("VMID %d is held by %q, not managed by phoenix", r.VMID, og.Name)
+		}
+		cond(CondExists, exists, existsMsg)
+		var configMsg, featureMsg []string
+		for _, c := range gp.Changes {
+			switch c.Action {
+			case UpdateConfig, Resize, Restart, Replace, Create, Clone:
+				configMsg = append(configMsg, stepName(c))
+			case InstallFeature, ReinstallFeature:
+				featureMsg = append(featureMsg, stepName(c))
+			}
+		}
+		configMsg = append(configMsg, gp.Errors...)
+		cond(CondConfigInSync, exists && len(configMsg) == 0 && len(gp.Errors) == 0, joinMsgs(configMsg))
+		featuresOK := exists && len(featureMsg) == 0 && len(gp.Errors) == 0
+		if exists && og.Template && len(gp.Notes) > 0 {
+			featuresOK, featureMsg = false, gp.Notes
+		}
+		cond(CondFeaturesReady, featuresOK, joinMsgs(featureMsg))
+		ready := exists && len(configMsg) == 0 && featuresOK
+		if slices.Contains(r.Effective, spec.FeatureNVIDIADriver) {
+			ok, msg := gpuReady(r, og, obs.Hosts[r.Settings.Node], configMsg)
+			cond(CondGPUReady, ok, msg)
+			ready = ready && ok
+		}
+		cond(CondReady, ready, "")
+		if og != nil && og.State != nil {
+			st.LastError = og.State.Error
+		}
+		out = append(out, st)
+	}
+	return out
+}
+
+// gpuReady compares the host driver with the userspace driver recorded in
+// the guest, and the passthrough with what the spec asks.
+func gpuReady(r *spec.Resolved, og *ObservedGuest, host *HostObservation, configPending []string) (bool, string) {
+	hostV, ctV := "none", "none"
+	if host != nil && host.Err == nil && host.Info.DriverVersion != "" {
+		hostV = host.Info.DriverVersion
+	}
+	if og != nil && og.State != nil {
+		if rec, ok := og.State.Features[spec.FeatureNVIDIADriver]; ok && rec.Version != "" {
+			ctV = rec.Version
+		}
+	}
+	msg := fmt.Sprintf("driver host %s / CT %s", hostV, ctV)
+	if len(configPending) > 0 {
+		msg += "; passthrough pending"
+	}
+	return og != nil && hostV != "none" && hostV == ctV && len(configPending) == 0, msg
+}
+
+func joinMsgs(msgs []string) string {
+	out := ""
+	for i, m := range msgs {
+		if i > 0 {
+			out += "; "
+		}
+		out += m
+	}
+	return out
+}
