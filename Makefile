@@ -37,10 +37,9 @@ verify:
 	$(GO) test ./spec -run TestGraphGolden -update
 	git diff --exit-code
 
-## demo: what phoenix does with the example homelab
+## demo: converge the example GPU homelab on the embedded simulator
 demo:
-	$(GO) run ./cmd/phoenix validate -f examples/
-	$(GO) run ./cmd/phoenix graph -f examples/
+	$(GO) run ./cmd/phoenix demo
 
 clean:
 	rm -rf bin

@@ -110,3 +110,20 @@ func TestSimBadWorld(t *testing.T) {
 		t.Errorf("exit %d: %s", code, errOut)
 	}
 }
+
+func TestDemo(t *testing.T) {
+	code, out, errOut := phoenix(t, "demo", "--specs", "../../examples", "--world", "../../examples/world.yaml", "--time-scale", "0.002", "--log-level", "warn")
+	if code != 0 {
+		t.Fatalf("demo: exit %d\n%s\n%s", code, out, errOut)
+	}
+	for _, want := range []string{
+		"== The lineage", "└── nginx (Container 960 on pve1): inherits base; installs nginx",
+		"Plan: 6 to create", "Apply complete: 6 created", "0 failed.",
+		"vllm-qwen         Container  950   pve1  yes     yes           yes            yes       yes    580.76.05 / CT 580.76.05",
+		"No changes. The cluster matches the specs.", "nothing is left running",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("demo output lacks %q:\n%s", want, out)
+		}
+	}
+}

@@ -1,0 +1,106 @@
+package main
+
+import (
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/phoenixhv/phoenix/providers/sim"
+	"github.com/phoenixhv/phoenix/reconciler"
+	"github.com/phoenixhv/phoenix/spec"
+)
+
+func newDemoCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "demo [--specs examples/] [--world examples/world.yaml]",
+		Short: "Converge the example GPU homelab on an embedded simulated cluster",
+		Long: `Start the embedded Proxmox VE simulator with the example world, show the lineage
+and the plan, apply it with progress, show the status, and plan again to show that
+nothing is left to do. Nothing keeps running afterwards.`,
+		Args: cobra.NoArgs,
+	}
+	specs := cmd.Flags().String("specs", "examples/", "spec files or directory")
+	worldFile := cmd.Flags().String("world", "examples/world.yaml", "simulator world")
+	timeScale := cmd.Flags().Float64("time-scale", 0, "override the world's time scale")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		out := cmd.OutOrStdout()
+		begin := time.Now()
+		set, err := loadSpecs(cmd, []string{*specs})
+		if err != nil {
+			return err
+		}
+		res, err := spec.Resolve(set)
+		if err != nil {
+			return err
+		}
+		w, err := sim.LoadWorld(*worldFile)
+		if err != nil {
+			return err
+		}
+		s, err := sim.Start(w, sim.Options{TimeScale: *timeScale})
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		env := s.Env()
+		fmt.Fprintf(out, "== A simulated Proxmox VE %s cluster is up at %s\n\n", w.Spec.Version, env["PROXMOX_VE_ENDPOINT"])
+
+		fmt.Fprintln(out, "== The lineage: what each guest inherits from its template, and what it installs itself")
+		if err := res.WriteGraph(out, "text"); err != nil {
+			return err
+		}
+		ctx := cmd.Context()
+		conn, err := connect(ctx, res.Cluster, func(k string) string { return env[k] }, logger(cmd))
+		if err != nil {
+			return err
+		}
+		defer conn.close()
+		obs, err := reconciler.Observe(ctx, conn.cluster, conn.nodes, res, reconciler.ObserveOptions{})
+		if err != nil {
+			return err
+		}
+		plan := reconciler.MakePlan(res, obs, reconciler.PlanOptions{})
+		fmt.Fprintln(out, "\n== The plan (phoenix plan)")
+		if err := plan.WriteText(out, reconciler.TextOptions{Color: colorful(out)}); err != nil {
+			return err
+		}
+
+		fmt.Fprintln(out, "\n== Applying it (phoenix apply)")
+		start := time.Now()
+		var mu sync.Mutex
+		result := reconciler.Apply(ctx, conn.cluster, conn.nodes, res, obs, plan, reconciler.ApplyOptions{
+			Events: func(ev reconciler.Event) {
+				if ev.Phase == "check" && ev.Outcome != reconciler.Failed || ev.Outcome == reconciler.Started && ev.Phase == "" {
+					return
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				fmt.Fprintln(out, progressLine(ev, time.Since(start)))
+			},
+		})
+		writeApplySummary(out, plan, result)
+		if result.Failed() {
+			return &exitError{code: 1}
+		}
+
+		obs, err = reconciler.Observe(ctx, conn.cluster, conn.nodes, res, reconciler.ObserveOptions{})
+		if err != nil {
+			return err
+		}
+		plan = reconciler.MakePlan(res, obs, reconciler.PlanOptions{})
+		fmt.Fprintln(out, "\n== Status (phoenix status)")
+		writeStatusTable(out, reconciler.Status(res, obs, plan))
+		fmt.Fprintln(out, "\n== Planning again (phoenix plan)")
+		if err := plan.WriteText(out, reconciler.TextOptions{Color: colorful(out)}); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "\nDone in %v. The simulator stops now; nothing is left running.\n", time.Since(begin).Round(100*time.Millisecond))
+		if plan.HasChanges() {
+			return &exitError{code: 1, err: fmt.Errorf("the second plan still has changes")}
+		}
+		return nil
+	}
+	return cmd
+}
