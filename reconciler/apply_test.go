@@ -28,7 +28,11 @@ type rig struct {
 
 func newRig(t *testing.T, edit func(*sim.World)) *rig { return newRigTB(t, edit) }
 
-func newRigTB(t testing.TB, edit func(*sim.World)) *rig {
+func newRigTB(t testing.TB, edit func(*sim.World)) *rig { return newRigAuth(t, edit, false) }
+
+// newRigAuth connects with root@pam's password (a ticket) instead of the
+// token when ticket is set.
+func newRigAuth(t testing.TB, edit func(*sim.World), ticket bool) *rig {
 	t.Helper()
 	w, err := sim.LoadWorld("../examples/world.yaml")
 	if err != nil {
@@ -56,6 +60,9 @@ func newRigTB(t testing.TB, edit func(*sim.World)) *rig {
 		t.Fatal(err)
 	}
 	env := s.Env()
+	if ticket {
+		delete(env, proxmox.EnvToken)
+	}
 	getenv := func(k string) string { return env[k] }
 	cfg, err := proxmox.ConfigFromEnv(getenv, res.Cluster)
 	if err != nil {
@@ -436,5 +443,50 @@ func TestCrashAndRerun(t *testing.T) {
 				t.Errorf("%d guests, want %d", len(guests), len(r.res.Guests)+1)
 			}
 		})
+	}
+}
+
+// TestRootTicketSetsDevicesThroughTheAPI: with root@pam's ticket the
+// passthrough goes through the API; with a token it went through pct set.
+func TestRootTicketSetsDevicesThroughTheAPI(t *testing.T) {
+	r := newRigAuth(t, nil, true)
+	r.mustConverge(r.options())
+	viaAPI := 0
+	for _, e := range r.events(0) {
+		if e.Name == "pct set" {
+			t.Errorf("pct set used with a root ticket: %+v", e)
+		}
+		if e.Kind == "api" && e.OK && e.Name == "PUT /nodes/pve1/lxc/901/config" {
+			viaAPI++
+		}
+	}
+	if viaAPI == 0 {
+		t.Error("no config update of gpu-base through the API")
+	}
+}
+
+// TestRunfileDigest: a configured sha256 is checked when the node downloads
+// the runfile; a wrong one stops the GPU guests and nothing else.
+func TestRunfileDigest(t *testing.T) {
+	good := newRig(t, nil)
+	good.res.Cluster.NVIDIA.SHA256 = map[string]string{"580.76.05": sim.RunfileSHA256("580.76.05")}
+	good.mustConverge(good.options())
+
+	bad := newRig(t, nil)
+	bad.res.Cluster.NVIDIA.SHA256 = map[string]string{"580.76.05": strings.Repeat("0", 64)}
+	opts := bad.options()
+	opts.Retry.Attempts = 1
+	res := bad.apply(context.Background(), opts)
+	failed := map[string]string{}
+	for _, g := range res.Guests {
+		if g.Err != nil {
+			failed[g.Name] = g.Err.Error()
+		}
+	}
+	if !strings.Contains(failed["gpu-base"], "checksum did NOT match") {
+		t.Errorf("gpu-base: %q, want the digest mismatch", failed["gpu-base"])
+	}
+	if _, ok := failed["nginx"]; ok || len(failed) != 4 {
+		t.Errorf("failed %v: want gpu-base and the three guests cloned from it", failed)
 	}
 }
