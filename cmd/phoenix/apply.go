@@ -97,16 +97,7 @@ func runApply(ctx context.Context, cmd *cobra.Command, paths []string, opts reco
 			return &exitError{code: 1}
 		}
 	}
-	start := time.Now()
-	var mu sync.Mutex
-	opts.Events = func(ev reconciler.Event) {
-		if ev.Phase == "check" && ev.Outcome != reconciler.Failed || ev.Outcome == reconciler.Started && ev.Phase == "" {
-			return // the checks that pass and step starts are noise on one line per event
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		fmt.Fprintln(human, progressLine(ev, time.Since(start)))
-	}
+	opts.Events = progress(human)
 	result := reconciler.Apply(ctx, conn.cluster, conn.nodes, res, obs, plan, opts)
 	writeApplySummary(human, plan, result)
 	if output == "json" {
@@ -132,6 +123,21 @@ func confirm(in io.Reader, out io.Writer) (bool, error) {
 		return false, err
 	}
 	return strings.TrimSpace(line) == "yes", nil
+}
+
+// progress prints one line per event as it comes, leaving out the checks that
+// pass and the starts of steps, which would double every line.
+func progress(w io.Writer) func(reconciler.Event) {
+	start := time.Now()
+	var mu sync.Mutex
+	return func(ev reconciler.Event) {
+		if ev.Phase == "check" && ev.Outcome != reconciler.Failed || ev.Outcome == reconciler.Started && ev.Phase == "" {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		fmt.Fprintln(w, progressLine(ev, time.Since(start)))
+	}
 }
 
 // progressLine is one line per event: when, which guest, what, how it went.

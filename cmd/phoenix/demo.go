@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -68,18 +67,7 @@ nothing is left to do. Nothing keeps running afterwards.`,
 		}
 
 		fmt.Fprintln(out, "\n== Applying it (phoenix apply)")
-		start := time.Now()
-		var mu sync.Mutex
-		result := reconciler.Apply(ctx, conn.cluster, conn.nodes, res, obs, plan, reconciler.ApplyOptions{
-			Events: func(ev reconciler.Event) {
-				if ev.Phase == "check" && ev.Outcome != reconciler.Failed || ev.Outcome == reconciler.Started && ev.Phase == "" {
-					return
-				}
-				mu.Lock()
-				defer mu.Unlock()
-				fmt.Fprintln(out, progressLine(ev, time.Since(start)))
-			},
-		})
+		result := reconciler.Apply(ctx, conn.cluster, conn.nodes, res, obs, plan, reconciler.ApplyOptions{Events: progress(out)})
 		writeApplySummary(out, plan, result)
 		if result.Failed() {
 			return &exitError{code: 1}

@@ -367,9 +367,10 @@ func (c *cluster) clone(who caller, nodeName string, vmid int, p map[string]stri
 	return t.upid, nil
 }
 
-// setConfig is PUT .../config: synchronous, digest-checked, hot-plugged or
-// pending on a running container.
-func (c *cluster) setConfig(who caller, nodeName string, vmid int, p map[string]string) (any, *apiError) {
+// changeable finds a container a config change may go to: it exists, holds
+// no lock, and (when the request sends one) its digest still matches, which
+// Proxmox checks in this order.
+func (c *cluster) changeable(nodeName string, vmid int, p map[string]string) (*guest, *apiError) {
 	g, err := c.lookup(nodeName, vmid)
 	if err != nil {
 		return nil, err
@@ -379,6 +380,16 @@ func (c *cluster) setConfig(who caller, nodeName string, vmid int, p map[string]
 	}
 	if d, ok := p["digest"]; ok && d != g.conf.digest() {
 		return nil, die("detected modified configuration - file changed by other user? Try again.")
+	}
+	return g, nil
+}
+
+// setConfig is PUT .../config: synchronous, digest-checked, hot-plugged or
+// pending on a running container.
+func (c *cluster) setConfig(who caller, nodeName string, vmid int, p map[string]string) (any, *apiError) {
+	g, err := c.changeable(nodeName, vmid, p)
+	if err != nil {
+		return nil, err
 	}
 	options := 0
 	for k := range p {
@@ -609,15 +620,9 @@ func (c *cluster) destroy(who caller, nodeName string, vmid int, p map[string]st
 }
 
 func (c *cluster) resize(who caller, nodeName string, vmid int, p map[string]string) (any, *apiError) {
-	g, err := c.lookup(nodeName, vmid)
+	g, err := c.changeable(nodeName, vmid, p)
 	if err != nil {
 		return nil, err
-	}
-	if err := g.checkLock(); err != nil {
-		return nil, err
-	}
-	if d, ok := p["digest"]; ok && d != g.conf.digest() {
-		return nil, die("detected modified configuration - file changed by other user? Try again.")
 	}
 	if p["disk"] != "rootfs" {
 		if _, ok := g.conf.vals[p["disk"]]; !ok {
