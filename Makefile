@@ -35,6 +35,7 @@ fuzz:
 verify:
 	$(GO) mod tidy
 	$(GO) test ./spec -run TestGraphGolden -update
+	$(GO) run ./cmd/phoenix schema -o schema/phoenix.schema.json
 	git diff --exit-code
 
 ## demo: converge the example GPU homelab on the embedded simulator

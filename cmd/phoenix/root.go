@@ -23,7 +23,7 @@ the way YAML specs in a git repository describe them.`,
 	root.SetErr(stderr)
 	root.PersistentFlags().String("log-format", "text", "log format: text or json")
 	root.PersistentFlags().String("log-level", "info", "log level: debug, info, warn or error")
-	root.AddCommand(newValidateCmd(), newGraphCmd(), newSimCmd(), newPlanCmd(), newApplyCmd(), newRunCmd(), newStatusCmd(), newDemoCmd())
+	root.AddCommand(newValidateCmd(), newGraphCmd(), newSimCmd(), newPlanCmd(), newApplyCmd(), newRunCmd(), newStatusCmd(), newDemoCmd(), newSchemaCmd())
 	return root
 }
 
