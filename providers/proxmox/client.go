@@ -179,6 +179,11 @@ func (c *Client) call(ctx context.Context, method, path string, params map[strin
 	default:
 		return fmt.Errorf("proxmox: unsupported method %s", method)
 	}
+	// go-proxmox turns only 400, 401, 403, 500 and 501 into errors: a 595
+	// from the proxy (node unreachable) or a 502 would decode as empty data.
+	if err == nil && capt.status >= 400 {
+		err = errors.New(capt.reason)
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()

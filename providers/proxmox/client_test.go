@@ -121,7 +121,7 @@ func TestOperations(t *testing.T) {
 	}
 	// Nothing dropped: the keys go-proxmox's typed struct loses or chokes on.
 	if cfg.Values["cpulimit"] != "1.5" || cfg.Values["dev0"] != "/dev/nvidia0" || len(cfg.Digest) != 40 ||
-		len(cfg.LXC) != 0 && cfg.LXC[0][0] != "lxc.cgroup2.devices.allow" {
+		len(cfg.LXC) != 1 || cfg.LXC[0] != [2]string{"lxc.cgroup2.devices.allow", "c 195:* rwm"} {
 		t.Errorf("config %+v", cfg)
 	}
 
@@ -366,3 +366,50 @@ func TestInjectedFaultsAreRetryable(t *testing.T) {
 		t.Error("no injected fault seen in 40 requests")
 	}
 }
+
+// TestUnreachableNodeIsRetryable: a node the cluster cannot reach answers
+// 595 through the proxy, which passes when the node is back.
+func TestUnreachableNodeIsRetryable(t *testing.T) {
+	f := startSim(t, testWorld)
+	c := f.client(t)
+	if err := f.sim.Change(sim.WorldChange{Nodes: map[string]sim.NodeChange{"pve1": {Online: ptr(false)}}}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := c.GuestConfig(context.Background(), "pve1", 100)
+	if !errors.Is(err, reconciler.ErrUnavailable) || !reconciler.Retryable(err) || !strings.Contains(err.Error(), "595 Connection refused") {
+		t.Errorf("unreachable node: %v", err)
+	}
+	nodes, _ := c.Nodes(context.Background())
+	if nodes[0].Online {
+		t.Errorf("pve1 reported online: %+v", nodes[0])
+	}
+}
+
+// TestFullClonesContendForTheStorageLock: two full clones onto one storage at
+// once; the second task fails on the storage lock, which is worth a retry.
+func TestFullClonesContendForTheStorageLock(t *testing.T) {
+	f := startSim(t, testWorld)
+	c := f.client(t)
+	ctx := context.Background()
+	create(t, c, 700, nil)
+	create(t, c, 701, nil)
+	done := make(chan error, 2)
+	for i, src := range []int{700, 701} {
+		go func() {
+			done <- c.Clone(ctx, reconciler.CloneRequest{Node: "pve1", SourceVMID: src, NewID: 710 + i, Full: true, Storage: "local-lvm"})
+		}()
+		time.Sleep(20 * time.Millisecond)
+	}
+	var failures []error
+	for range 2 {
+		if err := <-done; err != nil {
+			failures = append(failures, err)
+		}
+	}
+	if len(failures) != 1 || !errors.Is(failures[0], reconciler.ErrTaskFailed) || !reconciler.Retryable(failures[0]) ||
+		!strings.Contains(failures[0].Error(), "pve-storage-local-lvm' - got timeout") {
+		t.Errorf("concurrent full clones: %v", failures)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -146,6 +146,18 @@ func (s *apiServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.answer(w, r, path, vmid, data, aerr)
 		return
 	}
+	// pveproxy forwards a node's requests to that node; one it cannot reach
+	// answers 595, a status of Proxmox's own.
+	if name := pathParams["node"]; name != "" && route != "GET /nodes" {
+		s.c.mu.Lock()
+		n := s.c.node(name)
+		down := n != nil && n.offline
+		s.c.mu.Unlock()
+		if down {
+			s.fail(w, r, path, vmid, &apiError{Status: 595, Reason: "Connection refused"})
+			return
+		}
+	}
 	h, ok := s.routes[route]
 	if !ok {
 		s.fail(w, r, path, vmid, &apiError{Status: http.StatusNotImplemented,

@@ -17,6 +17,9 @@ import (
 
 // NodeChange is a change to one node's facts.
 type NodeChange struct {
+	// Online false takes the node out of reach of the cluster (proxied
+	// requests answer 595), true brings it back.
+	Online        *bool   `json:"online"`
 	DriverVersion *string `json:"driverVersion"`
 	UVMLoaded     *bool   `json:"uvmLoaded"`
 	GPUs          *int    `json:"gpus"`
@@ -47,6 +50,9 @@ func (s *Sim) Change(wc WorldChange) error {
 		}
 		if ch.GPUs != nil {
 			n.GPUs = *ch.GPUs
+		}
+		if ch.Online != nil {
+			n.offline = !*ch.Online
 		}
 		s.c.journal.add(s.c.now(), Event{Node: name, Kind: "world", Name: "change", OK: true})
 	}

@@ -353,8 +353,22 @@ func (c *cluster) clone(who caller, nodeName string, vmid int, p map[string]stri
 	if full {
 		d = c.world.Spec.Durations.FullClone
 	}
+	fullClones := c.fullClones[destStorage.Name]
+	if full {
+		c.fullClones[destStorage.Name]++
+	}
 	t := c.startTask(nodeName, "vzclone", strconv.Itoa(vmid), who, c.world.Scaled(d), func(t *task) error {
+		if full {
+			c.fullClones[destStorage.Name]--
+		}
 		t.logf("creating a clone of container %d with ID %d", vmid, newid)
+		// Full clones allocate under the storage's lock; several at once time
+		// out on it. Retrying later works.
+		if full && fullClones > 0 {
+			src.lock = ""
+			delete(c.guests, newid)
+			return fmt.Errorf("clone failed: can't lock file '/var/lock/pve-manager/pve-storage-%s' - got timeout", destStorage.Name)
+		}
 		if full {
 			t.logf("create full clone of mountpoint rootfs (%s)", volume)
 		} else {

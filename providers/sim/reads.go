@@ -30,10 +30,17 @@ func (s *apiServer) clusterStatus(request) (any, *apiError) {
 	for i, n := range s.c.nodes {
 		out = append(out, map[string]any{
 			"type": "node", "id": "node/" + n.Name, "name": n.Name, "nodeid": i + 1, "ip": n.ip,
-			"online": 1, "local": boolInt(i == 0), "level": "",
+			"online": boolInt(!n.offline), "local": boolInt(i == 0), "level": "",
 		})
 	}
 	return out, nil
+}
+
+func nodeStatus(n *node) string {
+	if n.offline {
+		return "offline"
+	}
+	return "online"
 }
 
 func boolInt(b bool) int {
@@ -88,7 +95,7 @@ func (s *apiServer) clusterResources(r request) (any, *apiError) {
 	if typ == "" || typ == "node" {
 		for _, n := range s.c.nodes {
 			out = append(out, map[string]any{
-				"id": "node/" + n.Name, "type": "node", "node": n.Name, "status": "online",
+				"id": "node/" + n.Name, "type": "node", "node": n.Name, "status": nodeStatus(n),
 				"maxcpu": 32, "maxmem": 256 * gib, "maxdisk": 1000 * gib, "cpu": 0.02, "mem": 8 * gib,
 				"disk": 20 * gib, "uptime": 86400, "level": "", "cgroup-mode": 2,
 			})
@@ -132,7 +139,7 @@ func (s *apiServer) nodesList(request) (any, *apiError) {
 	out := []any{}
 	for _, n := range s.c.nodes {
 		out = append(out, map[string]any{
-			"node": n.Name, "id": "node/" + n.Name, "type": "node", "status": "online", "level": "",
+			"node": n.Name, "id": "node/" + n.Name, "type": "node", "status": nodeStatus(n), "level": "",
 			"maxcpu": 32, "maxmem": 256 * gib, "mem": 8 * gib, "maxdisk": 1000 * gib, "disk": 20 * gib,
 			"cpu": 0.02, "uptime": 86400,
 			"ssl_fingerprint": "10:94:FF:EE:95:B2:AF:57:C6:A9:2B:C7:E1:0E:F9:A2:33:64:13:D4:AB:9F:C2:BD:74:44:88:67:A2:5A:D8:3A",

@@ -3,6 +3,7 @@ package sim
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -35,6 +36,8 @@ type node struct {
 	WorldNode
 	ip    string            // its loopback address, reported in /cluster/status
 	files map[string]string // host files phoenix created (path -> content id)
+	// offline is a node the cluster cannot reach: requests proxied to it fail.
+	offline bool
 }
 
 // devicePaths lists the NVIDIA device nodes that exist on the host with their
@@ -127,6 +130,8 @@ type cluster struct {
 	pid     int
 	ctx     context.Context // cancelled when the simulator closes: tasks stop waiting
 	wg      sync.WaitGroup
+	// fullClones counts the full clones running per storage.
+	fullClones map[string]int
 	// configMethod is PUT .../config in the schema: which keys are options.
 	configMethod *pveapi.Method
 }
@@ -135,15 +140,21 @@ func newCluster(ctx context.Context, w *World) *cluster {
 	c := &cluster{
 		world: w, now: time.Now, rng: rand.New(rand.NewPCG(uint64(w.Spec.Seed), 0x9e3779b97f4a7c15)),
 		guests: map[int]*guest{}, tasks: map[string]*task{}, journal: &journal{},
-		stats: map[string]int{}, pid: 4000, ctx: ctx,
+		stats: map[string]int{}, pid: 4000, ctx: ctx, fullClones: map[string]int{},
 	}
 	for i, wn := range w.Spec.Nodes {
 		c.nodes = append(c.nodes, &node{WorldNode: wn, ip: fmt.Sprintf("127.0.0.%d", i+2), files: map[string]string{}})
 	}
 	for _, wg := range w.Spec.Guests {
 		g := &guest{vmid: wg.VMID, node: wg.Node, conf: newConfig(), disk: newDisk("")}
-		for k, v := range wg.Config {
-			g.conf.vals[k] = v
+		for _, k := range slices.Sorted(maps.Keys(wg.Config)) {
+			// Raw lxc.* lines live apart from the options, in file order;
+			// the API answers them as lxc: [[key, value], ...].
+			if strings.HasPrefix(k, "lxc.") {
+				g.conf.lxc = append(g.conf.lxc, [2]string{k, wg.Config[k]})
+				continue
+			}
+			g.conf.vals[k] = wg.Config[k]
 		}
 		if wg.Name != "" {
 			g.conf.vals["hostname"] = wg.Name
