@@ -375,7 +375,22 @@ func (p *planner) existing(g *GuestPlan, r *spec.Resolved, d desired, og *Observ
 	}
 	if len(g.Changes) > 0 {
 		g.Action = UpdateConfig
+		if clones := p.existingClones(r); r.IsTemplate() && len(clones) > 0 && len(g.Errors) == 0 {
+			g.Notes = append(g.Notes, fmt.Sprintf("existing clones (%s) are independent of this template: each is converged on its own, as its own plan shows",
+				strings.Join(clones, ", ")))
+		}
 	}
+}
+
+// existingClones names the guests cloned from r (by the spec) that exist.
+func (p *planner) existingClones(r *spec.Resolved) []string {
+	var out []string
+	for _, c := range r.Children {
+		if cr, ok := p.res.Guest(c); ok && p.obs.Guests[cr.VMID] != nil {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 func changedFeatures(cs []Change) string {

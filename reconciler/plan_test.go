@@ -254,6 +254,12 @@ func TestPlanCases(t *testing.T) {
 				"app":  {"update", "reinstall nvidia-driver", "reinstall cuda-toolkit", "reinstall vllm"},
 			},
 		},
+		"a template whose spec changed while clones exist says they are independent": {
+			mutate: func(o *Observed) { o.Guests[901].Config.Values["cores"] = "3" },
+			want: map[string][]string{"base": {"no-op"},
+				"gpu": {"update", "update cores", "note: existing clones (app) are independent of this template: each is converged on its own, as its own plan shows"},
+				"app": {"no-op"}},
+		},
 		"a template not yet converted installs, then converts": {
 			mutate: func(o *Observed) {
 				g := o.Guests[901]
