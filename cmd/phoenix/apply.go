@@ -16,7 +16,6 @@ import (
 	"golang.org/x/term"
 
 	"github.com/phoenixhv/phoenix/reconciler"
-	"github.com/phoenixhv/phoenix/spec"
 )
 
 func newApplyCmd() *cobra.Command {
@@ -52,24 +51,12 @@ Progress is printed one line per step. Exits 1 if anything failed.`,
 
 func runApply(ctx context.Context, cmd *cobra.Command, paths []string, opts reconciler.ApplyOptions, autoApprove bool, output string) error {
 	out, errOut := cmd.OutOrStdout(), cmd.ErrOrStderr()
-	set, err := loadSpecs(cmd, paths)
+	o, err := observeSpecs(ctx, cmd, paths, os.Getenv)
 	if err != nil {
 		return err
 	}
-	res, err := spec.Resolve(set)
-	if err != nil {
-		return err
-	}
-	conn, err := connect(ctx, res.Cluster, os.Getenv, logger(cmd))
-	if err != nil {
-		return err
-	}
-	defer conn.close()
-	obs, err := reconciler.Observe(ctx, conn.cluster, conn.nodes, res, reconciler.ObserveOptions{})
-	if err != nil {
-		return err
-	}
-	plan := reconciler.MakePlan(res, obs, opts.PlanOptions)
+	defer o.close()
+	plan := reconciler.MakePlan(o.res, o.obs, opts.PlanOptions)
 	// In JSON mode stdout carries one document; the plan and progress go to stderr.
 	human := out
 	if output == "json" {
@@ -98,7 +85,7 @@ func runApply(ctx context.Context, cmd *cobra.Command, paths []string, opts reco
 		}
 	}
 	opts.Events = progress(human)
-	result := reconciler.Apply(ctx, conn.cluster, conn.nodes, res, obs, plan, opts)
+	result := reconciler.Apply(ctx, o.conn.cluster, o.conn.nodes, o.res, o.obs, plan, opts)
 	writeApplySummary(human, plan, result)
 	if output == "json" {
 		if err := writeApplyJSON(out, plan, result); err != nil {

@@ -8,6 +8,8 @@ import (
 	"os"
 	"sync"
 
+	"github.com/spf13/cobra"
+
 	"github.com/phoenixhv/phoenix/providers/local"
 	"github.com/phoenixhv/phoenix/providers/proxmox"
 	"github.com/phoenixhv/phoenix/providers/ssh"
@@ -104,4 +106,36 @@ func newPool(ctx context.Context, client *proxmox.Client, cs spec.ClusterSpec, g
 		cfg.Addresses[name] = addr
 	}
 	return ssh.NewPool(cfg)
+}
+
+// observation is where plan, apply and status start: the resolved specs, the
+// connection to the cluster and what was observed. Close it when done.
+type observation struct {
+	res  *spec.Resolution
+	conn *connection
+	obs  *reconciler.Observed
+}
+
+func (o *observation) close() { o.conn.close() }
+
+// observeSpecs loads and resolves the specs, connects, and observes.
+func observeSpecs(ctx context.Context, cmd *cobra.Command, paths []string, getenv func(string) string) (*observation, error) {
+	set, err := loadSpecs(cmd, paths)
+	if err != nil {
+		return nil, err
+	}
+	res, err := spec.Resolve(set)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := connect(ctx, res.Cluster, getenv, logger(cmd))
+	if err != nil {
+		return nil, err
+	}
+	obs, err := reconciler.Observe(ctx, conn.cluster, conn.nodes, res, reconciler.ObserveOptions{})
+	if err != nil {
+		conn.close()
+		return nil, err
+	}
+	return &observation{res: res, conn: conn, obs: obs}, nil
 }

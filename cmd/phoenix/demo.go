@@ -8,7 +8,6 @@ import (
 
 	"github.com/phoenixhv/phoenix/providers/sim"
 	"github.com/phoenixhv/phoenix/reconciler"
-	"github.com/phoenixhv/phoenix/spec"
 )
 
 func newDemoCmd() *cobra.Command {
@@ -26,14 +25,6 @@ nothing is left to do. Nothing keeps running afterwards.`,
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		out := cmd.OutOrStdout()
 		begin := time.Now()
-		set, err := loadSpecs(cmd, []string{*specs})
-		if err != nil {
-			return err
-		}
-		res, err := spec.Resolve(set)
-		if err != nil {
-			return err
-		}
 		w, err := sim.LoadWorld(*worldFile)
 		if err != nil {
 			return err
@@ -46,18 +37,15 @@ nothing is left to do. Nothing keeps running afterwards.`,
 		env := s.Env()
 		fmt.Fprintf(out, "== A simulated Proxmox VE %s cluster is up at %s\n\n", w.Spec.Version, env["PROXMOX_VE_ENDPOINT"])
 
+		ctx := cmd.Context()
+		o, err := observeSpecs(ctx, cmd, []string{*specs}, func(k string) string { return env[k] })
+		if err != nil {
+			return err
+		}
+		defer o.close()
+		res, conn, obs := o.res, o.conn, o.obs
 		fmt.Fprintln(out, "== The lineage: what each guest inherits from its template, and what it installs itself")
 		if err := res.WriteGraph(out, "text"); err != nil {
-			return err
-		}
-		ctx := cmd.Context()
-		conn, err := connect(ctx, res.Cluster, func(k string) string { return env[k] }, logger(cmd))
-		if err != nil {
-			return err
-		}
-		defer conn.close()
-		obs, err := reconciler.Observe(ctx, conn.cluster, conn.nodes, res, reconciler.ObserveOptions{})
-		if err != nil {
 			return err
 		}
 		plan := reconciler.MakePlan(res, obs, reconciler.PlanOptions{})

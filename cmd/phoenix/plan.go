@@ -10,7 +10,6 @@ import (
 	"golang.org/x/term"
 
 	"github.com/phoenixhv/phoenix/reconciler"
-	"github.com/phoenixhv/phoenix/spec"
 )
 
 // Exit codes of plan with --detailed-exitcode, as terraform has them.
@@ -62,24 +61,12 @@ nothing to do), 1 on errors (including guests that cannot be converged), 2 with
 
 // makePlan loads the specs, observes the cluster and plans.
 func makePlan(ctx context.Context, cmd *cobra.Command, paths []string, opts reconciler.PlanOptions) (*reconciler.Plan, error) {
-	set, err := loadSpecs(cmd, paths)
+	o, err := observeSpecs(ctx, cmd, paths, os.Getenv)
 	if err != nil {
 		return nil, err
 	}
-	res, err := spec.Resolve(set)
-	if err != nil {
-		return nil, err
-	}
-	conn, err := connect(ctx, res.Cluster, os.Getenv, logger(cmd))
-	if err != nil {
-		return nil, err
-	}
-	defer conn.close()
-	obs, err := reconciler.Observe(ctx, conn.cluster, conn.nodes, res, reconciler.ObserveOptions{})
-	if err != nil {
-		return nil, err
-	}
-	return reconciler.MakePlan(res, obs, opts), nil
+	defer o.close()
+	return reconciler.MakePlan(o.res, o.obs, opts), nil
 }
 
 // colorful reports whether to colour output: a terminal, and NO_COLOR unset.

@@ -12,7 +12,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/phoenixhv/phoenix/reconciler"
-	"github.com/phoenixhv/phoenix/spec"
 )
 
 func newStatusCmd() *cobra.Command {
@@ -31,24 +30,12 @@ state of its own. Exits 0 when every guest is Ready, 1 otherwise.`,
 		if *output != "table" && *output != "json" {
 			return fmt.Errorf("unknown --output %q (table or json)", *output)
 		}
-		set, err := loadSpecs(cmd, *paths)
+		o, err := observeSpecs(cmd.Context(), cmd, *paths, os.Getenv)
 		if err != nil {
 			return err
 		}
-		res, err := spec.Resolve(set)
-		if err != nil {
-			return err
-		}
-		conn, err := connect(cmd.Context(), res.Cluster, os.Getenv, logger(cmd))
-		if err != nil {
-			return err
-		}
-		defer conn.close()
-		obs, err := reconciler.Observe(cmd.Context(), conn.cluster, conn.nodes, res, reconciler.ObserveOptions{})
-		if err != nil {
-			return err
-		}
-		statuses := reconciler.Status(res, obs, reconciler.MakePlan(res, obs, reconciler.PlanOptions{}))
+		defer o.close()
+		statuses := reconciler.Status(o.res, o.obs, reconciler.MakePlan(o.res, o.obs, reconciler.PlanOptions{}))
 		if *output == "json" {
 			enc := json.NewEncoder(cmd.OutOrStdout())
 			enc.SetIndent("", "  ")

@@ -4,9 +4,12 @@
 package testtool
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"testing"
+	"time"
 )
 
 // RequireEnv names the variable that turns a missing tool from a skip into a
@@ -27,4 +30,25 @@ func Require(t testing.TB, name string) string {
 	}
 	t.Skipf("%s is not installed; install it to run this check (.ci/run does)", name)
 	return ""
+}
+
+// MainNoLeaks runs a package's tests and fails it if goroutines outlive them:
+// every test closes what it started, so a goroutine left over is a leak.
+// Call it from TestMain.
+func MainNoLeaks(m *testing.M) {
+	before := runtime.NumGoroutine()
+	code := m.Run()
+	if code == 0 {
+		// Client-side goroutines wind down asynchronously after a Close.
+		deadline := time.Now().Add(5 * time.Second)
+		for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if after := runtime.NumGoroutine(); after > before {
+			buf := make([]byte, 1<<20)
+			fmt.Fprintf(os.Stderr, "goroutine leak: %d before tests, %d after\n%s", before, after, buf[:runtime.Stack(buf, true)])
+			code = 1
+		}
+	}
+	os.Exit(code)
 }

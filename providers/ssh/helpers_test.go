@@ -5,39 +5,22 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
-	"fmt"
 	"net"
 	"net/http"
 	"os"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/phoenixhv/phoenix/hack/testtool"
 	"github.com/phoenixhv/phoenix/providers/sim"
 )
 
 // TestMain fails the package if goroutines outlive the tests: every test
-// closes its pool, so a goroutine left over is a leak in the pool (a
-// watcher, a dial, a session that was never closed).
-func TestMain(m *testing.M) {
-	before := runtime.NumGoroutine()
-	code := m.Run()
-	if code == 0 {
-		deadline := time.Now().Add(5 * time.Second)
-		for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
-			time.Sleep(10 * time.Millisecond)
-		}
-		if after := runtime.NumGoroutine(); after > before {
-			buf := make([]byte, 1<<20)
-			fmt.Fprintf(os.Stderr, "goroutine leak: %d before tests, %d after\n%s", before, after, buf[:runtime.Stack(buf, true)])
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+// closes what it started, so one left over is a leak.
+func TestMain(m *testing.M) { testtool.MainNoLeaks(m) }
 
 // testWorld has what the tests need: a node with two GPUs, one with a GPU
 // but no driver, one whose nvidia-uvm was never loaded; running and stopped
