@@ -310,7 +310,7 @@ func stepName(c Change) string {
 // observe reads one guest (and its template) fresh.
 func (e *engine) observe(ctx context.Context, g GuestPlan) (*Observed, error) {
 	obs := &Observed{Guests: map[int]*ObservedGuest{}, Hosts: e.hosts}
-	read := func(name string, vmid int, node string) error {
+	read := func(vmid int, node string) error {
 		st, err := e.cluster.Status(ctx, node, vmid)
 		if errors.Is(err, ErrNotFound) {
 			return nil
@@ -334,12 +334,12 @@ func (e *engine) observe(ctx context.Context, g GuestPlan) (*Observed, error) {
 		obs.Guests[vmid] = og
 		return nil
 	}
-	if err := e.retry(ctx, g, "observe", func() error { return read(g.Name, g.VMID, g.Node) }); err != nil {
+	if err := e.retry(ctx, g, "observe", func() error { return read(g.VMID, g.Node) }); err != nil {
 		return nil, err
 	}
 	if parent, ok := e.res.Guest(g.Parent); ok {
 		if err := e.retry(ctx, g, "observe "+parent.Name, func() error {
-			return read(parent.Name, parent.VMID, parent.Settings.Node)
+			return read(parent.VMID, parent.Settings.Node)
 		}); err != nil {
 			return nil, err
 		}

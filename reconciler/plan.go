@@ -295,7 +295,8 @@ func predictedConfig(d desired, name string) Config {
 	for i, dev := range d.devices {
 		v[fmt.Sprintf("dev%d", i)] = dev
 	}
-	v["rootfs"] = fmt.Sprintf("x:base,size=%dG", d.diskGiB)
+	// Only the size of the root disk matters to what a clone plans.
+	v["rootfs"] = fmt.Sprintf("size=%dG", d.diskGiB)
 	return Config{Values: v}
 }
 

@@ -3,7 +3,6 @@ package sim
 import (
 	"fmt"
 	"maps"
-	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -396,5 +395,3 @@ func (s *apiServer) storageContent(r request) (any, *apiError) {
 	}
 	return out, nil
 }
-
-var _ = http.StatusOK
