@@ -51,11 +51,7 @@ func newRigAuth(t testing.TB, edit func(*sim.World), ticket bool) *rig {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = s.Close() })
-	set, err := spec.Load("../examples")
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := spec.Resolve(set)
+	res, err := spec.LoadResolved("../examples")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,11 +32,7 @@ func resolve(t *testing.T, src string) *spec.Resolution {
 
 func examples(t *testing.T) *spec.Resolution {
 	t.Helper()
-	set, err := spec.Load("../examples")
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := spec.Resolve(set)
+	res, err := spec.LoadResolved("../examples")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -111,6 +111,15 @@ func Resolve(set *Set) (*Resolution, error) {
 	return out, nil
 }
 
+// LoadResolved loads, validates and resolves spec files in one step.
+func LoadResolved(paths ...string) (*Resolution, error) {
+	set, err := Load(paths...)
+	if err != nil {
+		return nil, err
+	}
+	return Resolve(set)
+}
+
 // lineage links guests to the templates they are cloned from.
 type lineage struct {
 	byName   map[string]*Guest

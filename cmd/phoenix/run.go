@@ -87,11 +87,11 @@ full pass) and /status (JSON: the last pass and every guest's conditions).`,
 		}
 		defer conn.close()
 		load := func() (*spec.Resolution, error) {
-			set, err := spec.Load(*paths...)
+			res, err := spec.LoadResolved(*paths...)
 			if err != nil {
 				return nil, fmt.Errorf("specs: %w", err)
 			}
-			return spec.Resolve(set)
+			return res, nil
 		}
 		loop := reconciler.NewLoop(conn.cluster, conn.nodes, load, reconciler.LoopOptions{
 			Interval: *interval, Log: log,

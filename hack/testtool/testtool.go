@@ -52,3 +52,21 @@ func MainNoLeaks(m *testing.M) {
 	}
 	os.Exit(code)
 }
+
+// Shells returns the POSIX shells installed here (dash is Proxmox VE's
+// /bin/sh, bash is root's login shell there), for tests that let real shells
+// judge what phoenix writes for them. None is a skip, or a failure where
+// RequireEnv is set.
+func Shells(t testing.TB) []string {
+	t.Helper()
+	var found []string
+	for _, sh := range []string{"dash", "bash", "sh"} {
+		if p, err := exec.LookPath(sh); err == nil {
+			found = append(found, p)
+		}
+	}
+	if len(found) == 0 {
+		Require(t, "sh")
+	}
+	return found
+}

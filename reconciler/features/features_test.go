@@ -16,11 +16,7 @@ import (
 
 func examples(t *testing.T) *spec.Resolution {
 	t.Helper()
-	set, err := spec.Load("../../examples")
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := spec.Resolve(set)
+	res, err := spec.LoadResolved("../../examples")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -89,21 +89,6 @@ func (h *fakeHost) probe(shell string) reconciler.HostInfo {
 	return info
 }
 
-// shells are the shells the probe must work in: dash is Proxmox VE's
-// /bin/sh, bash is root's login shell.
-func shells(t *testing.T) []string {
-	var out []string
-	for _, s := range []string{"dash", "bash", "sh"} {
-		if p, err := exec.LookPath(s); err == nil {
-			out = append(out, p)
-		}
-	}
-	if len(out) == 0 {
-		t.Skip("no POSIX shell found")
-	}
-	return out
-}
-
 const procVersion = "NVRM version: NVIDIA UNIX x86_64 Kernel Module  580.76.05  Release Build  (dvs-builder@U16-I3-B03-4-3)  Thu Jul 17 20:30:36 UTC 2025\n" +
 	"GCC version:  gcc version 14.2.0 (Debian 14.2.0-19)\n"
 
@@ -141,7 +126,7 @@ func TestHostProbeScriptDriverAndPCI(t *testing.T) {
 			want:  reconciler.HostInfo{DriverVersion: "550.54.15"},
 		},
 	}
-	for _, shell := range shells(t) {
+	for _, shell := range testtool.Shells(t) {
 		for name, tc := range cases {
 			h := newFakeHost(t)
 			tc.setup(h)
@@ -183,7 +168,7 @@ func TestHostProbeScriptDevices(t *testing.T) {
 		dev("/dev/nvidia-nvswitchctl", 239, 255),
 		dev("/dev/nvidia-caps/nvidia-cap1", 511, 1), dev("/dev/nvidia-caps/nvidia-cap2", 511, 2),
 	}}
-	for _, shell := range shells(t) {
+	for _, shell := range testtool.Shells(t) {
 		if diff := cmp.Diff(want, h.probe(shell)); diff != "" {
 			t.Errorf("%s (-want +got):\n%s", filepath.Base(shell), diff)
 		}

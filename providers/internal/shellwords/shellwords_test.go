@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/phoenixhv/phoenix/hack/testtool"
 )
 
 func TestQuote(t *testing.T) {
@@ -240,23 +242,6 @@ func TestRoundTrip(t *testing.T) {
 	}
 }
 
-// shells returns the POSIX shells available on this machine. /bin/sh is the
-// one that matters for ssh to non-Proxmox hosts; bash is root's login shell on
-// Proxmox VE.
-func shells(t *testing.T) []string {
-	t.Helper()
-	var found []string
-	for _, sh := range []string{"/bin/sh", "bash", "dash"} {
-		if p, err := exec.LookPath(sh); err == nil {
-			found = append(found, p)
-		}
-	}
-	if len(found) == 0 {
-		t.Skip("no POSIX shell available")
-	}
-	return found
-}
-
 // runShell runs script with sh -c, the way sshd hands a remote command to
 // the login shell.
 func runShell(t *testing.T, sh, script string, env ...string) []byte {
@@ -287,7 +272,7 @@ func nulJoined(words []string) []byte {
 // TestJoinRealShell lets real shells parse Join's output: the shell's view,
 // not Split's, is the truth Join must satisfy.
 func TestJoinRealShell(t *testing.T) {
-	for _, sh := range shells(t) {
+	for _, sh := range testtool.Shells(t) {
 		for _, argv := range trickyArgvs {
 			script := Join(append([]string{"printf", `%s\0`}, argv...))
 			got := runShell(t, sh, script)
@@ -309,7 +294,7 @@ func TestSplitAgreesWithRealShell(t *testing.T) {
 		"'a\nb'", "-- -x --y=z", "héllo wörld", "a]b ^c", "x A=b =x", `"!"`,
 		"x\t\ty", "'\x01\x7f'",
 	}
-	for _, sh := range shells(t) {
+	for _, sh := range testtool.Shells(t) {
 		for _, in := range inputs {
 			words, err := Split(in)
 			if err != nil {
@@ -336,7 +321,7 @@ func TestJoinFirstWordRealShell(t *testing.T) {
 		}
 	}
 	env := []string{"PATH=" + dir + ":/usr/bin:/bin"}
-	for _, sh := range shells(t) {
+	for _, sh := range testtool.Shells(t) {
 		for _, argv := range [][]string{{"A=b", "x y"}, {"time", "z"}, {"if"}, {"function", "f"}} {
 			line := Join(argv)
 			got := runShell(t, sh, line, env...)
@@ -404,7 +389,7 @@ func randomCommandLine(r *rand.Rand) string {
 // shell, and every random command line Split accepts must be split the
 // same way by the shell.
 func TestRandomAgainstRealShell(t *testing.T) {
-	shs := shells(t)
+	shs := testtool.Shells(t)
 	r := rand.New(rand.NewPCG(1, 2))
 	for i := range 150 {
 		argv := make([]string, 1+r.IntN(4))
