@@ -307,7 +307,7 @@ func stepName(c Change) string {
 	return c.Action.String()
 }
 
-// observe reads one guest (and its template) fresh.
+// observe reads one guest fresh, and its template when it is yet to be cloned.
 func (e *engine) observe(ctx context.Context, g GuestPlan) (*Observed, error) {
 	obs := &Observed{Guests: map[int]*ObservedGuest{}, Hosts: e.hosts}
 	read := func(vmid int, node string) error {
@@ -337,7 +337,10 @@ func (e *engine) observe(ctx context.Context, g GuestPlan) (*Observed, error) {
 	if err := e.retry(ctx, g, "observe", func() error { return read(g.VMID, g.Node) }); err != nil {
 		return nil, err
 	}
-	if parent, ok := e.res.Guest(g.Parent); ok {
+	// The template matters only to a guest that is still to be cloned from it
+	// (its records and whether it is converted); otherwise reading it would
+	// double the reads of every step.
+	if parent, ok := e.res.Guest(g.Parent); ok && obs.Guests[g.VMID] == nil {
 		if err := e.retry(ctx, g, "observe "+parent.Name, func() error {
 			return read(parent.VMID, parent.Settings.Node)
 		}); err != nil {
