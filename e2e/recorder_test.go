@@ -1,4 +1,4 @@
-package proxmox
+package e2e
 
 import (
 	"bytes"

@@ -1,4 +1,4 @@
-package proxmox
+package e2e
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/phoenixhv/phoenix/providers/proxmox"
 	"github.com/phoenixhv/phoenix/providers/sim"
 	"github.com/phoenixhv/phoenix/reconciler"
 	"github.com/phoenixhv/phoenix/spec"
@@ -56,19 +57,19 @@ func startSim(t *testing.T, world string) *fixture {
 
 // client connects with the simulator's environment; drop removes variables
 // (e.g. the token, to log in with the password).
-func (f *fixture) client(t *testing.T, drop ...string) *Client {
+func (f *fixture) client(t *testing.T, drop ...string) *proxmox.Client {
 	t.Helper()
 	env := f.sim.Env()
 	for _, k := range drop {
 		delete(env, k)
 	}
-	cfg, err := ConfigFromEnv(func(k string) string { return env[k] }, spec.ClusterSpec{})
+	cfg, err := proxmox.ConfigFromEnv(func(k string) string { return env[k] }, spec.ClusterSpec{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg.TaskPoll, cfg.TaskPollMax = time.Millisecond, 20*time.Millisecond
 	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper { f.rec.base = rt; return f.rec }
-	c, err := New(context.Background(), cfg, nil)
+	c, err := proxmox.New(context.Background(), cfg, nil)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -77,21 +78,21 @@ func (f *fixture) client(t *testing.T, drop ...string) *Client {
 }
 
 // unrecorded connects around the recorder, for requests meant to be refused.
-func (f *fixture) unrecorded(t *testing.T) *Client {
+func (f *fixture) unrecorded(t *testing.T) *proxmox.Client {
 	t.Helper()
 	env := f.sim.Env()
-	cfg, err := ConfigFromEnv(func(k string) string { return env[k] }, spec.ClusterSpec{})
+	cfg, err := proxmox.ConfigFromEnv(func(k string) string { return env[k] }, spec.ClusterSpec{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := New(context.Background(), cfg, nil)
+	c, err := proxmox.New(context.Background(), cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return c
 }
 
-func create(t *testing.T, c *Client, vmid int, opts map[string]string) {
+func createCT(t *testing.T, c *proxmox.Client, vmid int, opts map[string]string) {
 	t.Helper()
 	o := map[string]string{"hostname": fmt.Sprintf("ct%d", vmid), "unprivileged": "1"}
 	for k, v := range opts {
@@ -125,7 +126,7 @@ func TestOperations(t *testing.T) {
 		t.Errorf("config %+v", cfg)
 	}
 
-	create(t, c, 200, map[string]string{"cores": "2", "net0": "name=eth0,bridge=vmbr0,ip=dhcp", "tags": "phoenix-managed"})
+	createCT(t, c, 200, map[string]string{"cores": "2", "net0": "name=eth0,bridge=vmbr0,ip=dhcp", "tags": "phoenix-managed"})
 	cfg, _ = c.GuestConfig(ctx, "pve1", 200)
 	if cfg.Values["cores"] != "2" || cfg.Values["rootfs"] != "local-lvm:vm-200-disk-0,size=8G" || cfg.Values["tags"] != "phoenix-managed" {
 		t.Errorf("created %+v", cfg.Values)
@@ -216,7 +217,7 @@ func TestTypedErrors(t *testing.T) {
 		t.Errorf("bad request: %v", err)
 	}
 
-	create(t, c, 300, nil)
+	createCT(t, c, 300, nil)
 	if err := c.ConvertToTemplate(ctx, "pve1", 300); err != nil {
 		t.Fatal(err)
 	}
@@ -252,7 +253,7 @@ func TestTypedErrors(t *testing.T) {
 
 func TestRootTicketSetsDevices(t *testing.T) {
 	f := startSim(t, testWorld)
-	c := f.client(t, EnvToken)
+	c := f.client(t, proxmox.EnvToken)
 	if !c.RootSession() {
 		t.Fatal("a root@pam password session is not a root session")
 	}
@@ -264,13 +265,13 @@ func TestRootTicketSetsDevices(t *testing.T) {
 func TestWrongPassword(t *testing.T) {
 	f := startSim(t, testWorld)
 	env := f.sim.Env()
-	env[EnvPassword] = "wrong"
-	delete(env, EnvToken)
-	cfg, err := ConfigFromEnv(func(k string) string { return env[k] }, spec.ClusterSpec{})
+	env[proxmox.EnvPassword] = "wrong"
+	delete(env, proxmox.EnvToken)
+	cfg, err := proxmox.ConfigFromEnv(func(k string) string { return env[k] }, spec.ClusterSpec{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = New(context.Background(), cfg, nil)
+	_, err = proxmox.New(context.Background(), cfg, nil)
 	if !errors.Is(err, reconciler.ErrPermission) || !strings.Contains(err.Error(), "authentication failure") || strings.Contains(err.Error(), "wrong") {
 		t.Errorf("New with a wrong password: %v", err)
 	}
@@ -280,13 +281,13 @@ func TestWarningsAreSuccess(t *testing.T) {
 	f := startSim(t, testWorld+"  faults: {taskWarnings: 1}\n")
 	var logs strings.Builder
 	env := f.sim.Env()
-	cfg, _ := ConfigFromEnv(func(k string) string { return env[k] }, spec.ClusterSpec{})
+	cfg, _ := proxmox.ConfigFromEnv(func(k string) string { return env[k] }, spec.ClusterSpec{})
 	cfg.TaskPoll = time.Millisecond
-	c, err := New(context.Background(), cfg, slog.New(slog.NewTextHandler(&logs, nil)))
+	c, err := proxmox.New(context.Background(), cfg, slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	create(t, c, 500, nil)
+	createCT(t, c, 500, nil)
 	if !strings.Contains(logs.String(), "WARNINGS: 1") {
 		t.Errorf("warnings not logged: %s", logs.String())
 	}
@@ -313,12 +314,12 @@ func TestCancelDuringTaskWait(t *testing.T) {
 func TestTLSIsVerified(t *testing.T) {
 	f := startSim(t, testWorld)
 	env := f.sim.Env()
-	delete(env, EnvCAFile)
-	cfg, err := ConfigFromEnv(func(k string) string { return env[k] }, spec.ClusterSpec{})
+	delete(env, proxmox.EnvCAFile)
+	cfg, err := proxmox.ConfigFromEnv(func(k string) string { return env[k] }, spec.ClusterSpec{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := New(context.Background(), cfg, nil)
+	c, err := proxmox.New(context.Background(), cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -328,7 +329,7 @@ func TestTLSIsVerified(t *testing.T) {
 	}
 	var logs strings.Builder
 	cfg.Insecure = true
-	c, err = New(context.Background(), cfg, slog.New(slog.NewTextHandler(&logs, nil)))
+	c, err = proxmox.New(context.Background(), cfg, slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -391,8 +392,8 @@ func TestFullClonesContendForTheStorageLock(t *testing.T) {
 	f := startSim(t, testWorld)
 	c := f.client(t)
 	ctx := context.Background()
-	create(t, c, 700, nil)
-	create(t, c, 701, nil)
+	createCT(t, c, 700, nil)
+	createCT(t, c, 701, nil)
 	done := make(chan error, 2)
 	for i, src := range []int{700, 701} {
 		go func() {
@@ -412,4 +413,3 @@ func TestFullClonesContendForTheStorageLock(t *testing.T) {
 	}
 }
 
-func ptr[T any](v T) *T { return &v }
