@@ -412,4 +412,3 @@ func TestFullClonesContendForTheStorageLock(t *testing.T) {
 		t.Errorf("concurrent full clones: %v", failures)
 	}
 }
-
