@@ -20,8 +20,20 @@ type Cluster interface {
 	Nodes(ctx context.Context) ([]NodeInfo, error)
 	// Status reads one container's state (status/current).
 	Status(ctx context.Context, node string, vmid int) (GuestSummary, error)
-	// GuestConfig reads a container's configuration, every key kept.
+	// GuestConfig reads a container's configuration, every key kept, with
+	// pending changes merged in (what Proxmox answers by default).
 	GuestConfig(ctx context.Context, node string, vmid int) (Config, error)
+	// Pending lists a container's options with the changes that wait for its
+	// next start (GET .../pending); only entries with Pending or Delete set
+	// wait for something.
+	Pending(ctx context.Context, node string, vmid int) ([]PendingOption, error)
+	// Storages lists the storages a node sees, with their content types.
+	Storages(ctx context.Context, node string) ([]StorageInfo, error)
+	// Volumes lists the volume IDs of one content type (vztmpl, rootdir, ...)
+	// on a node's storage.
+	Volumes(ctx context.Context, node, storage, content string) ([]string, error)
+	// Bridges lists the names of a node's network bridges, SDN vnets included.
+	Bridges(ctx context.Context, node string) ([]string, error)
 	Create(ctx context.Context, req CreateRequest) error
 	Clone(ctx context.Context, req CloneRequest) error
 	// SetConfig changes a container's options; an empty digest skips the
@@ -85,6 +97,35 @@ type Config struct {
 	Values map[string]string
 	LXC    [][2]string
 	Digest string
+}
+
+// PendingOption is one entry of a container's pending list: the current
+// value (empty when the key is not set now), the value that waits for the next
+// start, and whether the key's deletion waits.
+type PendingOption struct {
+	Key     string
+	Value   string
+	Pending string
+	// HasPending tells an empty pending value from none.
+	HasPending bool
+	Delete     bool
+}
+
+// Waiting reports whether the option changes at the next start.
+func (p PendingOption) Waiting() bool { return p.HasPending || p.Delete }
+
+// StorageInfo is a storage as a node sees it.
+type StorageInfo struct {
+	Name string
+	// Type is Proxmox's storage type: dir, lvm, lvmthin, zfspool, rbd, ...
+	Type string
+	// Content lists what it may hold: rootdir, images, vztmpl, iso, backup, ...
+	Content []string
+	Shared  bool
+	// Active is false for a storage the node cannot reach now.
+	Active bool
+	// Enabled is false for a storage disabled in the cluster's configuration.
+	Enabled bool
 }
 
 // CreateRequest creates a container from an OS template. Options holds the
