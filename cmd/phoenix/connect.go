@@ -45,7 +45,8 @@ func connectWith(ctx context.Context, cs spec.ClusterSpec, getenv func(string) s
 	cfg.WrapTransport = wrap
 	client, err := proxmox.New(ctx, cfg, log)
 	if err != nil {
-		return nil, fmt.Errorf("connect to %s: %w", cfg.Endpoint, err)
+		// New's errors name the endpoint and the variable to check.
+		return nil, err
 	}
 	conn := &connection{cluster: client, close: func() {}}
 	if getenv(EnvNodeAccess) == "local" {

@@ -18,10 +18,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	gp "github.com/luthermonson/go-proxmox"
@@ -38,8 +40,10 @@ type Client struct {
 
 var _ reconciler.Cluster = (*Client)(nil)
 
-// New connects to the API described by cfg. With a username and password it
-// logs in at once, so that bad credentials fail here and not mid-apply.
+// New connects to the API described by cfg and makes one first request (the
+// login with a password, GET /version with a token), so that a wrong endpoint,
+// TLS setting or credential fails here, in one line that says what to check,
+// and not after the reconciler's retries.
 func New(ctx context.Context, cfg Config, log *slog.Logger) (*Client, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -68,16 +72,84 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Client, error) {
 		opts = append(opts, gp.WithCredentials(&gp.Credentials{Username: cfg.Username, Password: cfg.Password}))
 	}
 	c := &Client{cfg: cfg, api: gp.NewClient(cfg.Endpoint, opts...), log: log}
-	if cfg.TokenID == "" {
-		capt := &capture{}
-		if err := c.api.CreateSession(context.WithValue(ctx, captureKey{}, capt)); err != nil {
-			if capt.status != 0 {
-				return nil, classify("POST /access/ticket", capt.status, capt.reason, capt.body)
-			}
-			return nil, classifyTransport("POST /access/ticket", err)
-		}
+	if err := c.firstContact(ctx); err != nil {
+		return nil, err
 	}
 	return c, nil
+}
+
+// connectTimeout bounds the TCP connection and the TLS handshake, each: on the
+// networks Proxmox VE runs on either takes milliseconds, and an address that
+// takes longer is wrong or unreachable.
+const connectTimeout = 5 * time.Second
+
+// firstContactTimeout bounds New's first request; it leaves room for the
+// 3 seconds Proxmox VE waits before it answers a failed authentication.
+const firstContactTimeout = 10 * time.Second
+
+// errNotPVE is an answer that parsed as HTTP but is not what the Proxmox VE API
+// answers: another web server on that port.
+var errNotPVE = errors.New("not the Proxmox VE API")
+
+// firstContact makes the first request, once and without retries, and turns
+// its failure into a configuration error (see contactError). A failure that
+// may pass (Proxmox VE reporting a transient error, a request dropped or left
+// unanswered once the connection was up) is only logged: the reconciler
+// retries those, as it retries any later request.
+func (c *Client) firstContact(ctx context.Context) error {
+	pctx, cancel := context.WithTimeout(ctx, firstContactTimeout)
+	defer cancel()
+	capt := &capture{}
+	pctx = context.WithValue(pctx, captureKey{}, capt)
+	pctx = httptrace.WithClientTrace(pctx, &httptrace.ClientTrace{
+		GotConn: func(httptrace.GotConnInfo) { capt.connected.Store(true) },
+	})
+	op, first := "GET /version", c.version
+	if c.cfg.TokenID == "" {
+		op, first = "POST /access/ticket", c.login
+	}
+	err := first(pctx)
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	err = contactError(c.cfg, op, capt, err)
+	if reconciler.Retryable(err) {
+		c.log.Warn("the first request to the Proxmox VE API failed; later requests will retry", "endpoint", c.cfg.Endpoint, "error", err)
+		return nil
+	}
+	return err
+}
+
+// version reads GET /version, which every authenticated user may read, and
+// checks that the answer is the Proxmox VE API's.
+func (c *Client) version(ctx context.Context) error {
+	var raw json.RawMessage
+	if err := c.api.Get(ctx, "/version", &raw); err != nil {
+		return err
+	}
+	var v struct {
+		Version string `json:"version"`
+	}
+	if json.Unmarshal(raw, &v) != nil || v.Version == "" {
+		return errNotPVE
+	}
+	c.log.Debug("proxmox api", "op", "GET /version", "version", v.Version)
+	return nil
+}
+
+// login creates the ticket session; an answer without a ticket came from
+// something other than Proxmox VE.
+func (c *Client) login(ctx context.Context) error {
+	if err := c.api.CreateSession(ctx); err != nil {
+		return err
+	}
+	if s := c.api.Session(); s == nil || s.Ticket == "" {
+		return errNotPVE
+	}
+	return nil
 }
 
 // httpClient has timeouts (go-proxmox's default has none), verifies TLS with
@@ -87,22 +159,22 @@ func httpClient(cfg Config) (*http.Client, error) {
 	if cfg.CAFile != "" {
 		pem, err := os.ReadFile(cfg.CAFile)
 		if err != nil {
-			return nil, fmt.Errorf("CA file: %w", err)
+			return nil, fmt.Errorf("CA file (%s): %w", EnvCAFile, err)
 		}
 		pool, err := x509.SystemCertPool()
 		if err != nil || pool == nil {
 			pool = x509.NewCertPool()
 		}
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("CA file %s holds no PEM certificate", cfg.CAFile)
+			return nil, fmt.Errorf("CA file %s (%s) holds no PEM certificate", cfg.CAFile, EnvCAFile)
 		}
 		tlsConf.RootCAs = pool
 	}
 	tlsConf.InsecureSkipVerify = cfg.Insecure
 	transport := &http.Transport{
-		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:           (&net.Dialer{Timeout: connectTimeout, KeepAlive: 30 * time.Second}).DialContext,
 		TLSClientConfig:       tlsConf,
-		TLSHandshakeTimeout:   10 * time.Second,
+		TLSHandshakeTimeout:   connectTimeout,
 		ResponseHeaderTimeout: cfg.Timeout,
 		MaxIdleConnsPerHost:   16,
 		IdleConnTimeout:       90 * time.Second,
@@ -114,11 +186,20 @@ func httpClient(cfg Config) (*http.Client, error) {
 	return &http.Client{Timeout: cfg.Timeout, Transport: capturingTransport{rt}}, nil
 }
 
-// capture holds the status line and body of a failed answer.
+// capture holds the status line and body of a failed answer, and the status
+// line and type of any answer: first contact tells another web server from
+// Proxmox VE by them.
 type capture struct {
-	status int
+	status int // of a failed answer (400 and above), else 0
 	reason string
 	body   []byte
+	// answerCode and answer are the status of whatever answer came (200,
+	// "200 OK"), zero when none did; contentType is its Content-Type.
+	answerCode  int
+	answer      string
+	contentType string
+	// connected is set once a connection is up, TLS handshake included.
+	connected atomic.Bool
 }
 
 type captureKey struct{}
@@ -129,17 +210,20 @@ type capturingTransport struct{ base http.RoundTripper }
 
 func (t capturingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	res, err := t.base.RoundTrip(req)
-	if err != nil || res.StatusCode < 400 {
+	c, ok := req.Context().Value(captureKey{}).(*capture)
+	if err != nil || !ok {
 		return res, err
 	}
-	if c, ok := req.Context().Value(captureKey{}).(*capture); ok {
-		body, _ := io.ReadAll(io.LimitReader(res.Body, 1<<16))
-		_ = res.Body.Close()
-		c.status = res.StatusCode
-		c.reason = strings.TrimPrefix(res.Status, strconv.Itoa(res.StatusCode)+" ")
-		c.body = body
-		res.Body = io.NopCloser(bytes.NewReader(body))
+	c.answerCode, c.answer, c.contentType = res.StatusCode, res.Status, res.Header.Get("Content-Type")
+	if res.StatusCode < 400 {
+		return res, nil
 	}
+	body, _ := io.ReadAll(io.LimitReader(res.Body, 1<<16))
+	_ = res.Body.Close()
+	c.status = res.StatusCode
+	c.reason = strings.TrimPrefix(res.Status, strconv.Itoa(res.StatusCode)+" ")
+	c.body = body
+	res.Body = io.NopCloser(bytes.NewReader(body))
 	return res, nil
 }
 
