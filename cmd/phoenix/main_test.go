@@ -9,6 +9,13 @@ import (
 	"testing"
 )
 
+// TestMain removes what the tests built once for the whole test binary.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	removeBinary()
+	os.Exit(code)
+}
+
 // phoenix runs the CLI in-process and returns its exit status and output.
 func phoenix(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()

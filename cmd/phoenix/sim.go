@@ -14,7 +14,7 @@ import (
 func newSimCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "sim --world FILE [--listen 127.0.0.1:0]",
-		Short: "Serve a simulated Proxmox VE cluster on loopback until SIGINT or SIGTERM",
+		Short: "Serve a simulated Proxmox VE cluster on loopback until SIGINT, SIGTERM or SIGHUP",
 		Long: `Serve a simulated Proxmox VE cluster on loopback: the real API over HTTPS, one SSH
 server per node (pct, host probes), and a model of the containers inside.
 
@@ -25,7 +25,9 @@ then closes standard output, so that
 
     eval "$(phoenix sim --world examples/world.yaml &)"
 
-sets up a shell and returns while the simulator keeps running.`,
+sets up a shell and returns while the simulator keeps running. Without --dir,
+its files go to a new temporary directory only its user can read, removed
+when it stops.`,
 		Args: cobra.NoArgs,
 	}
 	world := cmd.Flags().String("world", "", "world file (apiVersion sim.phoenix/v1alpha1)")
@@ -34,6 +36,19 @@ sets up a shell and returns while the simulator keeps running.`,
 	timeScale := cmd.Flags().Float64("time-scale", 0, "override the world's time scale (0.01 runs a 20 s task in 200 ms)")
 	_ = cmd.MarkFlagRequired("world")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		// The handler comes before anything is written: a SIGTERM sent the
+		// moment the export lines are read (or sooner) would otherwise kill us
+		// by default, leaving the CA and the SSH private key behind. Until
+		// stop, a second signal is held too, so it cannot cut the cleanup short.
+		ctx, stop := signal.NotifyContext(cmd.Context(), stopSignals()...)
+		defer stop()
+		// A reader gone before the export lines (phoenix sim | true) would
+		// have SIGPIPE kill us just as well; with SIGPIPE notified, the write
+		// fails with EPIPE instead and we return through s.Close.
+		pipe := make(chan os.Signal, 1)
+		signal.Notify(pipe, syscall.SIGPIPE)
+		defer signal.Stop(pipe)
+
 		w, err := sim.LoadWorld(*world)
 		if err != nil {
 			return err
@@ -43,21 +58,31 @@ sets up a shell and returns while the simulator keeps running.`,
 			return err
 		}
 		defer s.Close()
+		if ctx.Err() != nil { // stopped while starting: print nothing to use
+			return s.Close()
+		}
 		out := cmd.OutOrStdout()
-		fmt.Fprint(out, s.ExportLines())
-		fmt.Fprintf(out, "export PHOENIX_SIM_PID=%d\n", os.Getpid())
+		if _, err := fmt.Fprintf(out, "%sexport PHOENIX_SIM_PID=%d\n", s.ExportLines(), os.Getpid()); err != nil {
+			return err
+		}
 		// Closing stdout lets $(phoenix sim ... &) return while we serve on.
 		if f, ok := out.(*os.File); ok && f == os.Stdout {
-			_ = f.Close()
+			if err := f.Close(); err != nil {
+				return err
+			}
 		}
-		sig := make(chan os.Signal, 1)
-		signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-		defer signal.Stop(sig)
-		select {
-		case <-sig:
-		case <-cmd.Context().Done():
-		}
+		<-ctx.Done()
 		return s.Close()
 	}
 	return cmd
+}
+
+// stopSignals are the signals phoenix sim stops on. SIGHUP joins them unless
+// it was ignored when we started: under nohup, a hangup is not meant to stop us.
+func stopSignals() []os.Signal {
+	sigs := []os.Signal{syscall.SIGINT, syscall.SIGTERM}
+	if !signal.Ignored(syscall.SIGHUP) {
+		sigs = append(sigs, syscall.SIGHUP)
+	}
+	return sigs
 }

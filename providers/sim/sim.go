@@ -44,8 +44,9 @@ import (
 type Options struct {
 	// Listen is the API's address; default 127.0.0.1:0.
 	Listen string
-	// Dir receives the CA certificate, the SSH client key and known_hosts.
-	// Default: a new temporary directory, removed by Close.
+	// Dir receives the CA certificate, the SSH client key and known_hosts,
+	// each readable by its owner only (0600). Default: a new temporary
+	// directory (0700), removed by Close, or by Start when it fails.
 	Dir string
 	// TimeScale, when not zero, replaces the world's time scale (tests run
 	// the example world fast).
@@ -83,6 +84,8 @@ func Start(world *World, opts Options) (_ *Sim, err error) {
 		}
 	}()
 	if s.dir == "" {
+		// MkdirTemp makes it 0700: no other user gets to list it, let alone
+		// open the key in it.
 		if s.dir, err = os.MkdirTemp("", "phoenix-sim-"); err != nil {
 			return nil, err
 		}
@@ -198,7 +201,7 @@ func (s *Sim) writeCA() (*tls.Config, error) {
 		return nil, err
 	}
 	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})
-	if err := os.WriteFile(filepath.Join(s.dir, "ca.pem"), caPEM, 0o644); err != nil {
+	if err := writePrivate(filepath.Join(s.dir, "ca.pem"), caPEM); err != nil {
 		return nil, err
 	}
 	return &tls.Config{
@@ -214,7 +217,7 @@ func (s *Sim) startSSH() error {
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(s.dir, "id_ed25519"), clientPEM, 0o600); err != nil {
+	if err := writePrivate(filepath.Join(s.dir, "id_ed25519"), clientPEM); err != nil {
 		return err
 	}
 	byIP := map[string]string{}
@@ -270,7 +273,25 @@ func (s *Sim) startSSH() error {
 		hosts = append(hosts, l.Addr().String())
 	}
 	line := sshd.KnownHostsLine(hosts, s.ssh.PublicKey())
-	return os.WriteFile(filepath.Join(s.dir, "known_hosts"), []byte(line+"\n"), 0o644)
+	return writePrivate(filepath.Join(s.dir, "known_hosts"), []byte(line+"\n"))
+}
+
+// writePrivate writes a file only its owner can read (0600). The CA and
+// known_hosts are not secret, but no other user needs them, and one mode for
+// the three leaves none to get wrong. The mode is set before the data goes in:
+// OpenFile's applies only to a file it creates, and a Dir used before may hold
+// one made with looser permissions.
+func writePrivate(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := f.Chmod(0o600); err != nil {
+		_ = f.Close()
+		return err
+	}
+	_, err = f.Write(data)
+	return errors.Join(err, f.Close())
 }
 
 // Env returns the variables that point phoenix (and terraform-provider-proxmox)
