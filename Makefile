@@ -25,6 +25,7 @@ vet:
 	$(GO) vet ./...
 
 shellcheck:
+	@command -v shellcheck >/dev/null || { echo "shellcheck is not installed: apt-get install shellcheck (Debian/Ubuntu) or see https://www.shellcheck.net" >&2; exit 1; }
 	shellcheck $(SCRIPTS)
 
 ## fuzz: every fuzz target, FUZZTIME each
