@@ -8,8 +8,9 @@ SCRIPTS   = $(shell find . -name '*.sh' -not -path './.git/*') .ci/run
 
 all: build
 
+## build: bin/phoenix, its version from git describe (dev outside a git checkout)
 build:
-	$(GO) build -o bin/phoenix ./cmd/phoenix
+	$(GO) build -ldflags "-X main.version=$$(git describe --tags --always --dirty 2>/dev/null || echo dev)" -o bin/phoenix ./cmd/phoenix
 
 ## test: the whole suite with the race detector, after lint
 test: lint
@@ -36,7 +37,7 @@ fuzz:
 verify:
 	$(GO) mod tidy
 	$(GO) test ./spec -run TestGraphGolden -update
-	$(GO) run ./cmd/phoenix schema -o schema/phoenix.schema.json
+	$(GO) run ./cmd/phoenix schema --out schema/phoenix.schema.json
 	git diff --exit-code
 
 ## demo: converge the example GPU homelab on the embedded simulator

@@ -65,7 +65,11 @@ func TestLoopBacksOffAFailingGuestWhileOthersConverge(t *testing.T) {
 	}
 }
 
-func TestLoopWaitsForASpecChangeAfterAPermanentFailure(t *testing.T) {
+// TestLoopWaitsForAPersonOnAConflict: a VMID held by a guest phoenix does
+// not own waits for a person; once the guest is gone the next pass converges
+// without any change to the spec (the plan shows the problem, and drops it,
+// by itself).
+func TestLoopWaitsForAPersonOnAConflict(t *testing.T) {
 	r := newRig(t, func(w *sim.World) {
 		w.Spec.Guests = append(w.Spec.Guests, sim.WorldGuest{VMID: 960, Name: "handmade", Node: "pve1"})
 	})
@@ -75,8 +79,51 @@ func TestLoopWaitsForASpecChangeAfterAPermanentFailure(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if got := l.Report().Backoff["nginx"]; got != "waits for a change to its spec" {
+	rep := l.Report()
+	if got := rep.Backoff["nginx"]; !strings.HasPrefix(got, "waits for a person (conflict: VMID 960 is held by container \"handmade\"") {
 		t.Errorf("nginx backoff %q", got)
+	}
+	if rep.Pass.Problems != 1 || rep.Pass.Converged() {
+		t.Errorf("pass %+v: want one guest with a problem", rep.Pass)
+	}
+	// The person removes the hand-made container.
+	if err := r.cluster.Delete(context.Background(), "pve1", 960); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Pass(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if rep := l.Report(); !rep.Pass.Converged() || len(rep.Backoff) != 0 {
+		t.Errorf("after the conflict is gone: %+v %v", rep.Pass, rep.Backoff)
+	}
+}
+
+// TestLoopRetriesAFailedProbe: a GPU probe that fails once is a problem of
+// observation, retried with backoff; the guests it held back converge as soon
+// as it passes, with the spec unchanged.
+func TestLoopRetriesAFailedProbe(t *testing.T) {
+	r := newRig(t, func(w *sim.World) { w.Spec.Faults.Exec.Scripts = map[string]float64{"phoenix/host-probe": 1} })
+	now := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	l := r.loop(reconciler.LoopOptions{BackoffInitial: time.Minute, Now: func() time.Time { return now }}, nil)
+	if err := l.Pass(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	rep := l.Report()
+	if got := rep.Backoff["gpu-base"]; !strings.HasPrefix(got, "retries after") || !strings.Contains(got, "(observe: GPU probe of node pve1 failed") {
+		t.Errorf("gpu-base backoff %q, want a retry of the observation", got)
+	}
+	r.sim.SetScriptFault("phoenix/host-probe", 0)
+	now = now.Add(2 * time.Minute)
+	if err := l.Pass(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if rep := l.Report(); !rep.Pass.Converged() || len(rep.Backoff) != 0 {
+		t.Errorf("after the probe passes: %+v %v", rep.Pass, rep.Backoff)
+	}
+	for _, g := range l.Report().Guests {
+		if !g.Ready() {
+			t.Errorf("%s not ready: %+v", g.Name, g.Conditions)
+		}
 	}
 }
 

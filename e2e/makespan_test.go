@@ -50,8 +50,8 @@ func makespan(b *testing.B, parallelism int) (time.Duration, map[string]guestWor
 			firstAt[ev.Guest] = ev.Time
 		}
 		lastAt[ev.Guest] = ev.Time
-		if ev.Step == "clone" && ev.Outcome == reconciler.Done {
-			cloneTime[ev.Guest] = ev.Elapsed
+		if ev.Action == reconciler.Clone && ev.ActionLevel() && ev.Outcome == reconciler.Done {
+			cloneTime[ev.Guest] = ev.Duration
 		}
 	}
 	start := time.Now()

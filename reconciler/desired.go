@@ -33,7 +33,7 @@ var nvidiaDevice = regexp.MustCompile(`^/dev/nvidia`)
 // desiredConfig computes what a resolved guest needs, given its node's probe.
 // Problems (a GPU the node does not have, a broken host driver) are returned
 // as errors for this guest.
-func desiredConfig(r *spec.Resolved, host *HostObservation) (desired, []string) {
+func desiredConfig(r *spec.Resolved, host *HostObservation) (desired, []Problem) {
 	s := r.Settings
 	d := desired{
 		options: map[string]string{
@@ -51,26 +51,58 @@ func desiredConfig(r *spec.Resolved, host *HostObservation) (desired, []string) 
 	if s.GPUs.Empty() {
 		return d, nil
 	}
-	var errs []string
+	var problems []Problem
 	switch {
 	case host == nil:
-		errs = append(errs, fmt.Sprintf("node %s was not probed for GPUs", s.Node))
+		problems = append(problems, problem(ProblemObserve, "node %s was not probed for GPUs", s.Node))
 	case host.Err != nil:
-		errs = append(errs, fmt.Sprintf("GPU probe of node %s failed: %v", s.Node, host.Err))
+		problems = append(problems, problem(ProblemObserve, "GPU probe of node %s failed: %v", s.Node, host.Err))
 	case host.Info.BrokenDriver():
-		errs = append(errs, fmt.Sprintf("node %s has %d NVIDIA GPU(s) on PCI but no /dev/nvidia* device nodes: its driver is not working; fix the host driver first",
+		problems = append(problems, problem(ProblemNode, "node %s has %d NVIDIA GPU(s) on PCI but no /dev/nvidia* device nodes: its driver is not working; fix the host driver first",
 			s.Node, host.Info.PCIGPUs))
 	case host.Info.DriverVersion == "" || len(host.Info.Devices) == 0:
-		errs = append(errs, fmt.Sprintf("node %s has no NVIDIA driver", s.Node))
+		problems = append(problems, problem(ProblemNode, "node %s has no NVIDIA driver: install it on the host first", s.Node))
 	default:
-		d.devices, errs = gpuDevices(s.Node, s.GPUs, host.Info)
+		d.devices, problems = gpuDevices(s.Node, s.GPUs, host.Info)
 	}
-	return d, errs
+	return d, problems
+}
+
+// manages reports whether phoenix owns a config option of the guest.
+func (d desired) manages(key string) bool {
+	if _, ok := d.options[key]; ok {
+		return true
+	}
+	switch {
+	case key == "features":
+		return len(d.features) > 0
+	case strings.HasPrefix(key, "dev"):
+		return true
+	case strings.HasPrefix(key, "net"):
+		return d.nics != nil
+	}
+	return false
+}
+
+// createOptionsOf are the options a create request sets besides the disk:
+// the spec's options, its NICs and its feature flags when any session may set
+// them (nesting alone). What only root@pam may set follows in an update, so
+// that the plan says the same whatever the session.
+func createOptionsOf(d desired) map[string]string {
+	opts := map[string]string{"unprivileged": boolString(d.unprivileged)}
+	maps.Copy(opts, d.options)
+	for i, n := range d.nics {
+		opts["net"+strconv.Itoa(i)] = nicValue(n, "")
+	}
+	if flags := printPropString(d.features); len(d.features) > 0 && !featuresBeyondNesting("", flags) {
+		opts["features"] = flags
+	}
+	return opts
 }
 
 // gpuDevices lists the device nodes for the selected GPUs from what the host
 // really has: never a hard-coded major, and nvidia-uvm only if it is loaded.
-func gpuDevices(node string, gpus spec.GPUSet, info HostInfo) ([]string, []string) {
+func gpuDevices(node string, gpus spec.GPUSet, info HostInfo) ([]string, []Problem) {
 	have := map[string]bool{}
 	var present []int
 	for _, dev := range info.Devices {
@@ -86,11 +118,12 @@ func gpuDevices(node string, gpus spec.GPUSet, info HostInfo) ([]string, []strin
 	if gpus.All {
 		want = present
 	}
-	var devs, errs []string
+	var devs []string
+	var errs []Problem
 	for _, i := range want {
 		p := fmt.Sprintf("/dev/nvidia%d", i)
 		if !have[p] {
-			errs = append(errs, fmt.Sprintf("GPU %d is not on node %s (it has %s)", i, node, gpuList(present)))
+			errs = append(errs, problem(ProblemSpec, "GPU %d is not on node %s (it has %s)", i, node, gpuList(present)))
 			continue
 		}
 		devs = append(devs, p)
@@ -101,7 +134,7 @@ func gpuDevices(node string, gpus spec.GPUSet, info HostInfo) ([]string, []strin
 			if strings.HasPrefix(p, "/dev/nvidia-uvm") {
 				hint = " (nvidia-uvm is not loaded: run nvidia-modprobe -c0 -u on the host, e.g. from a unit before pve-guests.service)"
 			}
-			errs = append(errs, fmt.Sprintf("node %s has no %s%s", node, p, hint))
+			errs = append(errs, problem(ProblemNode, "node %s has no %s%s", node, p, hint))
 			continue
 		}
 		devs = append(devs, p)
@@ -217,7 +250,7 @@ func rootfsGiB(v string) (int, bool) {
 // one. Devices and features flags are merged: entries that are not phoenix's
 // are kept. The result sets and deletes keys; a disk that should grow is
 // returned separately, a disk that should shrink is an error.
-func configDiff(d desired, cfg Config) (fields []FieldChange, growTo int, errs []string) {
+func configDiff(d desired, cfg Config) (fields []FieldChange, growTo int, errs []Problem) {
 	v := cfg.Values
 	for _, k := range slices.Sorted(maps.Keys(d.options)) {
 		want, have := d.options[k], v[k]
@@ -264,7 +297,7 @@ func configDiff(d desired, cfg Config) (fields []FieldChange, growTo int, errs [
 		case d.diskGiB > have:
 			growTo = d.diskGiB
 		case d.diskGiB < have:
-			errs = append(errs, fmt.Sprintf("the disk is %d GiB and the spec asks for %d GiB: disks cannot shrink", have, d.diskGiB))
+			errs = append(errs, problem(ProblemSpec, "the disk is %d GiB and the spec asks for %d GiB: disks cannot shrink", have, d.diskGiB))
 		}
 	}
 	return fields, growTo, errs

@@ -5,7 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"sync"
@@ -49,14 +49,20 @@ type LoopOptions struct {
 	Now  func() time.Time
 }
 
-// failure is a guest's recent failures.
+// failure is a guest that did not converge in a recent pass.
 type failure struct {
 	count int
-	next  time.Time
-	// specHash is the guest's spec when it failed permanently: it is tried
-	// again only once the spec changes.
-	specHash  string
-	permanent bool
+	// next is when a retryable failure is tried again.
+	next time.Time
+	// parked is set for a failure that needs a person: the guest is not
+	// applied again until its spec (specHash) changes. A plan problem is
+	// never parked this way: the plan shows it, and drops it, by itself.
+	parked   bool
+	specHash string
+	kind     ErrorKind
+	reason   string
+	// problem marks a plan problem (as opposed to an apply failure).
+	problem bool
 }
 
 // PassInfo describes one pass.
@@ -66,16 +72,22 @@ type PassInfo struct {
 	// Error is why the pass could not run (bad specs, the API unreachable).
 	Error  string `json:"error,omitempty"`
 	Failed int    `json:"failed"`
+	// Problems counts the guests the plan could not converge (conflicts,
+	// impossible specs, nodes to fix, failed observations).
+	Problems int `json:"problems"`
 	// Changed counts the guests the pass worked on.
 	Changed int `json:"changed"`
 }
+
+// Converged reports whether the pass ran and left every guest converged.
+func (p PassInfo) Converged() bool { return p.Error == "" && p.Failed == 0 && p.Problems == 0 }
 
 // Report is what /status serves: the last pass and every guest's conditions.
 type Report struct {
 	Pass     *PassInfo     `json:"pass,omitempty"`
 	LastGood *time.Time    `json:"lastSuccessfulPass,omitempty"`
 	Guests   []GuestStatus `json:"guests"`
-	// Backoff says which guests wait, and until when or what.
+	// Backoff says which guests wait, for what and until when.
 	Backoff map[string]string `json:"backoff,omitempty"`
 }
 
@@ -131,14 +143,15 @@ func (l *Loop) Report() Report {
 
 // Run passes until ctx ends or stop closes; a pass in flight when stop closes
 // finishes its steps in flight and starts no new ones. once runs one pass.
+// The next pass comes after the interval, or sooner when a guest's backoff
+// ends before it.
 func (l *Loop) Run(ctx context.Context, stop <-chan struct{}, once bool) error {
 	for {
 		err := l.Pass(ctx, stop)
 		if once {
 			return err
 		}
-		wait := time.Duration(float64(l.opts.Interval) * (1 + l.opts.Jitter*(2*l.opts.Rand()-1)))
-		timer := time.NewTimer(wait)
+		timer := time.NewTimer(l.nextWait())
 		select {
 		case <-ctx.Done():
 			timer.Stop()
@@ -151,6 +164,24 @@ func (l *Loop) Run(ctx context.Context, stop <-chan struct{}, once bool) error {
 		case <-timer.C:
 		}
 	}
+}
+
+// nextWait is the interval with its jitter, shortened to the first backoff
+// that ends before it.
+func (l *Loop) nextWait() time.Duration {
+	wait := time.Duration(float64(l.opts.Interval) * (1 + l.opts.Jitter*(2*l.opts.Rand()-1)))
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.opts.Now()
+	for _, f := range l.failures {
+		if f.parked || f.next.IsZero() {
+			continue
+		}
+		if d := max(f.next.Sub(now), time.Second); d < wait {
+			wait = d
+		}
+	}
+	return wait
 }
 
 // Pass runs one observe, plan, apply. Its error is what stopped it from
@@ -171,15 +202,17 @@ func (l *Loop) Pass(ctx context.Context, stop <-chan struct{}) error {
 			return err
 		}
 		plan = MakePlan(res, obs, l.opts.Apply.PlanOptions)
-		skip := l.backingOff(res, plan)
 		opts := l.opts.Apply
-		opts.Skip, opts.Stop = skip, stop
+		opts.Skip, opts.Stop = l.backingOff(res, plan), stop
 		userEvents := opts.Events
 		opts.Events = func(ev Event) {
-			logEvent(log, ev)
+			LogEvent(log, ev)
 			if userEvents != nil {
 				userEvents(ev)
 			}
+		}
+		if opts.Log == nil {
+			opts.Log = log
 		}
 		result = Apply(ctx, l.cluster, l.nodes, res, obs, plan, opts)
 		l.remember(res, plan, result)
@@ -202,20 +235,28 @@ func (l *Loop) Pass(ctx context.Context, stop <-chan struct{}) error {
 			}
 		}
 	}
+	if plan != nil {
+		for _, g := range plan.Guests {
+			if len(g.Errors) > 0 {
+				info.Problems++
+				log.Info("not converged", "guest", g.Name, "vmid", g.VMID, "kind", string(g.Errors[0].Kind), "reason", g.Errors[0].Message)
+			}
+		}
+	}
 	l.mu.Lock()
 	if err != nil {
 		info.Error = err.Error()
 		log.Error("pass failed", "error", err, "duration", info.Duration)
 	} else {
 		l.report.Guests = statuses
-		if info.Failed == 0 {
+		if info.Converged() {
 			t := info.Started.Add(info.Duration)
 			l.report.LastGood = &t
 		}
 		// Ready after the first full pass, whatever single guests did: the
 		// loop is working.
 		l.ready = true
-		log.Info("pass done", "duration", info.Duration, "changed", info.Changed, "failed", info.Failed)
+		log.Info("pass done", "duration", info.Duration, "changed", info.Changed, "failed", info.Failed, "problems", info.Problems)
 	}
 	l.report.Pass = &info
 	l.report.Backoff = l.backoffSummary()
@@ -227,8 +268,8 @@ func (l *Loop) Pass(ctx context.Context, stop <-chan struct{}) error {
 }
 
 // backingOff lists the guests to leave alone this pass: those waiting out a
-// retryable failure, and those whose failure needs a spec change that has not
-// come.
+// retryable failure, and those whose failure needs a person and whose spec
+// has not changed since.
 func (l *Loop) backingOff(res *spec.Resolution, plan *Plan) map[string]string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -236,14 +277,14 @@ func (l *Loop) backingOff(res *spec.Resolution, plan *Plan) map[string]string {
 	skip := map[string]string{}
 	for _, g := range plan.Guests {
 		f := l.failures[g.Name]
-		if f == nil {
+		if f == nil || f.problem {
 			continue
 		}
 		r, ok := res.Guest(g.Name)
 		switch {
-		case f.permanent && ok && guestHash(r) == f.specHash:
-			skip[g.Name] = "its last failure needs a change to its spec"
-		case f.permanent:
+		case f.parked && ok && guestHash(r) == f.specHash:
+			skip[g.Name] = "its last failure needs a person: " + f.reason
+		case f.parked:
 			delete(l.failures, g.Name) // the spec changed: try again
 		case now.Before(f.next):
 			skip[g.Name] = "backing off until " + f.next.Format(time.RFC3339)
@@ -252,19 +293,30 @@ func (l *Loop) backingOff(res *spec.Resolution, plan *Plan) map[string]string {
 	return skip
 }
 
-// remember updates the failures after a pass.
+// remember updates the failures after a pass: plan problems as the plan
+// shows them, apply failures by their kind.
 func (l *Loop) remember(res *spec.Resolution, plan *Plan, result *ApplyResult) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.opts.Now()
 	for _, g := range plan.Guests {
-		if len(g.Errors) == 0 {
-			continue
-		}
-		// A plan error (a conflict, a disk that cannot shrink) is not going
-		// away by trying again.
-		if r, ok := res.Guest(g.Name); ok {
-			l.failures[g.Name] = &failure{permanent: true, specHash: guestHash(r)}
+		f := l.failures[g.Name]
+		switch {
+		case len(g.Errors) > 0:
+			pr := g.Errors[0]
+			if f == nil || !f.problem {
+				f = &failure{problem: true}
+				l.failures[g.Name] = f
+			}
+			f.kind, f.reason = ErrorKind(pr.Kind), pr.Message
+			if pr.Kind.NeedsPerson() {
+				f.next = time.Time{}
+			} else {
+				f.count++
+				f.next = now.Add(l.backoff(f.count))
+			}
+		case f != nil && f.problem:
+			delete(l.failures, g.Name)
 		}
 	}
 	for _, g := range result.Guests {
@@ -272,48 +324,45 @@ func (l *Loop) remember(res *spec.Resolution, plan *Plan, result *ApplyResult) {
 			delete(l.failures, g.Name)
 			continue
 		}
-		if errors.Is(g.Err, ErrStopped) || errors.Is(g.Err, context.Canceled) {
+		if g.Kind == ErrorStopped || g.Kind == ErrorCanceled {
 			continue
 		}
 		f := l.failures[g.Name]
-		if f == nil || f.permanent {
+		if f == nil || f.parked || f.problem {
 			f = &failure{}
 			l.failures[g.Name] = f
 		}
 		f.count++
-		if !Retryable(g.Err) && !transientApplyError(g.Err) {
+		f.kind, f.reason = g.Kind, g.Err.Error()
+		if g.Kind.NeedsPerson() {
 			if r, ok := res.Guest(g.Name); ok {
-				f.permanent, f.specHash = true, guestHash(r)
+				f.parked, f.specHash = true, guestHash(r)
 			}
 			continue
 		}
-		d := l.opts.BackoffInitial << min(f.count-1, 20)
-		if d > l.opts.BackoffMax || d <= 0 {
-			d = l.opts.BackoffMax
-		}
-		f.next = now.Add(d)
+		f.next = now.Add(l.backoff(f.count))
 	}
 }
 
-// transientApplyError reports failures worth another pass: a failed install
-// step or a wait that timed out may pass later; a refusal by Proxmox or a
-// permission error will not.
-func transientApplyError(err error) bool {
-	for _, kind := range []error{ErrPermission, ErrBadRequest, ErrRefused, ErrAlreadyExists} {
-		if errors.Is(err, kind) {
-			return false
-		}
+// backoff is the wait after the nth failure in a row.
+func (l *Loop) backoff(n int) time.Duration {
+	d := l.opts.BackoffInitial << min(n-1, 20)
+	if d > l.opts.BackoffMax || d <= 0 {
+		d = l.opts.BackoffMax
 	}
-	return true
+	return d
 }
 
 func (l *Loop) backoffSummary() map[string]string {
 	out := map[string]string{}
 	for name, f := range l.failures {
-		if f.permanent {
-			out[name] = "waits for a change to its spec"
-		} else {
-			out[name] = "retries after " + f.next.Format(time.RFC3339)
+		switch {
+		case f.parked:
+			out[name] = fmt.Sprintf("waits for a change to its spec (%s: %s)", f.kind, f.reason)
+		case f.next.IsZero():
+			out[name] = fmt.Sprintf("waits for a person (%s: %s)", f.kind, f.reason)
+		default:
+			out[name] = fmt.Sprintf("retries after %s (%s: %s)", f.next.Format(time.RFC3339), f.kind, f.reason)
 		}
 	}
 	return out
@@ -329,24 +378,4 @@ func guestHash(r *spec.Resolved) string {
 	}{r.Settings, r.Effective, r.Params, r.Parent})
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:8])
-}
-
-// logEvent writes one structured line per step.
-func logEvent(log *slog.Logger, ev Event) {
-	if ev.Outcome == Started || ev.Phase == "check" && ev.Outcome != Failed {
-		return
-	}
-	attrs := []any{"guest", ev.Guest, "vmid", ev.VMID, "node", ev.Node, "step", ev.Step, "outcome", ev.Outcome,
-		"duration", ev.Elapsed.Round(time.Millisecond)}
-	if ev.Phase != "" {
-		attrs = append(attrs, "phase", ev.Phase)
-	}
-	switch ev.Outcome {
-	case Failed:
-		log.Error("step", append(attrs, "error", ev.Err)...)
-	case Retrying:
-		log.Warn("step", append(attrs, "error", ev.Err)...)
-	default:
-		log.Info("step", attrs...)
-	}
 }

@@ -36,6 +36,37 @@ type ObservedGuest struct {
 	StateErr error
 	// ConfigErr is set when the config could not be read.
 	ConfigErr error
+	// Pending are the options of a running container that wait for its
+	// next start (read only for running containers: a stopped one takes
+	// changes at once).
+	Pending []PendingOption
+	// PendingErr is set when the pending changes could not be read.
+	PendingErr error
+}
+
+// records are the feature records of a guest whose state block is trusted.
+func (og *ObservedGuest) records() map[string]FeatureRecord {
+	if og.State == nil || og.StateErr != nil {
+		return nil
+	}
+	return og.State.Features
+}
+
+// waiting lists the options that wait for the next start.
+func (og *ObservedGuest) waiting() []PendingOption {
+	var out []PendingOption
+	for _, p := range og.Pending {
+		if p.Waiting() {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// readsPending reports whether a guest's pending changes matter: only a
+// running container holds changes back.
+func readsPending(s GuestSummary, cfg Config) bool {
+	return s.Status == "running" && cfg.Values["template"] != "1"
 }
 
 // HostObservation is a node's GPU probe, or why it failed.
@@ -102,6 +133,9 @@ func Observe(ctx context.Context, cluster Cluster, nodes NodeOf, res *spec.Resol
 			}
 			g.Config = cfg
 			g.User, g.State, g.StateErr = ParseDescription(cfg.Values["description"])
+			if readsPending(g.GuestSummary, cfg) {
+				g.PendingErr = retryRead(ctx, func() (err error) { g.Pending, err = cluster.Pending(ctx, g.Node, g.VMID); return err })
+			}
 		})
 	}
 	for node := range gpuNodes {

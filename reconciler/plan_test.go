@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"flag"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -74,9 +75,13 @@ func converged(res *spec.Resolution, driver string) *Observed {
 		}
 		records[r.Name] = recs
 		d, _ := desiredConfig(r, obs.Hosts[r.Settings.Node])
-		cfg := predictedConfig(d, r.Name)
+		cfg := convergedConfig(d, r.Name)
 		cfg.Values["unprivileged"] = boolString(r.Settings.Unprivileged)
 		cfg.Values["rootfs"] = fmt.Sprintf("local-lvm:vm-%d-disk-0,size=%dG", r.VMID, r.Settings.DiskGiB)
+		if parent, ok := res.Guest(r.Parent); ok {
+			// A linked clone's disk names its template's base volume.
+			cfg.Values["rootfs"] = fmt.Sprintf("local-lvm:base-%d-disk-0/vm-%d-disk-0,size=%dG", parent.VMID, r.VMID, r.Settings.DiskGiB)
+		}
 		state := &State{V: 1, Name: r.Name, Kind: string(r.Kind), Parent: r.Parent, Features: recs}
 		cfg.Values["description"] = RenderDescription("", state)
 		status := "running"
@@ -91,6 +96,24 @@ func converged(res *spec.Resolution, driver string) *Observed {
 		}
 	}
 	return obs
+}
+
+// convergedConfig is the config a guest has once converged, as far as phoenix
+// manages it.
+func convergedConfig(d desired, name string) Config {
+	v := map[string]string{}
+	maps.Copy(v, d.options)
+	v["hostname"] = name
+	if len(d.features) > 0 {
+		v["features"] = printPropString(d.features)
+	}
+	for i, n := range d.nics {
+		v[fmt.Sprintf("net%d", i)] = nicValue(n, "")
+	}
+	for i, dev := range d.devices {
+		v[fmt.Sprintf("dev%d", i)] = dev
+	}
+	return Config{Values: v}
 }
 
 func contains(list []string, s string) bool {
@@ -122,7 +145,7 @@ func brief(p *Plan) map[string][]string {
 			lines = append(lines, l)
 		}
 		for _, e := range g.Errors {
-			lines = append(lines, "error: "+e)
+			lines = append(lines, fmt.Sprintf("error [%s]: %s", e.Kind, e.Message))
 		}
 		for _, n := range g.Notes {
 			lines = append(lines, "note: "+n)
@@ -187,7 +210,7 @@ func TestPlanCases(t *testing.T) {
 		"missing guests: create the root, clone the rest, install what is not inherited": {
 			mutate: func(o *Observed) { o.Guests = map[int]*ObservedGuest{} },
 			want: map[string][]string{
-				"base": {"create", "create", "update cores memory swap tags", "start", "install base", "convert"},
+				"base": {"create", "create", "start", "install base", "convert"},
 				"gpu":  {"clone", "clone", "update dev0 dev1 dev2 dev3 dev4 dev5", "start", "install nvidia-driver", "install cuda-toolkit", "convert"},
 				"app":  {"clone", "clone", "update dev0", "start", "install vllm"},
 			},
@@ -213,8 +236,8 @@ func TestPlanCases(t *testing.T) {
 			},
 			want: map[string][]string{
 				"base": {"no-op"},
-				"gpu":  {"no-op", "error: the disk is 100 GiB and the spec asks for 8 GiB: disks cannot shrink"},
-				"app":  {"no-op", "error: its template gpu cannot be converged"},
+				"gpu":  {"no-op", "error [spec]: the disk is 100 GiB and the spec asks for 8 GiB: disks cannot shrink"},
+				"app":  {"no-op", "error [blocked]: its template gpu cannot be converged"},
 			},
 		},
 		"a clone assigned GPU 1 of a template with GPUs 0,1 keeps only GPU 1": {
@@ -246,7 +269,7 @@ func TestPlanCases(t *testing.T) {
 			mutate: func(o *Observed) { o.Hosts["pve1"] = gpuHost("580.95.05") },
 			want: map[string][]string{
 				"base": {"no-op"},
-				"gpu":  {"no-op", "note: gpu is already a template and a template cannot run installs: its clones are independent and are converged individually (each installs nvidia-driver, cuda-toolkit itself); replace it with --allow-replace to rebuild it once it has no linked clones"},
+				"gpu":  {"no-op", "note: gpu is stale: it needs reinstall nvidia-driver, reinstall cuda-toolkit and a template cannot run installs; linked clones (app) use its disk. Its clones converge on their own (each installs what it lacks), and so do new clones made from it."},
 				"app":  {"update", "reinstall nvidia-driver", "reinstall cuda-toolkit", "reinstall vllm"},
 			},
 		},
@@ -273,7 +296,7 @@ func TestPlanCases(t *testing.T) {
 		"unprivileged flipped needs --allow-replace": {
 			mutate: func(o *Observed) { o.Guests[950].Config.Values["unprivileged"] = "0" },
 			want: map[string][]string{"base": {"no-op"}, "gpu": {"no-op"},
-				"app": {"no-op", "error: needs to be replaced (unprivileged changes false -> true, which Proxmox cannot change in place): run with --allow-replace to destroy and recreate it"}},
+				"app": {"no-op", "error [flag]: needs to be replaced (unprivileged changes false -> true, which Proxmox cannot change in place): run with --allow-replace to destroy and recreate it"}},
 		},
 		"a changed parent is replaced with --allow-replace": {
 			mutate: func(o *Observed) { o.Guests[950].State.Parent = "base" },
@@ -289,7 +312,7 @@ func TestPlanCases(t *testing.T) {
 			opts: PlanOptions{AllowReplace: true},
 			res:  resolve(t, strings.Replace(lineage, "  features: [vllm]\n", "  features: [vllm]\n  protection: true\n", 1)),
 			want: map[string][]string{"base": {"no-op"}, "gpu": {"no-op"},
-				"app": {"no-op", "error: needs to be replaced (its template changes base -> gpu) but has protection: 1; phoenix never replaces a protected guest"}},
+				"app": {"no-op", "error [flag]: needs to be replaced (its template changes base -> gpu) but has protection: 1; phoenix never replaces a protected guest"}},
 		},
 		"a managed guest no longer in the specs is deleted only with --prune": {
 			mutate: func(o *Observed) {
@@ -309,7 +332,7 @@ func TestPlanCases(t *testing.T) {
 			opts: PlanOptions{Prune: true},
 			want: map[string][]string{"base": {"no-op"}, "gpu": {"no-op"}, "app": {"no-op"},
 				"old":  {"delete", "delete"},
-				"kept": {"no-op", "error: in no spec, but has protection: 1; phoenix never deletes a protected guest"}},
+				"kept": {"no-op", "error [flag]: in no spec, but has protection: 1; phoenix never deletes a protected guest"}},
 		},
 		"a VMID or name held by an unmanaged guest is a conflict, never touched": {
 			mutate: func(o *Observed) {
@@ -319,26 +342,25 @@ func TestPlanCases(t *testing.T) {
 			},
 			want: map[string][]string{
 				"base": {"no-op"},
-				"gpu":  {"no-op", "error: name gpu is used by guest 123 on pve1, which is not managed by phoenix"},
-				"app":  {"no-op", "error: its template gpu cannot be converged"},
+				"gpu":  {"no-op", "error [conflict]: name gpu is used by guest 123 on pve1, which is not managed by phoenix: rename one of them"},
+				"app":  {"no-op", "error [blocked]: its template gpu cannot be converged"},
 			},
 		},
 		"an unmanaged guest on a wanted VMID": {
 			mutate: func(o *Observed) { o.Guests[950].Managed = false },
 			want: map[string][]string{"base": {"no-op"}, "gpu": {"no-op"},
-				"app": {"no-op", "error: VMID 950 is held by container \"app\" on pve1, which is not managed by phoenix (no phoenix-managed tag); phoenix never touches it: pick another vmid, or tag it phoenix-managed to adopt it"}},
+				"app": {"no-op", "error [conflict]: VMID 950 is held by container \"app\" on pve1, which is not managed by phoenix (no phoenix-managed tag); phoenix never touches it: pick another vmid, or tag it phoenix-managed to adopt it"}},
 		},
 		"a GPU the node does not have": {
 			res: resolve(t, strings.Replace(lineage, "  gpus: [1]\n", "  gpus: [3]\n", 1)),
 			want: map[string][]string{"base": {"no-op"}, "gpu": {"no-op"},
-				"app": {"no-op", "error: GPU 3 is not on node pve1 (it has GPUs 0,1)"}},
+				"app": {"no-op", "error [spec]: GPU 3 is not on node pve1 (it has GPUs 0,1)"}},
 		},
 		"a node with GPUs on PCI and no device nodes has a broken driver": {
 			mutate: func(o *Observed) { o.Hosts["pve1"] = &HostObservation{Info: HostInfo{PCIGPUs: 2}} },
 			want: map[string][]string{"base": {"no-op"},
-				"gpu": {"no-op", "error: node pve1 has 2 NVIDIA GPU(s) on PCI but no /dev/nvidia* device nodes: its driver is not working; fix the host driver first",
-					"note: gpu is already a template and a template cannot run installs: its clones are independent and are converged individually (each installs nvidia-driver, cuda-toolkit itself); replace it with --allow-replace to rebuild it once it has no linked clones"},
-				"app": {"no-op", "error: its template gpu cannot be converged"}},
+				"gpu": {"no-op", "error [node]: node pve1 has 2 NVIDIA GPU(s) on PCI but no /dev/nvidia* device nodes: its driver is not working; fix the host driver first"},
+				"app": {"no-op", "error [blocked]: its template gpu cannot be converged"}},
 		},
 		"a damaged state block is reported and its records not trusted": {
 			mutate: func(o *Observed) {

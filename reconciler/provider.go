@@ -156,9 +156,13 @@ type CloneRequest struct {
 // passed as environment variables, never spliced into the body.
 type Script struct {
 	Name  string
-	Phase string // check, apply or verify
+	Phase string // check, apply, verify or uninstall
 	Body  string
 	Env   map[string]string
+	// Output, when set, is called with each line the script prints, as it
+	// prints it (stdout and stderr), where the node can stream them. The
+	// Result still holds the whole output.
+	Output func(line string) `json:"-"`
 }
 
 // Argv is how a script runs: env K=V... /bin/sh -c BODY NAME PHASE, with
@@ -234,7 +238,12 @@ type APIError struct {
 
 func (e *APIError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s: %d %s", e.Op, e.Status, e.Message)
+	if e.Status == 0 {
+		// No answer came (a dropped connection): there is no status to print.
+		fmt.Fprintf(&b, "%s: %s", e.Op, e.Message)
+	} else {
+		fmt.Fprintf(&b, "%s: %d %s", e.Op, e.Status, e.Message)
+	}
 	for _, k := range sortedKeys(e.Params) {
 		fmt.Fprintf(&b, "; %s: %s", k, strings.TrimSpace(e.Params[k]))
 	}

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"strings"
 	"time"
 )
@@ -29,6 +28,10 @@ type State struct {
 	Kind string `json:"kind"`
 	// Parent is the Template it was cloned from, empty for a root.
 	Parent string `json:"parent,omitempty"`
+	// Generation counts a template's renewals: a renewed template is made
+	// again at another VMID while linked clones keep the old one's disk.
+	// Zero is the first.
+	Generation int `json:"generation,omitempty"`
 	// Features are the installations that completed, by feature name.
 	Features map[string]FeatureRecord `json:"features,omitempty"`
 	// Error is the last failure converging this guest, cleared once it
@@ -41,6 +44,8 @@ type StateError struct {
 	At      time.Time `json:"at"`
 	Step    string    `json:"step"`
 	Message string    `json:"message"`
+	// Kind classifies the failure (an ErrorKind).
+	Kind ErrorKind `json:"kind,omitempty"`
 }
 
 // FeatureRecord says a feature was installed, where, and with what.
@@ -53,10 +58,12 @@ type FeatureRecord struct {
 	Version string            `json:"version,omitempty"`
 	Params  map[string]string `json:"params,omitempty"`
 	At      time.Time         `json:"at"`
-}
-
-func (r FeatureRecord) equal(o FeatureRecord) bool {
-	return r.VMID == o.VMID && r.Version == o.Version && maps.Equal(r.Params, o.Params)
+	// Requires holds, for each feature this one requires, the At of that
+	// feature's record when this one was installed. A requirement installed
+	// again since (its At differs) makes this record stale: what was built
+	// on the old one is installed again, however the reinstall came about
+	// and whoever made it. Records without it (older phoenix) are trusted.
+	Requires map[string]time.Time `json:"requires,omitempty"`
 }
 
 // ParseDescription splits a description into the user's text and phoenix's

@@ -3,6 +3,7 @@ package reconciler
 import (
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/phoenixhv/phoenix/spec"
 )
@@ -15,6 +16,11 @@ const (
 	CondFeaturesReady = "FeaturesReady"
 	CondGPUReady      = "GPUReady"
 	CondReady         = "Ready"
+	// CondStale is a warning, not a failure: true for a template that is out
+	// of date in a way it cannot be changed in place (a template cannot run
+	// installs). Ready does not depend on it: the template's clones converge
+	// on their own.
+	CondStale = "Stale"
 )
 
 // Condition is one fact about a guest.
@@ -31,6 +37,8 @@ type GuestStatus struct {
 	VMID       int         `json:"vmid"`
 	Node       string      `json:"node"`
 	Conditions []Condition `json:"conditions"`
+	// Pending are the options that wait for the container's next start.
+	Pending []string `json:"pending,omitempty"`
 	// LastError is the last failure phoenix recorded on the guest, if it has
 	// not converged since.
 	LastError *StateError `json:"lastError,omitempty"`
@@ -68,24 +76,35 @@ func Status(res *spec.Resolution, obs *Observed, plan *Plan) []GuestStatus {
 		var configMsg, featureMsg []string
 		for _, c := range gp.Changes {
 			switch c.Action {
-			case UpdateConfig, Resize, Restart, Replace, Create, Clone:
-				configMsg = append(configMsg, stepName(c))
-			case InstallFeature, ReinstallFeature:
+			case UpdateConfig, Resize, Start, Restart, Replace, Create, Clone, Delete, ConvertToTemplate:
+				configMsg = append(configMsg, stepName(c)+": "+c.Reason)
+			case InstallFeature, ReinstallFeature, UninstallFeature:
 				featureMsg = append(featureMsg, stepName(c))
 			}
 		}
-		configMsg = append(configMsg, gp.Errors...)
-		cond(CondConfigInSync, exists && len(configMsg) == 0 && len(gp.Errors) == 0, joinMsgs(configMsg))
-		featuresOK := exists && len(featureMsg) == 0 && len(gp.Errors) == 0
-		if exists && og.Template && len(gp.Notes) > 0 {
-			featuresOK, featureMsg = false, gp.Notes
+		if og != nil {
+			for _, p := range og.waiting() {
+				st.Pending = append(st.Pending, p.Key)
+			}
 		}
+		if len(st.Pending) > 0 {
+			configMsg = append(configMsg, "pending until the container next starts: "+strings.Join(st.Pending, ", "))
+		}
+		for _, p := range gp.Errors {
+			configMsg = append(configMsg, fmt.Sprintf("%s (%s)", p.Message, p.Kind))
+		}
+		cond(CondConfigInSync, exists && len(configMsg) == 0, joinMsgs(configMsg))
+		featuresOK := exists && len(featureMsg) == 0 && len(gp.Errors) == 0
 		cond(CondFeaturesReady, featuresOK, joinMsgs(featureMsg))
 		ready := exists && len(configMsg) == 0 && featuresOK
 		if slices.Contains(r.Effective, spec.FeatureNVIDIADriver) {
 			ok, msg := gpuReady(r, og, obs.Hosts[r.Settings.Node], configMsg)
 			cond(CondGPUReady, ok, msg)
-			ready = ready && ok
+			// A stale template's driver is its warning, not a failure.
+			ready = ready && (ok || gp.Stale != "")
+		}
+		if gp.Stale != "" {
+			cond(CondStale, true, gp.Stale)
 		}
 		cond(CondReady, ready, "")
 		if og != nil && og.State != nil {

@@ -29,6 +29,10 @@ type FeatureDef struct {
 	GPU     bool
 	Version string
 	Params  map[string]ParamDef
+	// Uninstallable is set on a feature that can be removed from a guest:
+	// a built-in with uninstall steps, or a Feature document whose every
+	// step has an uninstall body.
+	Uninstallable bool
 	// Doc is the Feature document of a user-defined feature; nil for built-ins.
 	Doc *Feature
 }
@@ -53,17 +57,18 @@ var (
 // builtins returns fresh definitions of the built-in catalog.
 func builtins() []*FeatureDef {
 	return []*FeatureDef{
+		// base is what everything else stands on: it is never removed.
 		{Name: FeatureBase},
-		{Name: FeatureNVIDIADriver, GPU: true},
-		{Name: FeatureCUDAToolkit, Requires: []string{FeatureNVIDIADriver}, Params: map[string]ParamDef{
+		{Name: FeatureNVIDIADriver, GPU: true, Uninstallable: true},
+		{Name: FeatureCUDAToolkit, Requires: []string{FeatureNVIDIADriver}, Uninstallable: true, Params: map[string]ParamDef{
 			"version": {Default: "12.8", Format: majorMinor, FormatHelp: "MAJOR.MINOR, e.g. 12.8 (installs cuda-toolkit-12-8)"},
 		}},
-		{Name: FeatureDocker},
-		{Name: FeatureNVIDIAContainerToolkit, Requires: []string{FeatureDocker, FeatureNVIDIADriver}},
-		{Name: FeatureOllama, Params: map[string]ParamDef{
+		{Name: FeatureDocker, Uninstallable: true},
+		{Name: FeatureNVIDIAContainerToolkit, Requires: []string{FeatureDocker, FeatureNVIDIADriver}, Uninstallable: true},
+		{Name: FeatureOllama, Uninstallable: true, Params: map[string]ParamDef{
 			"version": {Format: semverish, FormatHelp: "MAJOR.MINOR.PATCH, e.g. 0.12.6; empty installs the current release"},
 		}},
-		{Name: FeatureVLLM, Requires: []string{FeatureCUDAToolkit}, Params: map[string]ParamDef{
+		{Name: FeatureVLLM, Requires: []string{FeatureCUDAToolkit}, Uninstallable: true, Params: map[string]ParamDef{
 			"version": {Default: "0.11.0", Format: semverish, FormatHelp: "MAJOR.MINOR.PATCH of the vllm Python package, e.g. 0.11.0"},
 		}},
 	}
@@ -101,9 +106,19 @@ func newCatalog(features []*Feature) *Catalog {
 		}
 		c.defs[f.Metadata.Name] = &FeatureDef{
 			Name: f.Metadata.Name, Requires: f.Spec.Requires, Version: f.Spec.Version, Params: params, Doc: f,
+			Uninstallable: everyStepUninstalls(f.Spec.Steps),
 		}
 	}
 	return c
+}
+
+func everyStepUninstalls(steps []Step) bool {
+	for _, s := range steps {
+		if strings.TrimSpace(s.Uninstall) == "" {
+			return false
+		}
+	}
+	return len(steps) > 0
 }
 
 // Lookup finds a feature by name.

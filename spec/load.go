@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"regexp"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -131,29 +132,115 @@ func coveredBy(decoding Diagnostics, v Diagnostic) bool {
 // yamlErrLine finds the line in yaml.v3's syntax errors ("yaml: line 4: ...").
 var yamlErrLine = regexp.MustCompile(`^yaml: line (\d+): `)
 
-// yamlParserProblems are the syntax errors yaml.v3 raises in its parser rather
-// than its scanner. For these it prints the zero-based line of the mark, while
-// scanner errors get one added; and it prints no line when the mark is on the
-// first (zero) line.
-var yamlParserProblems = []string{
-	"did not find expected ',' or ']'", "did not find expected ',' or '}'",
-	"did not find expected '-' indicator", "did not find expected <document start>",
-	"did not find expected key", "did not find expected node content",
-	"found duplicate %TAG directive", "found duplicate %YAML directive",
-	"found incompatible YAML document", "found undefined tag handle",
+// yamlMessage splits a yaml.v3 syntax error into the line it prints (0 when
+// none) and its message.
+func yamlMessage(err error) (int, string) {
+	text := err.Error()
+	if m := yamlErrLine.FindStringSubmatch(text); m != nil {
+		line, _ := strconv.Atoi(m[1])
+		return line, text[len(m[0]):]
+	}
+	return 0, strings.TrimPrefix(text, "yaml: ")
 }
 
-// yamlErrorLine returns the one-based line and the message of a yaml.v3 syntax error.
-func yamlErrorLine(err error) (int, string) {
-	msg, line := strings.TrimPrefix(err.Error(), "yaml: "), 1
-	if m := yamlErrLine.FindStringSubmatch(err.Error()); m != nil {
-		line, _ = strconv.Atoi(m[1])
-		msg = err.Error()[len(m[0]):]
-		if slices.ContainsFunc(yamlParserProblems, func(p string) bool { return strings.HasPrefix(msg, p) }) {
-			line++
+// yamlErrorLine returns the one-based line in data of a yaml.v3 syntax error,
+// and its message.
+//
+// The line yaml.v3 prints is not where the mistake is. It prints where the
+// enclosing construct begins (the mapping a badly indented key belongs to, which
+// in a later document may be that document's first line), zero-based for parser
+// errors; where the problem was found when that construct begins on the first
+// line of the file; and no line at all for an unknown anchor. Parsing stops at
+// the first error, though, so a prefix of the file fails with the same message
+// exactly when it holds the mistake: the mistake is on the first line at which
+// the file, read up to that line, fails with that message. The search starts at
+// the enclosing construct, so that a multi-line value before it, cut in two,
+// cannot fail the same way.
+func yamlErrorLine(data []byte, err error) (int, string) {
+	printed, msg := yamlMessage(err)
+	ends := lineEnds(data)
+	lo := min(yamlContextLine(data, msg), len(ends))
+	i := sort.Search(len(ends)-lo+1, func(i int) bool { return failsWith(data[:ends[lo-1+i]], msg) })
+	line := lo + i
+	if line > len(ends) {
+		// No prefix fails the same way, not even the whole file: the error did not
+		// come from parsing data, so keep what yaml.v3 said.
+		line = max(1, min(printed, len(ends)))
+	}
+	start := 0
+	if line > 1 {
+		start = ends[line-2]
+	}
+	return line, msg + yamlHint(string(data[start:ends[line-1]]), msg)
+}
+
+// yamlContextLine returns a line no later than the start of the construct in
+// which data fails with msg, or 1. yaml.v3 prints that start unless it is on the
+// first line, so data is parsed again below one added line; the printed line
+// is then the start's, zero-based, or one past it for a scanner error.
+func yamlContextLine(data []byte, msg string) int {
+	err := yamlError(append([]byte("\n"), data...))
+	if err == nil {
+		return 1
+	}
+	printed, m := yamlMessage(err)
+	if m != msg {
+		return 1
+	}
+	return max(printed-1, 1)
+}
+
+// lineEnds returns the offset just past each line of data, the last one
+// len(data), so that data[:ends[k-1]] is data up to and including line k.
+func lineEnds(data []byte) []int {
+	var ends []int
+	for i, b := range data {
+		if b == '\n' {
+			ends = append(ends, i+1)
 		}
 	}
-	return line, msg
+	if len(ends) == 0 || ends[len(ends)-1] < len(data) {
+		ends = append(ends, len(data))
+	}
+	return ends
+}
+
+// yamlError returns the first syntax error in the YAML documents of data, or nil.
+func yamlError(data []byte) error {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	for {
+		var n yaml.Node
+		err := dec.Decode(&n)
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// failsWith reports whether data fails to parse as YAML with the message msg.
+func failsWith(data []byte, msg string) bool {
+	err := yamlError(data)
+	if err == nil {
+		return false
+	}
+	_, m := yamlMessage(err)
+	return m == msg
+}
+
+// yamlHint explains the two syntax errors whose yaml.v3 messages do not say
+// what is wrong, given the line the error is on.
+func yamlHint(line, msg string) string {
+	indent := line[:len(line)-len(strings.TrimLeft(line, " \t"))]
+	switch {
+	case strings.Contains(indent, "\t") && !strings.Contains(msg, "tab"):
+		return " (a tab in the indentation: YAML indents with spaces)"
+	case msg == "found unexpected end of stream" && strings.ContainsAny(line, `"'`):
+		return " (a quote opened on this line is not closed)"
+	}
+	return ""
 }
 
 func (l *loader) parse(file string, data []byte) {
@@ -166,7 +253,7 @@ func (l *loader) parse(file string, data []byte) {
 			return
 		}
 		if err != nil {
-			line, msg := yamlErrorLine(err)
+			line, msg := yamlErrorLine(data, err)
 			l.diags = append(l.diags, Diagnostic{File: file, Line: line, Message: "invalid YAML: " + msg})
 			return // the parser cannot resynchronise after a syntax error
 		}

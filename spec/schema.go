@@ -299,6 +299,8 @@ var fieldDescriptions = map[string]string{
 	"Step.Check":  "A shell body run inside the guest: exit status 0 means the step is already done, and apply is skipped.",
 	"Step.Apply":  "A shell body run inside the guest when check fails.",
 	"Step.Verify": "An optional shell body run after apply: exit status 0 means the step worked.",
+	"Step.Uninstall": "An optional shell body that undoes the step, run when the feature is taken out of a guest's spec (steps in reverse order). " +
+		"A feature is removed only when every step has one; otherwise it stays installed and the plan says so.",
 }
 
 // rule changes a field's schema, or says the field is required.

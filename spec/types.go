@@ -197,12 +197,15 @@ type FeatureSpec struct {
 }
 
 // Step is one idempotent unit of a feature: check (exit 0 = already satisfied),
-// apply, and an optional verify, each a shell body run inside the guest.
+// apply, and an optional verify, each a shell body run inside the guest; and
+// an optional uninstall that undoes it. A feature whose every step has one can
+// be removed from a guest by taking it out of the guest's spec.
 type Step struct {
-	Name   string `json:"name"`
-	Check  string `json:"check"`
-	Apply  string `json:"apply"`
-	Verify string `json:"verify,omitempty"`
+	Name      string `json:"name"`
+	Check     string `json:"check"`
+	Apply     string `json:"apply"`
+	Verify    string `json:"verify,omitempty"`
+	Uninstall string `json:"uninstall,omitempty"`
 }
 
 // Set is every document loaded from the spec files.

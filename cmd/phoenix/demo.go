@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -12,17 +13,20 @@ import (
 
 func newDemoCmd() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "demo [--specs examples/] [--world examples/world.yaml]",
+		Use:   "demo [[-f] PATH...] [--world examples/world.yaml]",
 		Short: "Converge the example GPU homelab on an embedded simulated cluster",
 		Long: `Start the embedded Proxmox VE simulator with the example world, show the lineage
 and the plan, apply it with progress, show the status, and plan again to show that
-nothing is left to do. Nothing keeps running afterwards.`,
-		Args: cobra.NoArgs,
+nothing is left to do. Nothing keeps running afterwards. The specs are examples/
+unless paths are given, with -f or as arguments.`,
+		Args: specArgs,
 	}
-	specs := cmd.Flags().String("specs", "examples/", "spec files or directory")
+	specPaths(cmd, "examples/")
+	specs := cmd.Flags().StringArray("specs", nil, "the old name of --filename")
+	deprecate(cmd, "specs", "use -f/--filename instead")
 	worldFile := cmd.Flags().String("world", "examples/world.yaml", "simulator world")
 	timeScale := cmd.Flags().Float64("time-scale", 0, "override the world's time scale")
-	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		out := cmd.OutOrStdout()
 		begin := time.Now()
 		w, err := sim.LoadWorld(*worldFile)
@@ -38,7 +42,7 @@ nothing is left to do. Nothing keeps running afterwards.`,
 		fmt.Fprintf(out, "== A simulated Proxmox VE %s cluster is up at %s\n\n", w.Spec.Version, env["PROXMOX_VE_ENDPOINT"])
 
 		ctx := cmd.Context()
-		o, err := observeSpecs(ctx, cmd, []string{*specs}, func(k string) string { return env[k] })
+		o, err := observeSpecs(ctx, cmd, specFiles(cmd, slices.Concat(args, *specs)), func(k string) string { return env[k] })
 		if err != nil {
 			return err
 		}
@@ -55,8 +59,12 @@ nothing is left to do. Nothing keeps running afterwards.`,
 		}
 
 		fmt.Fprintln(out, "\n== Applying it (phoenix apply)")
-		result := reconciler.Apply(ctx, conn.cluster, conn.nodes, res, obs, plan, reconciler.ApplyOptions{Events: progress(out)})
-		writeApplySummary(out, plan, result)
+		pr := newProgress(out, progressPlain)
+		result := reconciler.Apply(ctx, conn.cluster, conn.nodes, res, obs, plan, reconciler.ApplyOptions{Events: pr.event})
+		pr.close()
+		if err := result.WriteSummary(out, plan); err != nil {
+			return err
+		}
 		if result.Failed() {
 			return &exitError{code: 1}
 		}

@@ -12,17 +12,27 @@ import (
 
 func newGraphCmd() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "graph -f PATH... [--format text|dot|mermaid|json]",
+		Use:   "graph [-f] PATH... [-o text|dot|mermaid|json]",
 		Short: "Show the clone lineage and, per guest, what it inherits and what it installs",
-		Args:  cobra.NoArgs,
+		Long: `Show the clone lineage of the specs: each template with the guests cloned from it,
+and for each guest what it inherits from its template and what it installs itself,
+in the order it installs them. -o dot and -o mermaid draw it for Graphviz and
+Mermaid; -o json is {"guests": [...]}, parents first.`,
+		Args: specArgs,
 	}
-	paths := specPaths(cmd)
-	format := cmd.Flags().String("format", "text", "output format: "+strings.Join(spec.GraphFormats, ", "))
-	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		if !slices.Contains(spec.GraphFormats, *format) {
-			return fmt.Errorf("unknown --format %q (one of %s)", *format, strings.Join(spec.GraphFormats, ", "))
+	specPaths(cmd)
+	output := cmd.Flags().StringP("output", "o", "text", "output format: "+strings.Join(spec.GraphFormats, ", "))
+	format := cmd.Flags().String("format", "", "the old name of --output")
+	deprecate(cmd, "format", "use -o/--output instead")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		name, value, err := graphFormat(cmd, *output, *format)
+		if err != nil {
+			return err
 		}
-		set, err := loadSpecs(cmd, *paths)
+		if !slices.Contains(spec.GraphFormats, value) {
+			return fmt.Errorf("unknown %s %q (one of %s)", name, value, strings.Join(spec.GraphFormats, ", "))
+		}
+		set, err := loadSpecs(cmd, specFiles(cmd, args))
 		if err != nil {
 			return err
 		}
@@ -30,7 +40,19 @@ func newGraphCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		return res.WriteGraph(cmd.OutOrStdout(), *format)
+		return res.WriteGraph(cmd.OutOrStdout(), value)
 	}
 	return cmd
+}
+
+// graphFormat returns the format asked for and the flag it was asked with, so
+// that an error names the flag the user typed: -o, or --format, its old name.
+func graphFormat(cmd *cobra.Command, output, format string) (name, value string, err error) {
+	if !cmd.Flags().Changed("format") {
+		return "--output", output, nil
+	}
+	if cmd.Flags().Changed("output") && output != format {
+		return "", "", fmt.Errorf("-o %q and --format %q disagree: give -o alone", output, format)
+	}
+	return "--format", format, nil
 }

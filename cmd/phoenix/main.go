@@ -8,10 +8,58 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
+	"runtime/debug"
+	"strings"
 )
+
+// version is the release this binary is, set at build time by make build:
+// go build -ldflags "-X main.version=$(git describe --tags --always --dirty)".
+var version = "dev"
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// versionLine describes this build for phoenix version and phoenix --version:
+// "v0.3.0 (commit 1a2b3c4d, modified, go1.26.0)".
+func versionLine() string {
+	info, _ := debug.ReadBuildInfo()
+	return describeBuild(version, info)
+}
+
+// pseudoVersion matches the timestamp and commit of a Go pseudo-version
+// (v0.0.0-20250102150405-1a2b3c4d5e6f), which names no release.
+var pseudoVersion = regexp.MustCompile(`\d{14}-[0-9a-f]{12}`)
+
+// describeBuild is versionLine for a given version and build information
+// (nil when the binary has none).
+func describeBuild(v string, info *debug.BuildInfo) string {
+	if info == nil {
+		return v
+	}
+	// go install .../cmd/phoenix@v0.3.0 sets no -ldflags but records the release.
+	if m := info.Main.Version; v == "dev" && strings.HasPrefix(m, "v") && !pseudoVersion.MatchString(m) {
+		v = m
+	}
+	var about []string
+	settings := map[string]string{}
+	for _, s := range info.Settings {
+		settings[s.Key] = s.Value
+	}
+	if rev := settings["vcs.revision"]; rev != "" {
+		about = append(about, "commit "+rev[:min(8, len(rev))])
+		if settings["vcs.modified"] == "true" {
+			about = append(about, "modified")
+		}
+	}
+	if info.GoVersion != "" {
+		about = append(about, info.GoVersion)
+	}
+	if len(about) == 0 {
+		return v
+	}
+	return v + " (" + strings.Join(about, ", ") + ")"
 }
 
 // exitError carries an exit status other than 1 out of a command, or a status 1

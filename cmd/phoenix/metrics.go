@@ -18,6 +18,7 @@ type metrics struct {
 	passes          *prometheus.CounterVec
 	actions         *prometheus.CounterVec
 	featureInstalls *prometheus.CounterVec
+	failures        *prometheus.CounterVec
 	guests          *prometheus.GaugeVec
 	apiRequests     *prometheus.CounterVec
 	apiErrors       *prometheus.CounterVec
@@ -31,7 +32,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.1, 2, 14),
 		}),
 		passes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "phoenix_passes_total", Help: "Passes by result (ok, failed: some guest failed, error: the pass could not run).",
+			Name: "phoenix_passes_total", Help: "Passes by result (ok, failed: some guest failed or could not be converged, error: the pass could not run).",
 		}, []string{"result"}),
 		actions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "phoenix_actions_total", Help: "Actions taken on guests, by kind and outcome.",
@@ -39,6 +40,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		featureInstalls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "phoenix_feature_installs_total", Help: "Feature installs, by feature and outcome.",
 		}, []string{"feature", "outcome"}),
+		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "phoenix_action_failures_total", Help: "Actions that failed, by action and kind of error (transient, permission, refused, step, timeout, ...).",
+		}, []string{"action", "kind"}),
 		guests: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "phoenix_guests", Help: "Specified guests by condition and its status after the last pass.",
 		}, []string{"condition", "status"}),
@@ -49,23 +53,31 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "phoenix_api_errors_total", Help: "Proxmox VE API requests that failed (an error status or no answer), by endpoint.",
 		}, []string{"endpoint"}),
 		lastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "phoenix_last_successful_pass_timestamp_seconds", Help: "When the last pass in which no guest failed ended.",
+			Name: "phoenix_last_successful_pass_timestamp_seconds", Help: "When the last pass that left every guest converged ended.",
 		}),
 	}
-	reg.MustRegister(m.passDuration, m.passes, m.actions, m.featureInstalls, m.guests, m.apiRequests, m.apiErrors, m.lastSuccess)
+	reg.MustRegister(m.passDuration, m.passes, m.actions, m.featureInstalls, m.failures, m.guests, m.apiRequests, m.apiErrors, m.lastSuccess)
 	return m
 }
 
-// event counts an engine event: actions by the word that names them, and
-// feature installs.
+// event counts an engine event from its typed fields: each action of the
+// plan once it ended, each feature install by feature, each failure by the
+// kind of error.
 func (m *metrics) event(ev reconciler.Event) {
-	if ev.Phase != "" || (ev.Outcome != reconciler.Done && ev.Outcome != reconciler.Failed) {
+	if !ev.ActionLevel() {
 		return
 	}
-	kind, feature, _ := strings.Cut(ev.Step, " ")
-	m.actions.WithLabelValues(kind, ev.Outcome).Inc()
-	if feature != "" && (kind == reconciler.InstallFeature.String() || kind == reconciler.ReinstallFeature.String()) {
-		m.featureInstalls.WithLabelValues(feature, ev.Outcome).Inc()
+	switch ev.Outcome {
+	case reconciler.Done, reconciler.Failed, reconciler.Skipped:
+	default:
+		return
+	}
+	m.actions.WithLabelValues(ev.Action.String(), string(ev.Outcome)).Inc()
+	if ev.Feature != "" && (ev.Action == reconciler.InstallFeature || ev.Action == reconciler.ReinstallFeature) {
+		m.featureInstalls.WithLabelValues(ev.Feature, string(ev.Outcome)).Inc()
+	}
+	if ev.Outcome == reconciler.Failed {
+		m.failures.WithLabelValues(ev.Action.String(), string(ev.ErrKind)).Inc()
 	}
 }
 
@@ -76,7 +88,7 @@ func (m *metrics) pass(info reconciler.PassInfo, statuses []reconciler.GuestStat
 	case info.Error != "":
 		m.passes.WithLabelValues("error").Inc()
 		return
-	case info.Failed > 0:
+	case !info.Converged():
 		m.passes.WithLabelValues("failed").Inc()
 	default:
 		m.passes.WithLabelValues("ok").Inc()

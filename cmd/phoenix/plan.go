@@ -17,7 +17,7 @@ const exitChanges = 2
 
 func newPlanCmd() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "plan -f PATH... [--detailed-exitcode] [-o text|json]",
+		Use:   "plan [-f] PATH... [--detailed-exitcode] [-o text|json]",
 		Short: "Show what apply would change, and why, without changing anything",
 		Long: `Observe the cluster, compare it with the specs and print the changes apply would
 make, grouped by guest: + create, ~ change, -/+ replace, - delete.
@@ -25,18 +25,18 @@ make, grouped by guest: + create, ~ change, -/+ replace, - delete.
 Exit status: 0 when the plan was made (with --detailed-exitcode: only when there is
 nothing to do), 1 on errors (including guests that cannot be converged), 2 with
 --detailed-exitcode when there are changes.`,
-		Args: cobra.NoArgs,
+		Args: specArgs,
 	}
-	paths := specPaths(cmd)
+	specPaths(cmd)
 	detailed := cmd.Flags().Bool("detailed-exitcode", false, "exit 2 when there are changes")
 	output := cmd.Flags().StringP("output", "o", "text", "output format: text or json")
 	allowReplace := cmd.Flags().Bool("allow-replace", false, "plan replacements (destroy and recreate) instead of refusing them")
 	prune := cmd.Flags().Bool("prune", false, "plan deleting managed guests that are in no spec")
-	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		if *output != "text" && *output != "json" {
 			return fmt.Errorf("unknown --output %q (text or json)", *output)
 		}
-		plan, err := makePlan(cmd.Context(), cmd, *paths, reconciler.PlanOptions{AllowReplace: *allowReplace, Prune: *prune})
+		plan, err := makePlan(cmd.Context(), cmd, specFiles(cmd, args), reconciler.PlanOptions{AllowReplace: *allowReplace, Prune: *prune})
 		if err != nil {
 			return err
 		}

@@ -27,7 +27,7 @@ import (
 
 func newRunCmd() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "run -f PATH... [--interval 60s] [--listen 127.0.0.1:9464] [--once]",
+		Use:   "run [-f] PATH... [--interval 60s] [--listen 127.0.0.1:9464] [--once]",
 		Short: "Keep the cluster converged: observe, plan and apply in a loop",
 		Long: `Observe, plan and apply in a loop. Every pass starts from the cluster as it is.
 A change to the spec files starts a pass at once; a guest that failed waits with
@@ -36,16 +36,17 @@ SIGINT or SIGTERM finish the steps in flight and exit; a second signal aborts th
 
 With --listen: /metrics (Prometheus), /healthz, /readyz (ready after the first
 full pass) and /status (JSON: the last pass and every guest's conditions).`,
-		Args: cobra.NoArgs,
+		Args: specArgs,
 	}
-	paths := specPaths(cmd)
+	specPaths(cmd)
 	interval := cmd.Flags().Duration("interval", 60*time.Second, "time between passes (varied by 10% jitter)")
 	listen := cmd.Flags().String("listen", "", "address for /metrics, /healthz, /readyz and /status, e.g. 127.0.0.1:9464")
 	once := cmd.Flags().Bool("once", false, "run one pass and exit (for cron and CI)")
 	parallelism := cmd.Flags().Int("parallelism", 4, "guests converged at once")
 	allowReplace := cmd.Flags().Bool("allow-replace", false, "destroy and recreate guests whose parent or privilege mode changed")
 	prune := cmd.Flags().Bool("prune", false, "delete managed guests that are in no spec")
-	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		paths := specFiles(cmd, args)
 		log := logger(cmd)
 		// The first signal stops gracefully; the second cancels what runs.
 		ctx, cancel := context.WithCancel(cmd.Context())
@@ -70,7 +71,7 @@ full pass) and /status (JSON: the last pass and every guest's conditions).`,
 			}
 		}()
 
-		set, err := loadSpecs(cmd, *paths)
+		set, err := loadSpecs(cmd, paths)
 		if err != nil {
 			return err
 		}
@@ -87,7 +88,7 @@ full pass) and /status (JSON: the last pass and every guest's conditions).`,
 		}
 		defer conn.close()
 		load := func() (*spec.Resolution, error) {
-			res, err := spec.LoadResolved(*paths...)
+			res, err := spec.LoadResolved(paths...)
 			if err != nil {
 				return nil, fmt.Errorf("specs: %w", err)
 			}
@@ -111,7 +112,7 @@ full pass) and /status (JSON: the last pass and every guest's conditions).`,
 			defer srv.Close()
 		}
 		if !*once {
-			w, err := watchSpecs(*paths, loop.Trigger, log)
+			w, err := watchSpecs(paths, loop.Trigger, log)
 			if err != nil {
 				return err
 			}

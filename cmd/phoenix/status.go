@@ -16,21 +16,21 @@ import (
 
 func newStatusCmd() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "status -f PATH... [-o table|json]",
+		Use:   "status [-f] PATH... [-o table|json]",
 		Short: "Show every guest's conditions from a fresh observation",
 		Long: `Show every specified guest's conditions (Exists, ConfigInSync, FeaturesReady,
 GPUReady with the host and container driver versions, Ready) and the last error
 phoenix recorded on it, from a fresh observation of the cluster: phoenix keeps no
 state of its own. Exits 0 when every guest is Ready, 1 otherwise.`,
-		Args: cobra.NoArgs,
+		Args: specArgs,
 	}
-	paths := specPaths(cmd)
+	specPaths(cmd)
 	output := cmd.Flags().StringP("output", "o", "table", "output format: table or json")
-	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		if *output != "table" && *output != "json" {
 			return fmt.Errorf("unknown --output %q (table or json)", *output)
 		}
-		o, err := observeSpecs(cmd.Context(), cmd, *paths, os.Getenv)
+		o, err := observeSpecs(cmd.Context(), cmd, specFiles(cmd, args), os.Getenv)
 		if err != nil {
 			return err
 		}

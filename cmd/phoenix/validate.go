@@ -11,15 +11,18 @@ import (
 
 func newValidateCmd() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "validate -f PATH...",
+		Use:   "validate [-f] PATH...",
 		Short: "Check spec files and report every problem as FILE:LINE: message",
-		Long: `Check spec files and report every problem at once, each as FILE:LINE: message.
-Exits 0 when the specs are valid and 1 otherwise.`,
-		Args: cobra.NoArgs,
+		Long: `Check spec files and report every problem at once, each as FILE:LINE: message:
+YAML syntax errors, unknown fields, wrong types, and what needs the whole set
+(templates that exist, unique VMIDs, feature requirements). The paths are files
+or directories, given with -f or as arguments. Exits 0 when the specs are valid
+and 1 otherwise.`,
+		Args: specArgs,
 	}
-	paths := specPaths(cmd)
-	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		set, err := loadSpecs(cmd, *paths)
+	specPaths(cmd)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		set, err := loadSpecs(cmd, specFiles(cmd, args))
 		if err != nil {
 			return err
 		}

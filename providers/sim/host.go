@@ -36,6 +36,14 @@ func (c *cluster) hostCommand(ctx context.Context, nodeName string, argv []strin
 		}
 		if x.name == "phoenix/host-probe" {
 			c.mu.Lock()
+			if c.chance(c.world.Spec.Faults.Exec.Scripts[x.name]) {
+				// What a probe meets when the node's /sys is briefly unreadable
+				// (a driver reloading): a failure that passes.
+				c.journal.add(c.now(), Event{Node: n.Name, Kind: "exec", Name: x.name, Phase: phase, OK: false, Detail: "injected failure"})
+				c.mu.Unlock()
+				_, _ = io.WriteString(stderr, "cat: /proc/driver/nvidia/version: Input/output error\n")
+				return 1
+			}
 			x.out.WriteString(hostProbe(n))
 			c.journal.add(c.now(), Event{Node: n.Name, Kind: "exec", Name: x.name, Phase: phase, OK: true})
 			c.mu.Unlock()

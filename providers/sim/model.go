@@ -29,6 +29,10 @@ import (
 //	nvidia-container-toolkit/install, nvidia-container-toolkit/configure ($NCT_NO_CGROUPS)
 //	ollama/install ($OLLAMA_VERSION), vllm/install ($VLLM_VERSION)
 //
+// Every step of a removable feature has an uninstall phase that undoes what
+// its apply did on the disk; base/packages has none and refuses it, as its
+// script does.
+//
 // Any other name succeeds and is recorded on the guest's disk, so its check
 // passes once its apply has (and on clones made afterwards). On the node
 // itself only nvidia-driver/download and phoenix/host-probe are known; a
@@ -118,6 +122,9 @@ type stepModel struct {
 	check  func(x *script) bool
 	apply  func(x *script) int
 	verify func(x *script) int
+	// uninstall undoes the step; a step without one refuses the phase as
+	// its script does.
+	uninstall func(x *script) int
 	// onNode: the step may run on the node itself, not only in a container.
 	onNode bool
 }
@@ -171,6 +178,7 @@ var builtinSteps = map[string]stepModel{
 		},
 	},
 	"nvidia-driver/userspace": {
+		uninstall: func(x *script) int { x.g.disk.nvidia = ""; return 0 },
 		check: func(x *script) bool {
 			return x.g.disk.nvidia != "" && x.g.disk.nvidia == x.env["NVIDIA_VERSION"]
 		},
@@ -207,7 +215,8 @@ var builtinSteps = map[string]stepModel{
 		},
 	},
 	"cuda-toolkit/repository": {
-		check: func(x *script) bool { return x.g.disk.cudaRepo != "" && x.g.disk.cudaRepo == x.g.disk.cudaDistro() },
+		uninstall: func(x *script) int { x.g.disk.cudaRepo = ""; return 0 },
+		check:     func(x *script) bool { return x.g.disk.cudaRepo != "" && x.g.disk.cudaRepo == x.g.disk.cudaDistro() },
 		apply: func(x *script) int {
 			if msg, code := x.nvidiaSMI(); code != 0 {
 				return x.fail(1, "the NVIDIA driver is not working in this container (%s): install and verify it before CUDA", firstLine(msg))
@@ -225,7 +234,8 @@ var builtinSteps = map[string]stepModel{
 		},
 	},
 	"cuda-toolkit/toolkit": {
-		check: func(x *script) bool { return x.g.disk.cuda != "" && x.g.disk.cuda == x.env["CUDA_VERSION"] },
+		uninstall: func(x *script) int { x.g.disk.cuda = ""; return 0 },
+		check:     func(x *script) bool { return x.g.disk.cuda != "" && x.g.disk.cuda == x.env["CUDA_VERSION"] },
 		apply: func(x *script) int {
 			v, pkg := x.env["CUDA_VERSION"], x.env["CUDA_PACKAGE"]
 			switch {
@@ -259,7 +269,8 @@ var builtinSteps = map[string]stepModel{
 		},
 	},
 	"docker/engine": {
-		check: func(x *script) bool { return x.g.disk.docker },
+		uninstall: func(x *script) int { x.g.disk.docker = false; return 0 },
+		check:     func(x *script) bool { return x.g.disk.docker },
 		apply: func(x *script) int {
 			if code := x.needNetwork(); code != 0 {
 				return code
@@ -278,7 +289,8 @@ var builtinSteps = map[string]stepModel{
 		},
 	},
 	"nvidia-container-toolkit/install": {
-		check: func(x *script) bool { return x.g.disk.nct },
+		uninstall: func(x *script) int { x.g.disk.nct = false; return 0 },
+		check:     func(x *script) bool { return x.g.disk.nct },
 		apply: func(x *script) int {
 			if !x.g.disk.docker {
 				return x.fail(1, "docker is not installed")
@@ -291,6 +303,7 @@ var builtinSteps = map[string]stepModel{
 		},
 	},
 	"nvidia-container-toolkit/configure": {
+		uninstall: func(x *script) int { x.g.disk.nctDock, x.g.disk.noCgroup = false, false; return 0 },
 		check: func(x *script) bool {
 			return x.g.disk.nctDock && x.g.disk.noCgroup == (x.env["NCT_NO_CGROUPS"] == "true")
 		},
@@ -314,6 +327,7 @@ var builtinSteps = map[string]stepModel{
 		},
 	},
 	"ollama/install": {
+		uninstall: func(x *script) int { x.g.disk.ollama = ""; return 0 },
 		check: func(x *script) bool {
 			return x.g.disk.ollama != "" && (x.env["OLLAMA_VERSION"] == "" || x.env["OLLAMA_VERSION"] == x.g.disk.ollama)
 		},
@@ -326,7 +340,8 @@ var builtinSteps = map[string]stepModel{
 		},
 	},
 	"vllm/install": {
-		check: func(x *script) bool { return x.g.disk.vllm != "" && x.g.disk.vllm == x.env["VLLM_VERSION"] },
+		uninstall: func(x *script) int { x.g.disk.vllm = ""; return 0 },
+		check:     func(x *script) bool { return x.g.disk.vllm != "" && x.g.disk.vllm == x.env["VLLM_VERSION"] },
 		apply: func(x *script) int {
 			if x.g.disk.cuda == "" {
 				return x.fail(1, "RuntimeError: vllm needs the CUDA toolkit (nvcc not found)")
@@ -410,6 +425,11 @@ func (x *script) run() int {
 			return x.fail(1, "%s is not in place", x.name)
 		}
 		return m.verify(x)
+	case "uninstall":
+		if m.uninstall == nil {
+			return x.fail(2, "unknown phase uninstall")
+		}
+		return m.uninstall(x)
 	default:
 		if m.apply == nil {
 			return 0
@@ -430,6 +450,9 @@ func (x *script) runRecorded() int {
 			return 0
 		}
 		return 1
+	case "uninstall":
+		delete(x.g.disk.records, x.name)
+		return 0
 	}
 	x.g.disk.records[x.name] = true
 	return 0

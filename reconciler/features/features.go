@@ -35,11 +35,12 @@ type Step struct {
 	// Name is feature/step: it shows in ps, logs and the simulator's journal.
 	Name  string
 	Where Where
-	// Body is the script; it receives the phase (check, apply, verify) as $1.
-	// Steps of user features have one body per phase instead.
-	Body                 string
-	Check, Apply, Verify string
-	Env                  map[string]string
+	// Body is the script; it receives the phase (check, apply, verify,
+	// uninstall) as $1. Steps of user features have one body per phase
+	// instead.
+	Body                            string
+	Check, Apply, Verify, Uninstall string
+	Env                             map[string]string
 	// Push, when set, is a file on the node copied into the container before
 	// the apply phase.
 	Push *Push
@@ -60,6 +61,8 @@ func (s Step) BodyFor(phase string) string {
 		return s.Check
 	case "verify":
 		return s.Verify
+	case "uninstall":
+		return s.Uninstall
 	}
 	return s.Apply
 }
@@ -169,6 +172,35 @@ func Steps(c *spec.Catalog, feature string, ctx Context) ([]Step, error) {
 	return nil, fmt.Errorf("built-in feature %s has no steps", feature)
 }
 
+// UninstallSteps returns the steps whose uninstall phase removes a feature
+// from a guest, in the order they run: the reverse of the install order. The
+// waits and the steps on the node have nothing to undo in the guest.
+func UninstallSteps(c *spec.Catalog, feature string, ctx Context) ([]Step, error) {
+	def, ok := c.Lookup(feature)
+	if !ok {
+		return nil, fmt.Errorf("unknown feature %q", feature)
+	}
+	if !def.Uninstallable {
+		return nil, fmt.Errorf("feature %s cannot be uninstalled: it has no uninstall steps", feature)
+	}
+	if def.BuiltIn() && ctx.DriverVersion == "" {
+		// The nvidia-driver steps are computed from the host's version;
+		// what they undo does not depend on it.
+		ctx.DriverVersion = "0"
+	}
+	steps, err := Steps(c, feature, ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []Step
+	for _, s := range slices.Backward(steps) {
+		if !s.Wait && s.Where == InGuest {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
 // userSteps turns a Feature document's steps into named scripts, with its
 // parameters as environment variables.
 func userSteps(def *spec.FeatureDef, ctx Context) []Step {
@@ -177,7 +209,8 @@ func userSteps(def *spec.FeatureDef, ctx Context) []Step {
 	var out []Step
 	for _, s := range def.Doc.Spec.Steps {
 		out = append(out, Step{
-			Name: def.Name + "/" + s.Name, Check: s.Check, Apply: s.Apply, Verify: s.Verify, Env: maps.Clone(env),
+			Name: def.Name + "/" + s.Name, Check: s.Check, Apply: s.Apply, Verify: s.Verify, Uninstall: s.Uninstall,
+			Env: maps.Clone(env),
 		})
 	}
 	return out

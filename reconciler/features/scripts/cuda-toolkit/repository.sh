@@ -26,6 +26,14 @@ apply)
 	rm -rf "$tmp"
 	apt-get update -q
 	;;
+uninstall)
+	export DEBIAN_FRONTEND=noninteractive
+	if dpkg-query -W -f='${Status}' cuda-keyring 2>/dev/null | grep -q 'install ok installed'; then
+		dpkg --purge cuda-keyring
+	fi
+	rm -f /etc/apt/sources.list.d/cuda-*.list
+	apt-get update -q
+	;;
 *)
 	echo "unknown phase $phase" >&2
 	exit 2

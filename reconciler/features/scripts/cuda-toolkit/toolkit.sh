@@ -35,6 +35,11 @@ verify)
 		exit 1
 	fi
 	;;
+uninstall)
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get purge -y -q "$CUDA_PACKAGE"
+	apt-get autoremove -y -q
+	;;
 *)
 	echo "unknown phase $phase" >&2
 	exit 2

@@ -24,6 +24,15 @@ apply)
 verify)
 	docker info >/dev/null
 	;;
+uninstall)
+	export DEBIAN_FRONTEND=noninteractive
+	if command -v systemctl >/dev/null 2>&1; then
+		systemctl disable --now docker.socket docker >/dev/null 2>&1 || true
+	fi
+	apt-get purge -y -q docker-ce docker-ce-cli containerd.io docker-buildx-plugin docker-compose-plugin
+	# Images, containers and volumes in /var/lib/docker are data: they stay.
+	rm -f /etc/apt/sources.list.d/docker.list /etc/apt/keyrings/docker.asc
+	;;
 *)
 	echo "unknown phase $phase" >&2
 	exit 2

@@ -27,6 +27,15 @@ verify)
 	configured
 	nvidia-container-cli info >/dev/null
 	;;
+uninstall)
+	# The runtime entry in /etc/docker/daemon.json stays: docker only reads
+	# it when a container asks for the nvidia runtime, and the file may hold
+	# the user's own settings. What the toolkit configured goes with it.
+	rm -f "$config"
+	if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet docker; then
+		systemctl restart docker
+	fi
+	;;
 *)
 	echo "unknown phase $phase" >&2
 	exit 2

@@ -19,6 +19,11 @@ apply)
 	apt-get update -q
 	apt-get install -y -q nvidia-container-toolkit
 	;;
+uninstall)
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get purge -y -q nvidia-container-toolkit nvidia-container-toolkit-base libnvidia-container-tools libnvidia-container1
+	rm -f /etc/apt/sources.list.d/nvidia-container-toolkit.list /usr/share/keyrings/nvidia-container-toolkit-keyring.gpg
+	;;
 *)
 	echo "unknown phase $phase" >&2
 	exit 2

@@ -33,6 +33,15 @@ verify)
 		exit 1
 	fi
 	;;
+uninstall)
+	# The runfile's own uninstaller removes what it installed; the host's
+	# kernel module is not the container's to touch.
+	if command -v nvidia-uninstall >/dev/null 2>&1; then
+		nvidia-uninstall --silent --no-questions --ui=none
+	elif command -v nvidia-installer >/dev/null 2>&1; then
+		nvidia-installer --uninstall --silent --no-questions --ui=none
+	fi
+	;;
 *)
 	echo "unknown phase $phase" >&2
 	exit 2

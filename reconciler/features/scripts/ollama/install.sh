@@ -22,6 +22,15 @@ apply)
 verify)
 	ollama --version >/dev/null
 	;;
+uninstall)
+	if command -v systemctl >/dev/null 2>&1; then
+		systemctl disable --now ollama >/dev/null 2>&1 || true
+	fi
+	rm -f /etc/systemd/system/ollama.service /usr/local/bin/ollama /usr/bin/ollama
+	rm -rf /usr/local/lib/ollama
+	# The models in /usr/share/ollama are data: they stay, and so does the
+	# ollama user that owns them.
+	;;
 *)
 	echo "unknown phase $phase" >&2
 	exit 2

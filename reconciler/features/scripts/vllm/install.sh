@@ -26,6 +26,9 @@ verify)
 	[ "$(installed)" = "$VLLM_VERSION" ]
 	"$venv/bin/python" -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)'
 	;;
+uninstall)
+	rm -rf "$venv"
+	;;
 *)
 	echo "unknown phase $phase" >&2
 	exit 2

@@ -1,0 +1,283 @@
+package reconciler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+
+	"github.com/phoenixhv/phoenix/reconciler/features"
+	"github.com/phoenixhv/phoenix/spec"
+)
+
+// The actions: what each of the plan's changes does through the API and on
+// the node. Each is safe to repeat: what it finds already done is success.
+
+// execute carries out one change, with the details of the fresh plan g.
+func (e *engine) execute(ctx context.Context, j *job, g GuestPlan, c Change, obs *Observed) error {
+	r, _ := e.res.Guest(g.Name)
+	og := obs.Guests[g.VMID]
+	switch c.Action {
+	case Create:
+		return e.create(ctx, g, r)
+	case Clone:
+		return e.clone(ctx, g, r, obs)
+	case UpdateConfig:
+		return e.update(ctx, g, og, c.Fields)
+	case Resize:
+		return e.retry(ctx, g, Event{Action: Resize}, func() error {
+			return e.cluster.Resize(ctx, g.Node, g.VMID, "rootfs", fmt.Sprintf("%dG", c.SizeGiB))
+		})
+	case Start:
+		if err := e.retry(ctx, g, Event{Action: Start}, func() error { return e.cluster.Start(ctx, g.Node, g.VMID) }); err != nil {
+			return err
+		}
+		j.ran = true
+		return e.waitInitialized(ctx, g, r)
+	case Restart:
+		if err := e.retry(ctx, g, Event{Action: Restart}, func() error { return e.cluster.Reboot(ctx, g.Node, g.VMID) }); err != nil {
+			return err
+		}
+		j.ran = true
+		return e.waitInitialized(ctx, g, r)
+	case InstallFeature, ReinstallFeature:
+		if err := e.readyForScripts(ctx, j, g, r); err != nil {
+			return err
+		}
+		if err := e.install(ctx, g, r, c); err != nil {
+			return err
+		}
+		j.result.Installed = append(j.result.Installed, c.Feature)
+		return nil
+	case UninstallFeature:
+		if err := e.readyForScripts(ctx, j, g, r); err != nil {
+			return err
+		}
+		if err := e.uninstall(ctx, g, r, c); err != nil {
+			return err
+		}
+		j.result.Uninstalled = append(j.result.Uninstalled, c.Feature)
+		return nil
+	case ConvertToTemplate:
+		if og.Status == "running" {
+			if err := e.retry(ctx, g, Event{Action: ConvertToTemplate, Step: "shutdown"}, func() error {
+				return e.cluster.Shutdown(ctx, g.Node, g.VMID)
+			}); err != nil {
+				return err
+			}
+		}
+		return e.retry(ctx, g, Event{Action: ConvertToTemplate}, func() error { return e.cluster.ConvertToTemplate(ctx, g.Node, g.VMID) })
+	case Replace:
+		// Destruction happens only where the approved plan showed it.
+		if j.plan.Action != Replace {
+			return withKind(ErrorChanged, fmt.Errorf("a replace of %s was not in the approved plan; run plan and apply again", g.Name))
+		}
+		return e.destroy(ctx, g, og)
+	}
+	return fmt.Errorf("the engine cannot %s", c.Action)
+}
+
+// readyForScripts makes sure a container that this apply did not start is
+// initialised before scripts run in it: it may have been started a moment ago
+// by someone else, and checking once is the race the waits avoid.
+func (e *engine) readyForScripts(ctx context.Context, j *job, g GuestPlan, r *spec.Resolved) error {
+	if j.ran {
+		return nil
+	}
+	if err := e.waitInitialized(ctx, g, r); err != nil {
+		return err
+	}
+	j.ran = true
+	return nil
+}
+
+// rootOnly are the options Proxmox lets only a root@pam ticket set through the
+// API; with any other session phoenix sets them with pct set on the node.
+func rootOnly(key, value, before string) bool {
+	switch {
+	case strings.HasPrefix(key, "dev"), key == "hookscript":
+		return true
+	case key == "features":
+		return featuresBeyondNesting(before, value)
+	}
+	return false
+}
+
+func featuresBeyondNesting(before, after string) bool {
+	b, a := propString(before), propString(after)
+	for _, k := range slices.Concat(slices.Collect(maps.Keys(b)), slices.Collect(maps.Keys(a))) {
+		if k != "nesting" && b[k] != a[k] {
+			return true
+		}
+	}
+	return false
+}
+
+func (e *engine) create(ctx context.Context, g GuestPlan, r *spec.Resolved) error {
+	d, _ := desiredConfig(r, e.hosts[r.Settings.Node])
+	opts := createOptionsOf(d)
+	opts["description"] = RenderDescription("", &State{V: 1, Name: r.Name, Kind: string(r.Kind)})
+	req := CreateRequest{Node: g.Node, VMID: r.VMID, OSTemplate: r.Settings.OSTemplate, Storage: r.Settings.Storage,
+		DiskGiB: r.Settings.DiskGiB, Options: opts}
+	err := e.retry(ctx, g, Event{Action: Create}, func() error { return e.cluster.Create(ctx, req) })
+	// After a dropped connection the create may have happened: the next
+	// observation tells whose guest holds the VMID.
+	if errors.Is(err, ErrAlreadyExists) {
+		return nil
+	}
+	return err
+}
+
+func (e *engine) clone(ctx context.Context, g GuestPlan, r *spec.Resolved, obs *Observed) error {
+	parent, _ := e.res.Guest(r.Parent)
+	src := obs.Guests[parent.VMID]
+	if src == nil || !src.Template {
+		return fmt.Errorf("template %s is not ready", r.Parent)
+	}
+	// The clone is born with its own identity and the template's records:
+	// the records are what it inherits.
+	state := &State{V: 1, Name: r.Name, Kind: string(r.Kind), Parent: r.Parent, Features: maps.Clone(src.records())}
+	req := CloneRequest{Node: parent.Settings.Node, SourceVMID: parent.VMID, NewID: r.VMID, Hostname: r.Name,
+		Description: RenderDescription(src.User, state), Full: r.Settings.CloneMode == spec.CloneFull}
+	if r.Settings.Node != parent.Settings.Node {
+		req.Target = r.Settings.Node
+	}
+	if req.Full && r.Guest.Spec.Storage != "" {
+		req.Storage = r.Settings.Storage
+	}
+	lock := e.sourceLock(parent.VMID)
+	lock.Lock()
+	defer lock.Unlock()
+	err := e.retry(ctx, g, Event{Action: Clone}, func() error { return e.cluster.Clone(ctx, req) })
+	if errors.Is(err, ErrAlreadyExists) {
+		return nil
+	}
+	return err
+}
+
+func (e *engine) sourceLock(vmid int) *sync.Mutex {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.sources[vmid] == nil {
+		e.sources[vmid] = &sync.Mutex{}
+	}
+	return e.sources[vmid]
+}
+
+func (e *engine) hostLock(node string) *sync.Mutex {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.hostOps[node] == nil {
+		e.hostOps[node] = &sync.Mutex{}
+	}
+	return e.hostOps[node]
+}
+
+// update applies config fields: root-only ones through pct set on the node
+// unless the session is root@pam's ticket, the rest through the API with the
+// digest of what was observed.
+func (e *engine) update(ctx context.Context, g GuestPlan, og *ObservedGuest, fields []FieldChange) error {
+	set, del := map[string]string{}, []string{}
+	rootSet, rootDel := map[string]string{}, []string{}
+	for _, f := range fields {
+		root := !e.cluster.RootSession() && rootOnly(f.Key, f.After, f.Before)
+		switch {
+		case f.After == "" && root:
+			rootDel = append(rootDel, f.Key)
+		case f.After == "":
+			del = append(del, f.Key)
+		case root:
+			rootSet[f.Key] = f.After
+		default:
+			set[f.Key] = f.After
+		}
+	}
+	if len(set) > 0 || len(del) > 0 {
+		// A digest that no longer matches fails at once (ErrConflict is not
+		// retried here): the change is recomputed from a fresh observation.
+		if err := e.retry(ctx, g, Event{Action: UpdateConfig}, func() error {
+			err := e.cluster.SetConfig(ctx, g.Node, g.VMID, set, del, og.Config.Digest)
+			if errors.Is(err, ErrConflict) {
+				return backoff.Permanent(err)
+			}
+			return err
+		}); err != nil {
+			return err
+		}
+	}
+	if len(rootSet) > 0 || len(rootDel) > 0 {
+		node, err := e.nodes(g.Node)
+		if err != nil {
+			return err
+		}
+		return e.retry(ctx, g, Event{Action: UpdateConfig, Step: "pct set"}, func() error { return node.SetConfig(ctx, g.VMID, rootSet, rootDel) })
+	}
+	return nil
+}
+
+// waitInitialized polls the started container until its network and devices
+// are there: checking once right after the start is the race this avoids.
+func (e *engine) waitInitialized(ctx context.Context, g GuestPlan, r *spec.Resolved) error {
+	d, _ := desiredConfig(r, e.hosts[r.Settings.Node])
+	node, err := e.nodes(g.Node)
+	if err != nil {
+		return err
+	}
+	return e.wait(ctx, g, Event{Action: Start}, node, features.Initialized(d.devices))
+}
+
+// destroy stops and deletes a guest that is replaced.
+func (e *engine) destroy(ctx context.Context, g GuestPlan, og *ObservedGuest) error {
+	if og == nil {
+		return nil
+	}
+	if og.Config.Values["protection"] == "1" {
+		return withKind(ErrorRefused, fmt.Errorf("%s has protection: 1; phoenix never deletes it", g.Name))
+	}
+	if og.Status == "running" {
+		if err := e.retry(ctx, g, Event{Action: g.Action, Step: "shutdown"}, func() error { return e.cluster.Shutdown(ctx, g.Node, g.VMID) }); err != nil {
+			return err
+		}
+	}
+	return e.retry(ctx, g, Event{Action: g.Action, Step: "destroy"}, func() error { return e.cluster.Delete(ctx, g.Node, g.VMID) })
+}
+
+// delete removes a managed guest no spec wants (--prune), after checking
+// once more that it is phoenix's.
+func (e *engine) delete(ctx context.Context, j *job) error {
+	g := j.plan
+	start := time.Now()
+	e.event(g, Event{Action: Delete, Outcome: Started, Reason: g.Changes[0].Reason})
+	err := e.deleteManaged(ctx, g)
+	if err != nil {
+		e.event(g, Event{Action: Delete, Outcome: Failed, Duration: time.Since(start), Err: err})
+		return err
+	}
+	j.result.Done++
+	e.event(g, Event{Action: Delete, Outcome: Done, Duration: time.Since(start)})
+	return nil
+}
+
+func (e *engine) deleteManaged(ctx context.Context, g GuestPlan) error {
+	st, err := e.cluster.Status(ctx, g.Node, g.VMID)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	cfg, err := e.cluster.GuestConfig(ctx, g.Node, g.VMID)
+	if err != nil {
+		return err
+	}
+	if !slices.Contains(spec.NormalizeTags([]string{cfg.Values["tags"]}), ManagedTag) {
+		return withKind(ErrorChanged, fmt.Errorf("%s lost its %s tag: not deleting it", g.Name, ManagedTag))
+	}
+	return e.destroy(ctx, g, &ObservedGuest{GuestSummary: st, Config: cfg})
+}

@@ -1,0 +1,633 @@
+package reconciler
+
+import (
+	"cmp"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/phoenixhv/phoenix/spec"
+)
+
+// planner holds what one planning pass has worked out so far. Guests are
+// planned parents first, and each leaves behind what it will be once its
+// plan is applied, which is what its clones start from.
+type planner struct {
+	res  *spec.Resolution
+	obs  *Observed
+	opts PlanOptions
+	// planned are the plans made so far, by guest name.
+	planned map[string]*GuestPlan
+	// final is each planned guest as it will be after the apply.
+	final map[string]*future
+	// observedByName indexes observed guests by name, VMIDs ascending.
+	observedByName map[string][]int
+	// plannedInstalls numbers the records this plan will write, so that a
+	// record it predicts is told apart from every real one.
+	plannedInstalls int
+}
+
+// future is a guest as it will be once its plan is applied: what a clone of
+// it starts from.
+type future struct {
+	// config holds the options phoenix manages.
+	config map[string]string
+	// records are the feature records in its state block.
+	records map[string]FeatureRecord
+	// vmid is the guest clones are made from.
+	vmid int
+	node string
+}
+
+func newPlanner(res *spec.Resolution, obs *Observed, opts PlanOptions) *planner {
+	p := &planner{res: res, obs: obs, opts: opts, planned: map[string]*GuestPlan{}, final: map[string]*future{},
+		observedByName: map[string][]int{}}
+	for _, vmid := range slices.Sorted(maps.Keys(obs.Guests)) {
+		name := obs.Guests[vmid].Name
+		p.observedByName[name] = append(p.observedByName[name], vmid)
+	}
+	return p
+}
+
+// plan plans one guest once; later calls return the same plan.
+func (p *planner) plan(r *spec.Resolved) GuestPlan {
+	if g, ok := p.planned[r.Name]; ok {
+		return *g
+	}
+	g := p.guest(r)
+	if len(g.Errors) > 0 {
+		// Nothing is done to a guest with a problem, and nothing can be
+		// cloned from it.
+		g.Action, g.Changes = NoOp, []Change{}
+		delete(p.final, r.Name)
+	}
+	p.planned[r.Name] = &g
+	return g
+}
+
+func (p *planner) guest(r *spec.Resolved) GuestPlan {
+	g := GuestPlan{Name: r.Name, Kind: r.Kind, VMID: r.VMID, Node: r.Settings.Node, Parent: r.Parent,
+		Changes: []Change{}, Errors: []Problem{}, Notes: []string{}}
+	if parent, ok := p.planned[r.Parent]; ok && len(parent.Errors) > 0 {
+		g.Errors = append(g.Errors, problem(ProblemBlocked, "its template %s cannot be converged", r.Parent))
+		return g
+	}
+	if pr := p.conflict(r); pr != nil {
+		g.Errors = append(g.Errors, *pr)
+		return g
+	}
+	d, problems := desiredConfig(r, p.obs.Hosts[r.Settings.Node])
+	if len(problems) > 0 {
+		g.Errors = append(g.Errors, problems...)
+		return g
+	}
+	if og := p.obs.Guests[r.VMID]; og != nil {
+		p.existing(&g, r, d, og)
+	} else {
+		p.missing(&g, r, d)
+	}
+	return g
+}
+
+// conflict reports a VMID or name held by something phoenix does not own.
+func (p *planner) conflict(r *spec.Resolved) *Problem {
+	if og := p.obs.Guests[r.VMID]; og != nil {
+		switch {
+		case og.Type == "qemu":
+			pr := problem(ProblemConflict, "VMID %d is held by the VM %q; phoenix never touches it: pick another vmid", r.VMID, og.Name)
+			return &pr
+		case !og.Managed:
+			pr := problem(ProblemConflict, "VMID %d is held by container %q on %s, which is not managed by phoenix (no %s tag); phoenix never touches it: pick another vmid, or tag it %s to adopt it",
+				r.VMID, og.Name, og.Node, ManagedTag, ManagedTag)
+			return &pr
+		}
+	}
+	for _, vmid := range p.observedByName[r.Name] {
+		og := p.obs.Guests[vmid]
+		if vmid != r.VMID && !og.Managed {
+			pr := problem(ProblemConflict, "name %s is used by guest %d on %s, which is not managed by phoenix: rename one of them", r.Name, vmid, og.Node)
+			return &pr
+		}
+	}
+	return nil
+}
+
+// missing plans a guest that does not exist yet: made from its template as
+// the template will be, or created from its OS template, and then converged
+// like any existing guest.
+func (p *planner) missing(g *GuestPlan, r *spec.Resolved, d desired) {
+	start := &ObservedGuest{GuestSummary: GuestSummary{VMID: r.VMID, Type: "lxc", Node: r.Settings.Node, Name: r.Name, Status: "stopped"},
+		Managed: true, State: &State{V: 1, Name: r.Name, Kind: string(r.Kind), Parent: r.Parent}}
+	if r.Parent == "" {
+		g.Action = Create
+		g.Changes = append(g.Changes, Change{Action: Create, Reason: fmt.Sprintf("from %s on %s", r.Settings.OSTemplate, r.Settings.Storage)})
+		start.Config = createdConfig(r, d)
+	} else {
+		parent := p.final[r.Parent]
+		if parent == nil {
+			g.Errors = append(g.Errors, problem(ProblemBlocked, "its template %s is not in the plan", r.Parent))
+			return
+		}
+		g.Action = Clone
+		reason := fmt.Sprintf("%s clone of %s", r.Settings.CloneMode, r.Parent)
+		if pp := p.planned[r.Parent]; pp != nil && pp.Action != NoOp {
+			reason += ", once " + r.Parent + " is ready"
+		}
+		g.Changes = append(g.Changes, Change{Action: Clone, Reason: reason})
+		// A clone copies its source's config and its state block's records:
+		// what it inherits is what its template will hold.
+		start.Config = Config{Values: maps.Clone(parent.config)}
+		start.Config.Values["hostname"] = r.Name
+		start.State.Features = maps.Clone(parent.records)
+	}
+	p.converge(g, r, d, start, true)
+}
+
+// createdConfig is what a container created from an OS template starts with,
+// as far as the plan compares it.
+func createdConfig(r *spec.Resolved, d desired) Config {
+	v := map[string]string{"rootfs": fmt.Sprintf("%s:vm-%d-disk-0,size=%dG", r.Settings.Storage, r.VMID, r.Settings.DiskGiB)}
+	// The create request sets the spec's options and the flags the API
+	// allows the session; the rest follows in an update.
+	maps.Copy(v, createOptionsOf(d))
+	delete(v, "description")
+	delete(v, "unprivileged")
+	return Config{Values: v}
+}
+
+// existing plans a managed guest that exists.
+func (p *planner) existing(g *GuestPlan, r *spec.Resolved, d desired, og *ObservedGuest) {
+	switch {
+	case og.ConfigErr != nil:
+		g.Errors = append(g.Errors, problem(ProblemObserve, "reading its config failed: %v", og.ConfigErr))
+		return
+	case og.Node != r.Settings.Node:
+		g.Errors = append(g.Errors, problem(ProblemSpec, "it is on node %s and the spec says %s: phoenix does not migrate (pct migrate it, or change spec.node)", og.Node, r.Settings.Node))
+		return
+	case og.PendingErr != nil:
+		g.Errors = append(g.Errors, problem(ProblemObserve, "reading its pending changes failed: %v", og.PendingErr))
+		return
+	}
+	if og.StateErr != nil {
+		g.Notes = append(g.Notes, fmt.Sprintf("%v; its records are not trusted and its features are checked again", og.StateErr))
+	}
+	if reason := replaceReason(r, d, og); reason != "" {
+		p.replace(g, r, d, og, reason)
+		return
+	}
+	p.converge(g, r, d, og, false)
+	if len(g.Changes) > 0 {
+		g.Action = UpdateConfig
+		if clones := p.existingClones(r); r.IsTemplate() && len(clones) > 0 {
+			g.Notes = append(g.Notes, fmt.Sprintf("existing clones (%s) are independent of this template: each is converged on its own, as its own plan shows",
+				strings.Join(clones, ", ")))
+		}
+	}
+}
+
+// converge plans what brings a guest, existing or as it will be made, to its
+// spec: its config, its disk, its run state and its features. made marks a
+// guest this plan makes, which is stopped and has never run.
+func (p *planner) converge(g *GuestPlan, r *spec.Resolved, d desired, og *ObservedGuest, made bool) {
+	fields, grow, problems := configDiff(d, og.Config)
+	if len(problems) > 0 {
+		g.Errors = append(g.Errors, problems...)
+		return
+	}
+	if len(fields) > 0 {
+		reason := "config differs from the spec"
+		if made {
+			reason = "settings of the spec"
+		}
+		g.Changes = append(g.Changes, Change{Action: UpdateConfig, Fields: fields, Reason: reason})
+	}
+	if grow > 0 {
+		reason := "the spec's disk is larger"
+		if made && r.Parent != "" {
+			reason = "disk larger than the template's"
+		}
+		g.Changes = append(g.Changes, Change{Action: Resize, SizeGiB: grow, Reason: reason})
+	}
+	features, records, notes := p.features(r, og)
+	g.Notes = append(g.Notes, notes...)
+	next := &future{config: afterFields(og.Config.Values, fields), records: records, vmid: og.VMID, node: og.Node}
+	if grow > 0 {
+		next.config["rootfs"] = withSize(next.config["rootfs"], grow)
+	}
+	if og.Template {
+		p.staleTemplate(g, r, d, og, features)
+		// A template keeps its disk: what it cannot install stays missing.
+		next.records = og.records()
+		p.final[r.Name] = next
+		return
+	}
+	if len(features) > 0 && og.Status != "running" {
+		g.Changes = append(g.Changes, Change{Action: Start, Reason: "to install features"})
+	} else if keys := restartKeys(fields, og, d); len(keys) > 0 {
+		g.Changes = append(g.Changes, Change{Action: Restart, Pending: keys, Reason: restartReason(keys)})
+	}
+	g.Changes = append(g.Changes, features...)
+	if r.IsTemplate() {
+		g.Changes = append(g.Changes, Change{Action: ConvertToTemplate, Reason: "its features are in place"})
+	}
+	p.final[r.Name] = next
+}
+
+// afterFields is a config with the fields of an update applied.
+func afterFields(v map[string]string, fields []FieldChange) map[string]string {
+	out := maps.Clone(v)
+	if out == nil {
+		out = map[string]string{}
+	}
+	for _, f := range fields {
+		if f.After == "" {
+			delete(out, f.Key)
+		} else {
+			out[f.Key] = f.After
+		}
+	}
+	return out
+}
+
+func withSize(rootfs string, gib int) string {
+	parts := propString(rootfs)
+	parts["size"] = fmt.Sprintf("%dG", gib)
+	return printPropString(parts)
+}
+
+// staleTemplate plans what can be done about a template whose features are
+// out of date: a template cannot run installs.
+func (p *planner) staleTemplate(g *GuestPlan, r *spec.Resolved, d desired, og *ObservedGuest, features []Change) {
+	if len(features) == 0 {
+		return
+	}
+	what := describeChanges(features)
+	clones := p.linkedClones(og.VMID)
+	if len(clones) == 0 && p.opts.AllowReplace {
+		// With no linked clone on its disk it can be made again.
+		p.replace(g, r, d, og, fmt.Sprintf("it is a template that needs %s, and a template cannot run installs", what))
+		return
+	}
+	g.Stale = fmt.Sprintf("it needs %s and a template cannot run installs", what)
+	switch {
+	case len(clones) > 0:
+		g.Stale += fmt.Sprintf("; linked clones (%s) use its disk", strings.Join(clones, ", "))
+		g.Notes = append(g.Notes, fmt.Sprintf("%s is stale: %s. Its clones converge on their own (each installs what it lacks), and so do new clones made from it.", r.Name, g.Stale))
+	default:
+		g.Notes = append(g.Notes, fmt.Sprintf("%s is stale: %s. Its clones converge on their own; run with --allow-replace to make it again.", r.Name, g.Stale))
+	}
+}
+
+// describeChanges names feature changes: "nvidia-driver (host driver a -> b), cuda-toolkit".
+func describeChanges(cs []Change) string {
+	var parts []string
+	for _, c := range cs {
+		parts = append(parts, c.Action.String()+" "+c.Feature)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// existingClones names the guests cloned from r (by the spec) that exist.
+func (p *planner) existingClones(r *spec.Resolved) []string {
+	var out []string
+	for _, c := range r.Children {
+		if cr, ok := p.res.Guest(c); ok && p.obs.Guests[cr.VMID] != nil {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// linkedClones names the observed guests whose root disk is a linked clone
+// of the given template's base volume. A guest whose root disk cannot be read
+// counts when its records say it was cloned from the template: a template is
+// kept rather than risked.
+func (p *planner) linkedClones(vmid int) []string {
+	base := fmt.Sprintf("base-%d-disk-", vmid)
+	tmpl := p.obs.Guests[vmid]
+	var out []string
+	for _, og := range p.obs.Guests {
+		if og.VMID == vmid {
+			continue
+		}
+		root := propString(og.Config.Values["rootfs"])[""]
+		switch {
+		case strings.Contains(root, base) && strings.Contains(root, "/"):
+			out = append(out, og.Name)
+		case root == "" && tmpl != nil && og.State != nil && og.State.Parent == tmpl.Name:
+			out = append(out, og.Name)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// restartKeys lists the options that wait for a restart of a running
+// container: those Proxmox holds as pending now, and those this plan's
+// update will put there, as far as phoenix manages them.
+func restartKeys(fields []FieldChange, og *ObservedGuest, d desired) []string {
+	if og.Status != "running" {
+		return nil
+	}
+	keys := map[string]bool{}
+	for _, f := range fields {
+		if !hotplugs(f.Key, f.Before != "") {
+			keys[f.Key] = true
+		}
+	}
+	for _, po := range og.Pending {
+		if po.Waiting() && d.manages(po.Key) {
+			keys[po.Key] = true
+		}
+	}
+	return slices.Sorted(maps.Keys(keys))
+}
+
+func restartReason(keys []string) string {
+	if len(keys) == 1 {
+		return keys[0] + " waits for a restart: Proxmox applies it when the container starts"
+	}
+	return strings.Join(keys, ", ") + " wait for a restart: Proxmox applies them when the container starts"
+}
+
+// hotplugs reports whether Proxmox applies an option to a running container
+// at once (PVE::LXC::Config's update_pct_config): the cgroup limits, the
+// config-only options, every netN, a new mpN or devN. Everything else waits
+// in the pending section until the container next starts.
+func hotplugs(key string, existed bool) bool {
+	switch key {
+	case "cpulimit", "cpuunits", "memory", "swap", "cores", "description", "onboot", "startup", "protection",
+		"hostname", "hookscript", "tags", "lock":
+		return true
+	}
+	switch {
+	case strings.HasPrefix(key, "net"):
+		return true
+	case strings.HasPrefix(key, "mp"), strings.HasPrefix(key, "dev"):
+		return !existed
+	}
+	return false
+}
+
+// replaceReason says why a guest must be destroyed and made again.
+func replaceReason(r *spec.Resolved, d desired, og *ObservedGuest) string {
+	haveUnpriv := og.Config.Values["unprivileged"] == "1"
+	switch {
+	case haveUnpriv != d.unprivileged:
+		return fmt.Sprintf("unprivileged changes %t -> %t, which Proxmox cannot change in place", haveUnpriv, d.unprivileged)
+	case og.Template && !r.IsTemplate():
+		return "it is a template and the spec wants a container: a template cannot be converted back"
+	case og.State != nil && og.State.Parent != r.Parent:
+		return fmt.Sprintf("its template changes %s -> %s", orNone(og.State.Parent), orNone(r.Parent))
+	}
+	return ""
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
+}
+
+func (p *planner) replace(g *GuestPlan, r *spec.Resolved, d desired, og *ObservedGuest, reason string) {
+	switch {
+	case og.Config.Values["protection"] == "1":
+		g.Errors = append(g.Errors, problem(ProblemFlag, "needs to be replaced (%s) but has protection: 1; phoenix never replaces a protected guest", reason))
+		return
+	case !p.opts.AllowReplace:
+		g.Errors = append(g.Errors, problem(ProblemFlag, "needs to be replaced (%s): run with --allow-replace to destroy and recreate it", reason))
+		return
+	}
+	if clones := p.linkedClones(og.VMID); og.Template && len(clones) > 0 {
+		g.Errors = append(g.Errors, problem(ProblemSpec, "needs to be replaced (%s) but linked clones use its disk: %s", reason, strings.Join(clones, ", ")))
+		return
+	}
+	sub := GuestPlan{}
+	p.missing(&sub, r, d)
+	g.Errors = append(g.Errors, sub.Errors...)
+	g.Notes = append(g.Notes, sub.Notes...)
+	g.Action = Replace
+	g.Changes = append([]Change{{Action: Replace, Reason: reason}}, sub.Changes...)
+}
+
+// installReason says why a guest installs a feature: its spec lists it, or
+// features it has require it.
+func (p *planner) installReason(r *spec.Resolved, f string) string {
+	if slices.Contains(r.Own, f) {
+		return "listed in the spec"
+	}
+	var by []string
+	for _, o := range r.Effective {
+		if o != f && slices.Contains(p.res.Catalog.Closure([]string{o}), f) {
+			by = append(by, o)
+		}
+	}
+	if len(by) == 0 {
+		return "inherited from the lineage"
+	}
+	return "required by " + strings.Join(by, ", ")
+}
+
+// features decides what to install, reinstall and uninstall on a guest, and
+// what its records will be afterwards. A record made on this guest is
+// trusted; one that came with the clone only if the lineage says the feature
+// is inherited. A changed version or parameters, or a host driver that moved,
+// reinstalls the feature, and a reinstalled feature reinstalls what requires
+// it: now, for this plan's reinstalls, and later, for a record installed
+// before its requirement was installed again.
+func (p *planner) features(r *spec.Resolved, og *ObservedGuest) ([]Change, map[string]FeatureRecord, []string) {
+	records := og.records()
+	final := maps.Clone(records)
+	if final == nil {
+		final = map[string]FeatureRecord{}
+	}
+	host := p.obs.Hosts[r.Settings.Node]
+	var out []Change
+	redo := map[string]bool{}
+	for _, f := range p.res.Catalog.Order(r.Effective) {
+		rec, ok := records[f]
+		trusted := ok && (rec.VMID == og.VMID || slices.Contains(r.Inherited, f))
+		want := recordFor(p.res, r, f, host)
+		action, reason := InstallFeature, ""
+		switch {
+		case !trusted:
+			reason = p.installReason(r, f)
+		case rec.Version != want.Version && f == spec.FeatureNVIDIADriver:
+			action, reason = ReinstallFeature, fmt.Sprintf("host driver %s -> %s", rec.Version, want.Version)
+		case rec.Version != want.Version:
+			action, reason = ReinstallFeature, fmt.Sprintf("version %s -> %s", orNone(rec.Version), orNone(want.Version))
+		case !maps.Equal(rec.Params, want.Params):
+			action, reason = ReinstallFeature, "parameters changed: "+paramDiff(rec.Params, want.Params)
+		default:
+			action, reason = ReinstallFeature, p.requirementChanged(f, rec, final, redo)
+		}
+		if reason == "" {
+			continue
+		}
+		out = append(out, Change{Action: action, Feature: f, Reason: reason})
+		redo[f] = true
+		p.plannedInstalls++
+		want.VMID = og.VMID
+		want.At = plannedAt(p.plannedInstalls)
+		want.Requires = requirementsOf(p.res, f, final)
+		final[f] = want
+	}
+	uninstalls, notes := p.removed(r, records, final)
+	return append(uninstalls, out...), final, notes
+}
+
+// requirementChanged says why a record whose own version and parameters are
+// right must still be installed again: a feature it requires is installed
+// again by this plan (redo), or was installed again since it was.
+func (p *planner) requirementChanged(f string, rec FeatureRecord, final map[string]FeatureRecord, redo map[string]bool) string {
+	def, ok := p.res.Catalog.Lookup(f)
+	if !ok {
+		return ""
+	}
+	for _, req := range def.Requires {
+		have, ok := final[req]
+		switch {
+		case redo[req]:
+			return "it requires " + req + ", which is reinstalled"
+		case !ok:
+		case rec.Requires != nil && !rec.Requires[req].IsZero() && !rec.Requires[req].Equal(have.At):
+			return "it was installed before " + req + " was installed again"
+		}
+	}
+	return ""
+}
+
+// requirementsOf is the Requires of a record written now: the At of each
+// requirement's record.
+func requirementsOf(res *spec.Resolution, f string, records map[string]FeatureRecord) map[string]time.Time {
+	def, ok := res.Catalog.Lookup(f)
+	if !ok {
+		return nil
+	}
+	var out map[string]time.Time
+	for _, req := range def.Requires {
+		if rec, ok := records[req]; ok {
+			if out == nil {
+				out = map[string]time.Time{}
+			}
+			out[req] = rec.At
+		}
+	}
+	return out
+}
+
+// plannedAt stamps a record this plan predicts. Real records are stamped
+// with the time of their install; these lie in year 1, where no real one
+// does, and differ from each other.
+func plannedAt(n int) time.Time { return time.Time{}.Add(time.Duration(n)) }
+
+// removed plans the features a guest has records of and its spec no longer
+// wants: uninstalled, dependents first, when the feature knows how; left in
+// place, with a note saying so, when it does not.
+func (p *planner) removed(r *spec.Resolved, records, final map[string]FeatureRecord) ([]Change, []string) {
+	var gone []string
+	for f := range records {
+		if !slices.Contains(r.Effective, f) {
+			gone = append(gone, f)
+		}
+	}
+	order := p.res.Catalog.Order(gone)
+	slices.Reverse(order)
+	var out []Change
+	var notes []string
+	for _, f := range order {
+		def, ok := p.res.Catalog.Lookup(f)
+		if ok && def.Uninstallable {
+			out = append(out, Change{Action: UninstallFeature, Feature: f, Reason: "no longer in the spec"})
+			delete(final, f)
+			continue
+		}
+		why := "it has no uninstall steps"
+		if !ok {
+			why = "no Feature document defines it any more"
+		}
+		notes = append(notes, fmt.Sprintf("%s is no longer in the spec but stays installed: %s; replace the guest (--allow-replace after a change that replaces it, or delete it) to be rid of it", f, why))
+	}
+	return out, notes
+}
+
+// recordFor is the record a feature will have once installed on r.
+func recordFor(res *spec.Resolution, r *spec.Resolved, f string, host *HostObservation) FeatureRecord {
+	rec := FeatureRecord{VMID: r.VMID}
+	if len(r.Params[f]) > 0 {
+		rec.Params = r.Params[f]
+	}
+	if def, ok := res.Catalog.Lookup(f); ok {
+		rec.Version = def.Version
+	}
+	if f == spec.FeatureNVIDIADriver && host != nil {
+		rec.Version = host.Info.DriverVersion
+	}
+	return rec
+}
+
+func paramDiff(before, after map[string]string) string {
+	keys := map[string]bool{}
+	for k := range before {
+		keys[k] = true
+	}
+	for k := range after {
+		keys[k] = true
+	}
+	var out []string
+	for _, k := range slices.Sorted(maps.Keys(keys)) {
+		if before[k] != after[k] {
+			out = append(out, fmt.Sprintf("%s %s -> %s", k, orNone(before[k]), orNone(after[k])))
+		}
+	}
+	return strings.Join(out, ", ")
+}
+
+// orphans plans the managed guests no spec wants: deleted with --prune.
+func (p *planner) orphans() []GuestPlan {
+	wanted := map[int]bool{}
+	for _, r := range p.res.Guests {
+		wanted[r.VMID] = true
+	}
+	var out []GuestPlan
+	for _, vmid := range slices.Sorted(maps.Keys(p.obs.Guests)) {
+		og := p.obs.Guests[vmid]
+		if wanted[vmid] || !og.Managed {
+			continue
+		}
+		kind := spec.KindContainer
+		if og.Template {
+			kind = spec.KindTemplate
+		}
+		g := GuestPlan{Name: og.Name, Kind: kind, VMID: vmid, Node: og.Node, Changes: []Change{}, Errors: []Problem{}, Notes: []string{}}
+		switch {
+		case !p.opts.Prune:
+			g.Notes = append(g.Notes, "managed by phoenix but in no spec: run with --prune to delete it")
+		case og.Config.Values["protection"] == "1":
+			g.Errors = append(g.Errors, problem(ProblemFlag, "in no spec, but has protection: 1; phoenix never deletes a protected guest"))
+		default:
+			g.Action = Delete
+			reason := "managed by phoenix and in no spec"
+			if og.Status == "running" {
+				reason += "; it is stopped first"
+			}
+			g.Changes = append(g.Changes, Change{Action: Delete, Reason: reason})
+		}
+		out = append(out, g)
+	}
+	// Clones before the templates they may be linked to.
+	slices.SortStableFunc(out, func(a, b GuestPlan) int {
+		return cmp.Compare(boolInt(a.Kind == spec.KindTemplate), boolInt(b.Kind == spec.KindTemplate))
+	})
+	return out
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
