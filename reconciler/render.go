@@ -156,8 +156,10 @@ type ApplySummary struct {
 	Installed   int `json:"installed"`
 	Uninstalled int `json:"uninstalled"`
 	// Failed counts guests that were worked on and did not converge;
-	// Problems those the plan could not converge, left alone.
+	// Stopped those a stop signal left unfinished; Problems those the plan
+	// could not converge, left alone.
 	Failed   int `json:"failed"`
+	Stopped  int `json:"stopped"`
 	Problems int `json:"problems"`
 }
 
@@ -165,7 +167,10 @@ type ApplySummary struct {
 func (r *ApplyResult) Summary(plan *Plan) ApplySummary {
 	var s ApplySummary
 	for _, g := range r.Guests {
-		if g.Err != nil {
+		switch {
+		case g.Kind == ErrorStopped:
+			s.Stopped++
+		case g.Err != nil:
 			s.Failed++
 		}
 		s.Installed += len(g.Installed)
@@ -202,12 +207,18 @@ func (r *ApplyResult) WriteSummary(w io.Writer, plan *Plan) error {
 		fmt.Fprintf(&b, ", %d uninstalled", s.Uninstalled)
 	}
 	fmt.Fprintf(&b, ", %d failed", s.Failed)
+	if s.Stopped > 0 {
+		fmt.Fprintf(&b, ", %d stopped", s.Stopped)
+	}
 	if s.Problems > 0 {
 		fmt.Fprintf(&b, ", %d not converged", s.Problems)
 	}
 	b.WriteString(".\n")
 	for _, g := range r.Guests {
-		if g.Err != nil {
+		switch {
+		case g.Kind == ErrorStopped:
+			fmt.Fprintf(&b, "  %s (%d) stopped before its next change: apply again to go on\n", g.Name, g.VMID)
+		case g.Err != nil:
 			fmt.Fprintf(&b, "  %s (%d) failed [%s]: %s\n", g.Name, g.VMID, g.Kind, strings.ReplaceAll(strings.TrimSpace(g.Err.Error()), "\n", "\n    "))
 		}
 	}
@@ -227,7 +238,7 @@ func (r *ApplyResult) WriteSummary(w io.Writer, plan *Plan) error {
 //	 "result": {"guests": [{"name", "vmid", "action", "outcome", "done", "skipped",
 //	                        "installed", "uninstalled", "error", "error_kind"}],
 //	            "summary": {"created", "changed", "replaced", "deleted", "installed",
-//	                        "uninstalled", "failed", "problems"}}}
+//	                        "uninstalled", "failed", "stopped", "problems"}}}
 //
 // A guest's outcome is converged, failed or stopped (a stop signal came
 // first); done counts the plan's changes carried out, skipped names those

@@ -17,11 +17,26 @@ import (
 
 func newApplyCmd() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "apply [-f] PATH... [--auto-approve] [--parallelism N] [--allow-replace] [--prune] [-o text|json]",
+		Use:   "apply [-f] PATH... [--auto-approve] [--parallelism N] [--allow-replace] [--prune] [-o text|json] | apply PLANFILE",
 		Short: "Converge the cluster to the specs: show the plan, confirm, apply it",
 		Long: `Show the plan, ask for confirmation on a terminal (unless --auto-approve), then
-converge every guest: templates before their clones, independent guests at once.
-Progress is printed one line per step. Exits 1 if anything failed.`,
+carry it out: templates before their clones, independent guests at once. Each
+change of the plan is made, or reported skipped when it has become true
+meanwhile; nothing the plan did not show is done.
+
+Progress: one line per change and per script that changed something. A step that
+runs long reports itself every 10 s with the last line it printed; on a terminal a
+live line per guest shows what it runs, for how long, and its last output line.
+--quiet prints failures and the summary only.
+
+The first SIGINT or SIGTERM lets the changes in flight finish and be recorded and
+starts no new one; a second aborts them. Either way the next apply resumes.
+
+apply PLANFILE carries out a plan saved with plan --out PLANFILE, exactly, without
+asking; it refuses when a spec file or the cluster changed since the plan was made.
+
+Exit status: 0 when every guest converged, 1 otherwise (a failure, a guest the plan
+could not converge, a stop).`,
 		Args: specArgs,
 	}
 	specPaths(cmd)
@@ -30,6 +45,7 @@ Progress is printed one line per step. Exits 1 if anything failed.`,
 	allowReplace := cmd.Flags().Bool("allow-replace", false, "destroy and recreate guests whose parent or privilege mode changed")
 	prune := cmd.Flags().Bool("prune", false, "delete managed guests that are in no spec")
 	output := cmd.Flags().StringP("output", "o", "text", "output format: text or json")
+	quiet := cmd.Flags().BoolP("quiet", "q", false, "print failures and the summary only, not each step")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		if *output != "text" && *output != "json" {
 			return fmt.Errorf("unknown --output %q (text or json)", *output)
@@ -41,29 +57,48 @@ Progress is printed one line per step. Exits 1 if anything failed.`,
 			PlanOptions: reconciler.PlanOptions{AllowReplace: *allowReplace, Prune: *prune},
 			Parallelism: *parallelism,
 		}
-		return runApply(cmd.Context(), cmd, specFiles(cmd, args), opts, *autoApprove, *output)
+		flags := applyFlags{autoApprove: *autoApprove, output: *output, quiet: *quiet}
+		saved, err := readSavedPlan(args)
+		if err != nil {
+			return err
+		}
+		if saved != nil {
+			return applySaved(cmd.Context(), cmd, saved, opts, flags)
+		}
+		return runApply(cmd.Context(), cmd, specFiles(cmd, args), opts, flags)
 	}
 	return cmd
 }
 
-func runApply(ctx context.Context, cmd *cobra.Command, paths []string, opts reconciler.ApplyOptions, autoApprove bool, output string) error {
-	out, errOut := cmd.OutOrStdout(), cmd.ErrOrStderr()
+// applyFlags are apply's flags that shape its output and its questions.
+type applyFlags struct {
+	autoApprove bool
+	output      string
+	quiet       bool
+}
+
+func runApply(ctx context.Context, cmd *cobra.Command, paths []string, opts reconciler.ApplyOptions, flags applyFlags) error {
 	o, err := observeSpecs(ctx, cmd, paths, os.Getenv)
 	if err != nil {
 		return err
 	}
 	defer o.close()
-	plan := reconciler.MakePlan(o.res, o.obs, opts.PlanOptions)
+	return carryOut(ctx, cmd, o, reconciler.MakePlan(o.res, o.obs, opts.PlanOptions), opts, flags)
+}
+
+// carryOut shows the plan, asks unless told not to, applies it and reports.
+func carryOut(ctx context.Context, cmd *cobra.Command, o *observation, plan *reconciler.Plan, opts reconciler.ApplyOptions, flags applyFlags) error {
+	out, errOut := cmd.OutOrStdout(), cmd.ErrOrStderr()
 	// In JSON mode stdout carries one document; the plan and progress go to stderr.
 	human := out
-	if output == "json" {
+	if flags.output == "json" {
 		human = errOut
 	}
 	if err := plan.WriteText(human, reconciler.TextOptions{Color: colorful(human)}); err != nil {
 		return err
 	}
 	if !plan.HasChanges() {
-		if output == "json" {
+		if flags.output == "json" {
 			return (&reconciler.ApplyResult{}).WriteJSON(out, plan)
 		}
 		if plan.HasErrors() {
@@ -71,7 +106,7 @@ func runApply(ctx context.Context, cmd *cobra.Command, paths []string, opts reco
 		}
 		return nil
 	}
-	if !autoApprove {
+	if !flags.autoApprove {
 		ok, err := confirm(cmd.InOrStdin(), human)
 		if err != nil {
 			return err
@@ -81,14 +116,11 @@ func runApply(ctx context.Context, cmd *cobra.Command, paths []string, opts reco
 			return &exitError{code: 1}
 		}
 	}
-	pr := newProgress(human, progressPlain)
-	opts.Events = pr.event
-	result := reconciler.Apply(ctx, o.conn.cluster, o.conn.nodes, o.res, o.obs, plan, opts)
-	pr.close()
+	result := applyInterruptibly(ctx, human, o, plan, opts, progressModeFor(human, flags.quiet))
 	if err := result.WriteSummary(human, plan); err != nil {
 		return err
 	}
-	if output == "json" {
+	if flags.output == "json" {
 		if err := result.WriteJSON(out, plan); err != nil {
 			return err
 		}
@@ -97,6 +129,32 @@ func runApply(ctx context.Context, cmd *cobra.Command, paths []string, opts reco
 		return &exitError{code: 1}
 	}
 	return nil
+}
+
+// applyInterruptibly runs the engine with progress, and stops it in two
+// stages on SIGINT or SIGTERM, saying so.
+func applyInterruptibly(ctx context.Context, w io.Writer, o *observation, plan *reconciler.Plan, opts reconciler.ApplyOptions, mode progressMode) *reconciler.ApplyResult {
+	pr := newProgress(w, mode)
+	in := onInterrupt(ctx, func(s os.Signal) {
+		pr.note(fmt.Sprintf("%s: stopping after the changes in flight, which finish and are recorded; send it again to abort them", s))
+	}, func() { pr.note("aborting the changes in flight; the next apply resumes from where they were cut off") })
+	defer in.done()
+	opts.Events, opts.Stop = pr.event, in.stop
+	result := reconciler.Apply(in.ctx, o.conn.cluster, o.conn.nodes, o.res, o.obs, plan, opts)
+	pr.close()
+	return result
+}
+
+// progressModeFor picks how progress shows: live lines on a terminal, plain
+// lines elsewhere, failures only with --quiet.
+func progressModeFor(w io.Writer, quiet bool) progressMode {
+	switch {
+	case quiet:
+		return progressQuiet
+	case isTerminal(w):
+		return progressLive
+	}
+	return progressPlain
 }
 
 // confirm asks on a terminal; without one, apply needs --auto-approve.

@@ -115,6 +115,8 @@ type observation struct {
 	res  *spec.Resolution
 	conn *connection
 	obs  *reconciler.Observed
+	// files are the spec files read.
+	files []string
 }
 
 func (o *observation) close() { o.conn.close() }
@@ -138,5 +140,5 @@ func observeSpecs(ctx context.Context, cmd *cobra.Command, paths []string, geten
 		conn.close()
 		return nil, err
 	}
-	return &observation{res: res, conn: conn, obs: obs}, nil
+	return &observation{res: res, conn: conn, obs: obs, files: set.Files}, nil
 }

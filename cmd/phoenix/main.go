@@ -76,11 +76,24 @@ func (e *exitError) Error() string {
 	return e.err.Error()
 }
 
+// terraformFlags accepts terraform's single-dash -out FILE and -out=FILE as
+// --out, which a single-dash flag would otherwise read as -o ut.
+func terraformFlags(args []string) []string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		if a == "-out" || strings.HasPrefix(a, "-out=") {
+			a = "-" + a
+		}
+		out[i] = a
+	}
+	return out
+}
+
 // run executes the CLI and returns the process exit status: 0 on success, 1 on
 // error (or invalid specs), other values where a command documents them.
 func run(args []string, stdout, stderr io.Writer) int {
 	cmd := newRootCmd(stdout, stderr)
-	cmd.SetArgs(args)
+	cmd.SetArgs(terraformFlags(args))
 	err := cmd.Execute()
 	if err == nil {
 		return 0

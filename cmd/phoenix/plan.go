@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"os"
@@ -17,10 +16,13 @@ const exitChanges = 2
 
 func newPlanCmd() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "plan [-f] PATH... [--detailed-exitcode] [-o text|json]",
+		Use:   "plan [-f] PATH... [--detailed-exitcode] [-o text|json] [--out PLANFILE]",
 		Short: "Show what apply would change, and why, without changing anything",
 		Long: `Observe the cluster, compare it with the specs and print the changes apply would
 make, grouped by guest: + create, ~ change, -/+ replace, - delete.
+
+--out PLANFILE (terraform's -out PLANFILE works too) also saves the plan, with the
+digests of the spec files and of the cluster it was made from, for apply PLANFILE.
 
 Exit status: 0 when the plan was made (with --detailed-exitcode: only when there is
 nothing to do), 1 on errors (including guests that cannot be converged), 2 with
@@ -32,13 +34,22 @@ nothing to do), 1 on errors (including guests that cannot be converged), 2 with
 	output := cmd.Flags().StringP("output", "o", "text", "output format: text or json")
 	allowReplace := cmd.Flags().Bool("allow-replace", false, "plan replacements (destroy and recreate) instead of refusing them")
 	prune := cmd.Flags().Bool("prune", false, "plan deleting managed guests that are in no spec")
+	saveTo := cmd.Flags().String("out", "", "also save the plan to `PLANFILE`, for apply PLANFILE")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		if *output != "text" && *output != "json" {
 			return fmt.Errorf("unknown --output %q (text or json)", *output)
 		}
-		plan, err := makePlan(cmd.Context(), cmd, specFiles(cmd, args), reconciler.PlanOptions{AllowReplace: *allowReplace, Prune: *prune})
+		opts := reconciler.PlanOptions{AllowReplace: *allowReplace, Prune: *prune}
+		o, err := observeSpecs(cmd.Context(), cmd, specFiles(cmd, args), os.Getenv)
 		if err != nil {
 			return err
+		}
+		defer o.close()
+		plan := reconciler.MakePlan(o.res, o.obs, opts)
+		if *saveTo != "" {
+			if err := savePlan(*saveTo, plan, o, opts); err != nil {
+				return err
+			}
 		}
 		out := cmd.OutOrStdout()
 		if *output == "json" {
@@ -59,21 +70,16 @@ nothing to do), 1 on errors (including guests that cannot be converged), 2 with
 	return cmd
 }
 
-// makePlan loads the specs, observes the cluster and plans.
-func makePlan(ctx context.Context, cmd *cobra.Command, paths []string, opts reconciler.PlanOptions) (*reconciler.Plan, error) {
-	o, err := observeSpecs(ctx, cmd, paths, os.Getenv)
-	if err != nil {
-		return nil, err
-	}
-	defer o.close()
-	return reconciler.MakePlan(o.res, o.obs, opts), nil
-}
-
 // colorful reports whether to colour output: a terminal, and NO_COLOR unset.
 func colorful(w io.Writer) bool {
 	if _, set := os.LookupEnv("NO_COLOR"); set {
 		return false
 	}
+	return isTerminal(w)
+}
+
+// isTerminal reports whether w is a terminal.
+func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
 }

@@ -100,6 +100,17 @@ func (p *progress) event(ev reconciler.Event) {
 	}
 }
 
+// note prints a line of phoenix's own between the events (a stop signal).
+func (p *progress) note(text string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.clear()
+	fmt.Fprintf(p.w, "[%6.1fs] %s\n", time.Since(p.start).Seconds(), text)
+	if p.mode == progressLive {
+		p.redraw()
+	}
+}
+
 // line is the log line of an event, if it gets one in this mode: the end of
 // each action and of each script that changed something, failed and retried
 // steps, and heartbeats outside live mode (where the live lines show them).

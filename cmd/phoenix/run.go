@@ -10,9 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"path/filepath"
-	"syscall"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -49,27 +47,11 @@ full pass) and /status (JSON: the last pass and every guest's conditions).`,
 		paths := specFiles(cmd, args)
 		log := logger(cmd)
 		// The first signal stops gracefully; the second cancels what runs.
-		ctx, cancel := context.WithCancel(cmd.Context())
-		defer cancel()
-		stop := make(chan struct{})
-		sig := make(chan os.Signal, 2)
-		signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-		defer signal.Stop(sig)
-		go func() {
-			select {
-			case s := <-sig:
-				log.Info("stopping after the steps in flight", "signal", s.String())
-				close(stop)
-			case <-ctx.Done():
-				return
-			}
-			select {
-			case <-sig:
-				log.Warn("aborting the steps in flight")
-				cancel()
-			case <-ctx.Done():
-			}
-		}()
+		in := onInterrupt(cmd.Context(), func(s os.Signal) {
+			log.Info("stopping after the steps in flight", "signal", s.String())
+		}, func() { log.Warn("aborting the steps in flight") })
+		defer in.done()
+		ctx, stop := in.ctx, in.stop
 
 		set, err := loadSpecs(cmd, paths)
 		if err != nil {
@@ -126,8 +108,9 @@ full pass) and /status (JSON: the last pass and every guest's conditions).`,
 			return err
 		}
 		if *once {
-			if r := loop.Report(); r.Pass != nil && r.Pass.Failed > 0 {
-				return &exitError{code: 1, err: fmt.Errorf("%d guest(s) failed", r.Pass.Failed)}
+			// Exit 1 unless every guest converged: the reasons are in the log.
+			if r := loop.Report(); r.Pass != nil && !r.Pass.Converged() && r.Pass.Error == "" {
+				return &exitError{code: 1, err: fmt.Errorf("not converged: %d guest(s) failed, %d could not be converged (see the log)", r.Pass.Failed, r.Pass.Problems)}
 			}
 		}
 		return nil

@@ -100,3 +100,6 @@ func (c *Client) Bridges(ctx context.Context, node string) ([]string, error) {
 	slices.Sort(out)
 	return out, nil
 }
+
+// Endpoint is the API base URL the client talks to (no credentials in it).
+func (c *Client) Endpoint() string { return c.cfg.Endpoint }
