@@ -409,3 +409,221 @@ func TestFullClonesContendForTheStorageLock(t *testing.T) {
 		t.Errorf("concurrent full clones: %v", failures)
 	}
 }
+
+// inventoryWorld has what a plan checks before it creates a container: storages
+// of every kind of state (shared, disabled in storage.cfg, restricted to one
+// node, inactive), OS templates, and Linux, OVS and SDN bridges.
+const inventoryWorld = `apiVersion: sim.phoenix/v1alpha1
+kind: World
+metadata: {name: inventory}
+spec:
+  seed: 11
+  timeScale: 0.002
+  nodes:
+    - name: pve1
+      storages:
+        - {name: local, type: dir, content: [vztmpl, iso, backup]}
+        - {name: local-lvm, type: lvmthin, content: [rootdir, images]}
+        - {name: nfs-shared, type: nfs, content: [rootdir, backup]}
+        - {name: old, type: dir, content: [rootdir], enabled: false}
+        - {name: tank, type: zfspool, content: [images, rootdir], active: false}
+      osTemplates:
+        - local:vztmpl/ubuntu-24.04-standard_24.04-2_amd64.tar.zst
+        - local:vztmpl/Debian-12-standard_12.7-1_amd64.tar.zst
+      bridges: [vmbr0, vmbr1]
+      ovsBridges: [vmbr2]
+      vnets: [blue]
+    - name: pve2
+      storages:
+        - {name: local, type: dir, content: [vztmpl, iso, backup]}
+        - {name: local-lvm, type: lvmthin, content: [rootdir, images]}
+        - {name: nfs-shared, type: nfs, content: [rootdir, backup]}
+        - {name: old, type: dir, content: [rootdir], enabled: false}
+  guests:
+    - {vmid: 100, name: busy, node: pve1, running: true, config: {net0: "name=eth0,bridge=vmbr0,hwaddr=BC:24:11:00:00:01,ip=dhcp,type=veth"}}
+`
+
+func TestInventoryStorages(t *testing.T) {
+	f := startSim(t, inventoryWorld)
+	c := f.client(t)
+	ctx := context.Background()
+	show := func(s reconciler.StorageInfo) string {
+		return fmt.Sprintf("%s %s [%s] shared=%v active=%v enabled=%v", s.Name, s.Type, strings.Join(s.Content, ","), s.Shared, s.Active, s.Enabled)
+	}
+	for node, want := range map[string][]string{
+		"pve1": {
+			"local dir [backup,iso,vztmpl] shared=false active=true enabled=true",
+			"local-lvm lvmthin [images,rootdir] shared=false active=true enabled=true",
+			"nfs-shared nfs [backup,rootdir] shared=true active=true enabled=true",
+			"old dir [rootdir] shared=false active=false enabled=false",
+			"tank zfspool [images,rootdir] shared=false active=false enabled=true",
+		},
+		// tank is pve1's only: storage.cfg restricts it, pve2 lists it disabled.
+		"pve2": {
+			"local dir [backup,iso,vztmpl] shared=false active=true enabled=true",
+			"local-lvm lvmthin [images,rootdir] shared=false active=true enabled=true",
+			"nfs-shared nfs [backup,rootdir] shared=true active=true enabled=true",
+			"old dir [rootdir] shared=false active=false enabled=false",
+			"tank zfspool [images,rootdir] shared=false active=false enabled=false",
+		},
+	} {
+		storages, err := c.Storages(ctx, node)
+		if err != nil {
+			t.Fatalf("Storages %s: %v", node, err)
+		}
+		got := map[string]string{}
+		for _, s := range storages {
+			got[s.Name] = show(s)
+		}
+		if len(got) != len(want) {
+			t.Errorf("%s: %d storages %v, want %d", node, len(got), got, len(want))
+		}
+		for _, w := range want {
+			name, _, _ := strings.Cut(w, " ")
+			if got[name] != w {
+				t.Errorf("%s: %q, want %q", node, got[name], w)
+			}
+		}
+	}
+	// What a plan concludes from the list: create refuses the same storages.
+	for storage, want := range map[string]string{"old": "storage 'old' is disabled",
+		"tank": "could not activate storage 'tank', zfs error: cannot import 'tank': no such pool available"} {
+		err := c.Create(ctx, reconciler.CreateRequest{Node: "pve1", VMID: 300, OSTemplate: ubuntu, Storage: storage, DiskGiB: 8,
+			Options: map[string]string{"unprivileged": "1"}})
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("create on %s: %v, want %q", storage, err, want)
+		}
+	}
+}
+
+func TestInventoryVolumes(t *testing.T) {
+	f := startSim(t, inventoryWorld)
+	c := f.client(t)
+	ctx := context.Background()
+	vols, err := c.Volumes(ctx, "pve1", "local", "vztmpl")
+	// Proxmox sorts volumes by their lower-cased ID.
+	if err != nil || strings.Join(vols, " ") != "local:vztmpl/Debian-12-standard_12.7-1_amd64.tar.zst "+ubuntu {
+		t.Errorf("vztmpl on local: %v %q", err, vols)
+	}
+	if vols, err := c.Volumes(ctx, "pve1", "local", "rootdir"); err != nil || len(vols) != 0 {
+		t.Errorf("rootdir on a storage without it: %v %q", err, vols)
+	}
+	if vols, err := c.Volumes(ctx, "pve2", "local", "vztmpl"); err != nil || len(vols) != 0 {
+		t.Errorf("vztmpl on pve2's local: %v %q", err, vols)
+	}
+	if err := c.Create(ctx, reconciler.CreateRequest{Node: "pve1", VMID: 200, OSTemplate: ubuntu, Storage: "local-lvm", DiskGiB: 8,
+		Options: map[string]string{"unprivileged": "1"}}); err != nil {
+		t.Fatal(err)
+	}
+	if vols, err := c.Volumes(ctx, "pve1", "local-lvm", ""); err != nil || strings.Join(vols, " ") != "local-lvm:vm-100-disk-0 local-lvm:vm-200-disk-0" {
+		t.Errorf("everything on local-lvm: %v %q", err, vols)
+	}
+	if _, err := c.Volumes(ctx, "pve1", "old", "rootdir"); err == nil || !strings.Contains(err.Error(), "storage 'old' is disabled") {
+		t.Errorf("content of a disabled storage: %v", err)
+	}
+}
+
+func TestInventoryBridges(t *testing.T) {
+	f := startSim(t, inventoryWorld)
+	c := f.client(t)
+	ctx := context.Background()
+	// Linux and OVS bridges and the SDN vnets: all a netN may name.
+	if b, err := c.Bridges(ctx, "pve1"); err != nil || strings.Join(b, " ") != "blue vmbr0 vmbr1 vmbr2" {
+		t.Errorf("pve1: %v %q", err, b)
+	}
+	if b, err := c.Bridges(ctx, "pve2"); err != nil || strings.Join(b, " ") != "vmbr0" {
+		t.Errorf("pve2: %v %q", err, b)
+	}
+	// Every bridge listed takes a container; one that is not fails its start.
+	for i, bridge := range []string{"blue", "vmbr1", "vmbr2", "vmbr9"} {
+		vmid := 210 + i
+		createCT(t, c, vmid, map[string]string{"net0": "name=eth0,bridge=" + bridge + ",ip=dhcp"})
+		err := c.Start(ctx, "pve1", vmid)
+		if bridge == "vmbr9" {
+			if !errors.Is(err, reconciler.ErrTaskFailed) || !strings.Contains(err.Error(), "bridge 'vmbr9' does not exist") {
+				t.Errorf("start on a missing bridge: %v", err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("start on %s: %v", bridge, err)
+		}
+	}
+	// A running container refuses the hot-plug, and keeps its config.
+	err := c.SetConfig(ctx, "pve1", 100, map[string]string{"net1": "name=eth1,bridge=vmbr9"}, nil, "")
+	var apiErr *reconciler.APIError
+	if !errors.As(err, &apiErr) || !errors.Is(err, reconciler.ErrBadRequest) || apiErr.Params["net1"] != "unable to hotplug net1: bridge 'vmbr9' does not exist\n" {
+		t.Errorf("hot-plug onto a missing bridge: %v", err)
+	}
+	if cfg, _ := c.GuestConfig(ctx, "pve1", 100); cfg.Values["net1"] != "" {
+		t.Errorf("net1 saved after a failed hot-plug: %q", cfg.Values["net1"])
+	}
+}
+
+func TestPendingOnARunningContainer(t *testing.T) {
+	f := startSim(t, testWorld)
+	// dev[n] and features beyond nesting need root@pam's ticket.
+	c := f.client(t, proxmox.EnvToken)
+	ctx := context.Background()
+	if err := c.SetConfig(ctx, "pve1", 100, map[string]string{"features": "nesting=1,keyctl=1", "dev1": "/dev/nvidia1"}, nil, ""); err != nil {
+		t.Fatalf("SetConfig: %v", err)
+	}
+	pending, err := c.Pending(ctx, "pve1", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byKey := map[string]reconciler.PendingOption{}
+	var waiting []string
+	for _, p := range pending {
+		byKey[p.Key] = p
+		if p.Waiting() {
+			waiting = append(waiting, p.Key)
+		}
+	}
+	// features waits for the next start; a new dev is hot-plugged at once.
+	if len(waiting) != 1 || waiting[0] != "features" {
+		t.Errorf("waiting: %q, want only features", waiting)
+	}
+	if p := byKey["features"]; p.Pending != "nesting=1,keyctl=1" || !p.HasPending || p.Value != "" || p.Delete {
+		t.Errorf("features: %+v", p)
+	}
+	if p := byKey["dev1"]; p.Value != "/dev/nvidia1" || p.HasPending || p.Delete {
+		t.Errorf("dev1: %+v", p)
+	}
+	if p := byKey["dev0"]; p.Value != "/dev/nvidia0" || p.Waiting() {
+		t.Errorf("dev0: %+v", p)
+	}
+	cfg, err := c.GuestConfig(ctx, "pve1", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := byKey["digest"]; p.Value != cfg.Digest {
+		t.Errorf("digest entry %+v, config digest %s", p, cfg.Digest)
+	}
+	if _, ok := byKey["lxc.cgroup2.devices.allow"]; ok {
+		t.Error("raw lxc lines are not options: Proxmox leaves them out of pending")
+	}
+	// Deleting a key that waits for a restart is pending too; reboot applies both.
+	if err := c.SetConfig(ctx, "pve1", 100, nil, []string{"dev0"}, ""); err != nil {
+		t.Fatal(err)
+	}
+	pending, _ = c.Pending(ctx, "pve1", 100)
+	deletes := map[string]bool{}
+	for _, p := range pending {
+		if p.Waiting() {
+			deletes[p.Key] = p.Delete
+		}
+	}
+	if d, ok := deletes["dev0"]; len(deletes) != 2 || !ok || !d || deletes["features"] {
+		t.Errorf("waiting after deleting dev0 (key: delete): %v", deletes)
+	}
+	if err := c.Reboot(ctx, "pve1", 100); err != nil {
+		t.Fatal(err)
+	}
+	pending, _ = c.Pending(ctx, "pve1", 100)
+	for _, p := range pending {
+		if p.Waiting() {
+			t.Errorf("still waiting after reboot: %+v", p)
+		}
+	}
+}

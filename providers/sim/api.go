@@ -78,7 +78,9 @@ func newAPIServer(c *cluster, schema *pveapi.Schema) *apiServer {
 		"GET /nodes/{node}/tasks":                     s.taskList,
 		"GET /nodes/{node}/tasks/{upid}/status":       s.taskStatus,
 		"GET /nodes/{node}/tasks/{upid}/log":          s.taskLog,
+		"GET /nodes/{node}/storage":                   s.storageIndex,
 		"GET /nodes/{node}/storage/{storage}/content": s.storageContent,
+		"GET /nodes/{node}/network":                   s.networkIndex,
 	}
 	return s
 }

@@ -174,8 +174,12 @@ func (c *cluster) create(who caller, nodeName string, p map[string]string) (any,
 	if err := checkModifyPerm(who, nil, set, nil); err != nil {
 		return nil, err
 	}
-	if err := checkDevices(n, set, false); err != nil {
-		return nil, err
+	// check_volume_access (pve-storage src/PVE/Storage.pm) parses the
+	// template's volume ID against storage.cfg: a storage it does not know
+	// dies here; whether the file is there shows only in the worker.
+	templateStorage, _, _ := strings.Cut(p["ostemplate"], ":")
+	if _, ok := c.storageDef(templateStorage); !ok && strings.Contains(p["ostemplate"], ":") {
+		return nil, die("storage '%s' does not exist", templateStorage)
 	}
 	storageName := p["storage"]
 	if storageName == "" {
@@ -187,12 +191,25 @@ func (c *cluster) create(who caller, nodeName string, p map[string]string) (any,
 	}
 	vol := propString(rootfs, "volume")["volume"]
 	stName, sizeText, _ := strings.Cut(vol, ":")
-	st, ok := n.storage(stName)
-	if !ok {
-		return nil, die("storage '%s' does not exist", stName)
+	// create_vm's check_and_activate_storage (pve-container
+	// src/PVE/API2/LXC.pm): enabled on this node, holding rootdir, then
+	// activated, all before the worker starts.
+	st, aerr := c.storageCheckEnabled(stName, nodeName)
+	if aerr != nil {
+		return nil, aerr
 	}
 	if !slices.Contains(st.Content, "rootdir") {
 		return nil, paramError(map[string]string{"storage": fmt.Sprintf("storage '%s' does not support container directories", stName)})
+	}
+	if err := activateStorage(st); err != nil {
+		return nil, die("%v", err)
+	}
+	// Then update_pct_config checks the options, in key order.
+	if err := checkDevices(n, set, false); err != nil {
+		return nil, err
+	}
+	if err := netMTUError(n, set); err != nil {
+		return nil, err
 	}
 	size, err := strconv.ParseFloat(sizeText, 64)
 	if err != nil || size <= 0 {
@@ -233,16 +250,40 @@ func (c *cluster) create(who caller, nodeName string, p map[string]string) (any,
 	c.guests[vmid] = g
 	start := boolParam(p["start"])
 	t := c.startTask(nodeName, "vzcreate", strconv.Itoa(vmid), who, c.world.Scaled(c.world.Spec.Durations.Create), func(t *task) error {
-		if !slices.Contains(n.OSTemplates, p["ostemplate"]) {
+		// The worker allocates the root disk, then restore_archive
+		// (pve-container src/PVE/LXC/Create.pm) checks the template's
+		// storage and activates it to find the file.
+		fail := func(err error) error {
 			delete(c.guests, vmid)
-			return fmt.Errorf("unable to create CT %d - can't find file '%s'", vmid, p["ostemplate"])
+			return fmt.Errorf("unable to create CT %d - %v", vmid, err)
+		}
+		if err := allocError(st); err != nil {
+			return fail(err)
+		}
+		if strings.Contains(p["ostemplate"], ":") {
+			tst, aerr := c.storageCheckEnabled(templateStorage, nodeName)
+			if aerr != nil {
+				return fail(errors.New(aerr.Reason))
+			}
+			if err := activateStorage(tst); err != nil {
+				return fail(err)
+			}
+		}
+		if !slices.Contains(c.osTemplates(n), p["ostemplate"]) {
+			return fail(fmt.Errorf("can't find file '%s'", p["ostemplate"]))
 		}
 		t.logf("extracting archive '%s'", p["ostemplate"])
 		t.logf("Total bytes read: 527769600 (504MiB, 96MiB/s)")
 		t.logf("Detected container architecture: amd64")
 		g.lock = ""
 		if start {
-			g.run = c.startRuntime(g)
+			// create_vm calls the start API, a worker of its own: the create
+			// succeeded even when that start fails (a bridge is missing).
+			if err := missingBridge(n, g.conf.vals); err != nil {
+				c.startTask(nodeName, "vzstart", strconv.Itoa(vmid), who, 0, func(*task) error { return err })
+			} else {
+				g.run = c.startRuntime(g)
+			}
 		}
 		return nil
 	})
@@ -280,12 +321,19 @@ func (c *cluster) clone(who caller, nodeName string, vmid int, p map[string]stri
 	}
 	destStorage, haveDest := WorldStorage{}, false
 	if s := p["storage"]; s != "" {
-		ds, ok := c.node(target).storage(s)
-		if !ok {
-			return nil, die("storage '%s' does not exist", s)
+		// clone_vm (pve-container src/PVE/API2/LXC.pm) checks the storage
+		// is enabled here, then on the target node, then that it is shared.
+		ds, aerr := c.storageCheckEnabled(s, nodeName)
+		if aerr != nil {
+			return nil, aerr
 		}
-		if target != nodeName && !ds.IsShared() {
-			return nil, die("can't clone to non-shared storage '%s'", s)
+		if target != nodeName {
+			if ds, aerr = c.storageCheckEnabled(s, target); aerr != nil {
+				return nil, aerr
+			}
+			if !ds.IsShared() {
+				return nil, die("can't clone to non-shared storage '%s'", s)
+			}
 		}
 		destStorage, haveDest = ds, true
 	}
@@ -447,23 +495,14 @@ func (c *cluster) setConfig(who caller, nodeName string, vmid int, p map[string]
 		return nil, die("unable to modify read-only option: 'unprivileged'")
 	}
 	running := g.run != nil
-	if err := checkDevices(c.node(nodeName), set, running); err != nil {
+	n := c.node(nodeName)
+	if err := checkDevices(n, set, running); err != nil {
 		return nil, err
 	}
-	for _, k := range del {
-		if _, set := g.conf.effective()[k]; !set {
-			continue // Proxmox only warns: "cannot delete 'k' - not set in current configuration!"
-		}
-		if running && !hotplug(k, true) {
-			if !slices.Contains(g.conf.pendingDel, k) {
-				g.conf.pendingDel = append(g.conf.pendingDel, k)
-			}
-			delete(g.conf.pending, k)
-			continue
-		}
-		delete(g.conf.vals, k)
-		delete(g.conf.pending, k)
+	if err := netMTUError(n, set); err != nil {
+		return nil, err
 	}
+	vals := map[string]string{}
 	for _, k := range slices.Sorted(maps.Keys(set)) {
 		v := set[k]
 		switch {
@@ -485,7 +524,42 @@ func (c *cluster) setConfig(who caller, nodeName string, vmid int, p map[string]
 				v = c.withMAC(v)
 			}
 		}
-		_, existing := g.conf.vals[k]
+		vals[k] = v
+	}
+	// update_vm (pve-container src/PVE/API2/LXC/Config.pm) writes nothing
+	// when a hot-plug failed, except what update_net wrote itself on the way.
+	orig := g.conf.clone()
+	var written *ctConfig
+	for _, k := range del {
+		if _, set := g.conf.effective()[k]; !set {
+			continue // Proxmox only warns: "cannot delete 'k' - not set in current configuration!"
+		}
+		if running && !hotplug(k, true) {
+			if !slices.Contains(g.conf.pendingDel, k) {
+				g.conf.pendingDel = append(g.conf.pendingDel, k)
+			}
+			delete(g.conf.pending, k)
+			continue
+		}
+		delete(g.conf.vals, k)
+		delete(g.conf.pending, k)
+	}
+	errs := map[string]string{}
+	keys := slices.Sorted(maps.Keys(vals))
+	for i, k := range keys {
+		v := vals[k]
+		old, existing := g.conf.vals[k]
+		if running && isIndexed(k, "net") {
+			msg, recreated := hotplugNetError(n, old, existing, v)
+			if recreated {
+				delete(g.conf.vals, k)
+				written = writtenMidHotplug(g.conf, keys[i+1:], vals)
+			}
+			if msg != "" {
+				errs[k] = "unable to hotplug " + k + ": " + msg
+				continue
+			}
+		}
 		if running && !hotplug(k, existing) {
 			g.conf.pending[k] = v
 			g.conf.pendingDel = slices.DeleteFunc(g.conf.pendingDel, func(x string) bool { return x == k })
@@ -493,7 +567,41 @@ func (c *cluster) setConfig(who caller, nodeName string, vmid int, p map[string]
 		}
 		g.conf.vals[k] = v
 	}
+	if len(errs) > 0 {
+		g.conf = orig
+		if written != nil {
+			g.conf = written
+		}
+		return nil, paramError(errs)
+	}
+	// After writing the config, update_vm regenerates the lxc config, which
+	// reads every bridge's MTU: the change is saved, the answer a 500.
+	if err := missingBridge(n, g.conf.vals); err != nil {
+		return nil, die("%v", err)
+	}
 	return nil, nil
+}
+
+// fastplug are PVE::LXC::Config's LXC_FASTPLUG_OPTIONS: on a running
+// container they move from pending into the config before anything is
+// hot-plugged.
+var fastplug = []string{"description", "onboot", "startup", "protection", "hostname", "hookscript", "cores", "tags", "lock"}
+
+// writtenMidHotplug is the config update_net writes when it recreates an
+// interface (pve-container src/PVE/LXC.pm): the options handled so far, the
+// fast-plug ones, and everything still to be hot-plugged as pending, the
+// interface itself gone.
+func writtenMidHotplug(conf *ctConfig, rest []string, vals map[string]string) *ctConfig {
+	w := conf.clone()
+	for _, k := range rest {
+		if slices.Contains(fastplug, k) {
+			w.vals[k] = vals[k]
+			continue
+		}
+		w.pending[k] = vals[k]
+		w.pendingDel = slices.DeleteFunc(w.pendingDel, func(x string) bool { return x == k })
+	}
+	return w
 }
 
 func (c *cluster) start(who caller, nodeName string, vmid int) (any, *apiError) {
@@ -525,6 +633,11 @@ func (c *cluster) start(who caller, nodeName string, vmid int) (any, *apiError) 
 				t.logf("Device %s does not exist", p)
 				return fmt.Errorf("startup for container '%d' failed", vmid)
 			}
+		}
+		// vm_start regenerates the lxc config before lxc-start runs, reading
+		// every bridge's MTU (pve-container src/PVE/LXC.pm update_lxc_config).
+		if err := missingBridge(c.node(g.node), g.conf.vals); err != nil {
+			return err
 		}
 		g.run = c.startRuntime(g)
 		return nil
@@ -567,6 +680,12 @@ func (c *cluster) reboot(who caller, nodeName string, vmid int) (any, *apiError)
 			return fmt.Errorf("CT %d not running", vmid)
 		}
 		g.conf.applyPending()
+		// vm_reboot stops the container, then vm_start fails like a start
+		// does (pve-container src/PVE/LXC.pm): the container stays stopped.
+		if err := missingBridge(c.node(g.node), g.conf.vals); err != nil {
+			g.run = nil
+			return err
+		}
 		g.run = c.startRuntime(g)
 		return nil
 	})

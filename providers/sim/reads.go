@@ -106,13 +106,24 @@ func (s *apiServer) clusterResources(r request) (any, *apiError) {
 		}
 	}
 	if typ == "" || typ == "storage" {
+		// pve-manager's PVE/API2/Cluster.pm lists the storages enabled on
+		// each node (PVE/API2Tools.pm extract_storage_stats); sizes and
+		// "available" come from the RRD data pvestatd sends for active
+		// storages only, so an inactive one is "unknown" without sizes.
 		for _, n := range s.c.nodes {
 			for _, st := range n.Storages {
-				out = append(out, map[string]any{
+				if !st.IsEnabled() {
+					continue
+				}
+				e := map[string]any{
 					"id": "storage/" + n.Name + "/" + st.Name, "type": "storage", "node": n.Name, "storage": st.Name,
 					"plugintype": st.Type, "content": strings.Join(st.Content, ","), "shared": boolInt(st.IsShared()),
-					"status": "available", "disk": 50 * gib, "maxdisk": 1000 * gib,
-				})
+					"status": "unknown",
+				}
+				if st.IsActive() {
+					e["status"], e["disk"], e["maxdisk"] = "available", s.c.storageUsed(n, st), storageTotal(st)
+				}
+				out = append(out, e)
 			}
 		}
 	}
@@ -253,9 +264,24 @@ func (s *apiServer) lxcPending(r request) (any, *apiError) {
 	for k := range g.conf.pending {
 		keys[k] = true
 	}
-	out := []any{}
-	for _, k := range slices.Sorted(maps.Keys(keys)) {
-		e := map[string]any{"key": k}
+	for _, k := range g.conf.pendingDel {
+		keys[k] = true
+	}
+	// config_with_pending_array (pve-guest-common src/PVE/GuestHelpers.pm)
+	// walks the loaded config, which holds its digest and lock as keys too.
+	keys["digest"] = true
+	if g.lock != "" {
+		keys["lock"] = true
+	}
+	out := map[string]map[string]any{}
+	for k := range keys {
+		e := map[string]any{}
+		switch {
+		case k == "digest":
+			e["value"] = g.conf.digest()
+		case k == "lock" && g.lock != "":
+			e["value"] = g.lock
+		}
 		if v, ok := g.conf.vals[k]; ok {
 			e["value"] = jsonValue(k, v)
 		}
@@ -265,9 +291,10 @@ func (s *apiServer) lxcPending(r request) (any, *apiError) {
 		if slices.Contains(g.conf.pendingDel, k) {
 			e["delete"] = 1
 		}
-		out = append(out, e)
+		out[k] = e
 	}
-	return out, nil
+	// The entries come in the order of Perl hashes, that is none.
+	return s.c.hashToArray(out, "key"), nil
 }
 
 func (s *apiServer) lxcStatus(r request) (any, *apiError) {
@@ -363,6 +390,11 @@ func (s *apiServer) taskList(r request) (any, *apiError) {
 	return out, nil
 }
 
+// storageContent is GET /nodes/{node}/storage/{storage}/content, which is
+// PVE::Storage::volume_list (pve-storage src/PVE/Storage.pm): the storage
+// must exist in storage.cfg; only the content types it holds are listed; it
+// is activated first (disabled, restricted to other nodes or inactive: a
+// 500); volumes come sorted by their lower-cased ID.
 func (s *apiServer) storageContent(r request) (any, *apiError) {
 	s.c.mu.Lock()
 	defer s.c.mu.Unlock()
@@ -370,28 +402,40 @@ func (s *apiServer) storageContent(r request) (any, *apiError) {
 	if n == nil {
 		return nil, die("no such cluster node '%s'", r.node())
 	}
-	st, ok := n.storage(r.params["storage"])
-	if !ok {
-		return nil, die("storage '%s' does not exist", r.params["storage"])
+	st, aerr := s.c.storageCheckEnabled(r.params["storage"], n.Name)
+	if aerr != nil {
+		return nil, aerr
 	}
-	want := r.params["content"]
-	out := []any{}
-	if want == "" || want == "vztmpl" {
-		for _, t := range n.OSTemplates {
+	if err := activateStorage(st); err != nil {
+		return nil, die("%v", err)
+	}
+	want := func(ct string) bool {
+		return slices.Contains(st.Content, ct) && (r.params["content"] == "" || r.params["content"] == ct)
+	}
+	out := []map[string]any{}
+	if want("vztmpl") {
+		for _, t := range s.c.osTemplates(n) {
 			if strings.HasPrefix(t, st.Name+":") {
-				out = append(out, map[string]any{"volid": t, "format": "tzst", "content": "vztmpl", "size": 141589318, "ctime": 1757349290})
+				out = append(out, map[string]any{"volid": t, "format": "tzst", "content": "vztmpl", "size": templateSize, "ctime": 1757349290})
 			}
 		}
 	}
-	if want == "" || want == "rootdir" {
+	if want("rootdir") {
 		for _, vmid := range slices.Sorted(maps.Keys(s.c.guests)) {
 			g := s.c.guests[vmid]
 			vol := propString(g.conf.vals["rootfs"], "volume")["volume"]
-			if g.node == n.Name && strings.HasPrefix(vol, st.Name+":") {
+			if (g.node == n.Name || st.IsShared()) && strings.HasPrefix(vol, st.Name+":") {
 				out = append(out, map[string]any{"volid": vol, "format": "raw", "content": "rootdir", "vmid": vmid,
 					"size": rootfsSizeGiB(g.conf.vals["rootfs"]) * gib, "ctime": 1757349290})
 			}
 		}
 	}
-	return out, nil
+	slices.SortStableFunc(out, func(a, b map[string]any) int {
+		return strings.Compare(strings.ToLower(a["volid"].(string)), strings.ToLower(b["volid"].(string)))
+	})
+	list := []any{}
+	for _, e := range out {
+		list = append(list, e)
+	}
+	return list, nil
 }

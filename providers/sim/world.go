@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"regexp"
 	"slices"
@@ -60,6 +61,13 @@ type WorldNode struct {
 	Storages  []WorldStorage `yaml:"storages"`
 	// OSTemplates are the container template volumes present on the node.
 	OSTemplates []string `yaml:"osTemplates"`
+	// Bridges are the node's Linux bridges, the first of them holding the
+	// node's address on its NIC; default [vmbr0], as the installer sets up.
+	Bridges []string `yaml:"bridges"`
+	// OVSBridges are Open vSwitch bridges, VNets the SDN vnets whose zone
+	// includes the node. A container's netN may name any of the three.
+	OVSBridges []string `yaml:"ovsBridges"`
+	VNets      []string `yaml:"vnets"`
 }
 
 // WorldStorage is a storage as the node sees it.
@@ -71,7 +79,19 @@ type WorldStorage struct {
 	// Shared storages are reachable from every node (clones to another node
 	// need one); default from the type.
 	Shared *bool `yaml:"shared"`
+	// Enabled false is a storage disabled in storage.cfg ("disable 1"),
+	// which is cluster-wide: every node listing the storage must agree.
+	Enabled *bool `yaml:"enabled"`
+	// Active false is a storage the node cannot activate (NFS server gone,
+	// mount point not mounted, volume group or pool missing); default true.
+	Active *bool `yaml:"active"`
 }
+
+// IsEnabled reports whether storage.cfg does not disable the storage.
+func (s WorldStorage) IsEnabled() bool { return s.Enabled == nil || *s.Enabled }
+
+// IsActive reports whether the node can activate the storage.
+func (s WorldStorage) IsActive() bool { return s.Active == nil || *s.Active }
 
 // LinkedClones reports whether the storage type supports linked clones of a
 // container's root disk.
@@ -144,7 +164,8 @@ type APIFaults struct {
 type ExecFaults struct {
 	Failure float64 `yaml:"failure"`
 	// Scripts adds a failure probability for the apply of named scripts:
-	// {nginx/install: 1} makes that one step always fail.
+	// {nginx/install: 1} makes that one step always fail; for
+	// phoenix/host-probe, for the probe of a node's GPUs.
 	Scripts map[string]float64 `yaml:"scripts"`
 }
 
@@ -293,7 +314,39 @@ func (w *World) setDefaults() {
 				{Name: "local-lvm", Type: "lvmthin", Content: []string{"rootdir", "images"}},
 			}
 		}
+		// Only an absent list gets the installer's bridge: "bridges: []"
+		// is a node without Linux bridges.
+		if n.Bridges == nil {
+			n.Bridges = []string{"vmbr0"}
+		}
 	}
+}
+
+var (
+	// storageIDRE is pve-storage-id (pve-common src/PVE/JSONSchema.pm
+	// parse_id): two characters at least.
+	storageIDRE = regexp.MustCompile(`(?i)^[a-z][a-z0-9\-_.]*[a-z0-9]$`)
+	// ifaceRE is pve-iface (pve-common src/PVE/JSONSchema.pm
+	// pve_verify_iface), which the network list's iface follows.
+	ifaceRE = regexp.MustCompile(`(?i)^[a-z][a-z0-9_]{1,20}([:.]\d+)?$`)
+	// vnetRE is pve-sdn-vnet-id (pve-network
+	// src/PVE/Network/SDN/VnetPlugin.pm): 2 to 8 letters and digits.
+	vnetRE = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9]{0,6}[a-zA-Z0-9]$`)
+	// storageTypes are the storage plugins of Proxmox VE 8 and 9 (pve-storage
+	// PVE/Storage.pm registers them; glusterfs was dropped in 9).
+	storageTypes = []string{"btrfs", "cephfs", "cifs", "dir", "esxi", "glusterfs", "iscsi", "iscsidirect",
+		"lvm", "lvmthin", "nfs", "pbs", "rbd", "zfs", "zfspool"}
+	// contentTypes are the values of pve-storage-content.
+	contentTypes = []string{"images", "rootdir", "vztmpl", "iso", "backup", "snippets", "import"}
+)
+
+// sameStorageConfig reports whether two nodes' views of a storage agree on
+// what storage.cfg holds once for the whole cluster.
+func sameStorageConfig(a, b WorldStorage) bool {
+	ca, cb := slices.Clone(a.Content), slices.Clone(b.Content)
+	slices.Sort(ca)
+	slices.Sort(cb)
+	return a.Type == b.Type && slices.Equal(ca, cb) && a.IsShared() == b.IsShared() && a.IsEnabled() == b.IsEnabled()
 }
 
 func (w *World) check() error {
@@ -307,6 +360,7 @@ func (w *World) check() error {
 		bad("a world needs at least one node")
 	}
 	nodes := map[string]*WorldNode{}
+	storages := map[string]WorldStorage{}
 	for i := range s.Nodes {
 		n := &s.Nodes[i]
 		switch {
@@ -322,10 +376,46 @@ func (w *World) check() error {
 		if n.DriverVersion != "" && !versionRE.MatchString(n.DriverVersion) {
 			bad("node %s: malformed driverVersion %q", n.Name, n.DriverVersion)
 		}
+		seen := map[string]bool{}
 		for _, st := range n.Storages {
-			if st.Name == "" || st.Type == "" {
+			switch {
+			case st.Name == "" || st.Type == "":
 				bad("node %s: a storage needs a name and a type", n.Name)
+				continue
+			case !storageIDRE.MatchString(st.Name):
+				bad("node %s: %q is not a valid storage ID", n.Name, st.Name)
+			case seen[st.Name]:
+				bad("node %s: storage %s is listed twice", n.Name, st.Name)
+			case !slices.Contains(storageTypes, st.Type):
+				bad("node %s: storage %s: unknown type %q", n.Name, st.Name, st.Type)
+			case !st.IsActive() && !inactiveModelled(st.Type):
+				bad("node %s: storage %s: the simulator does not model an inactive %s storage", n.Name, st.Name, st.Type)
 			}
+			seen[st.Name] = true
+			for _, ct := range st.Content {
+				if !slices.Contains(contentTypes, ct) {
+					bad("node %s: storage %s: unknown content type %q", n.Name, st.Name, ct)
+				}
+			}
+			if first, ok := storages[st.Name]; !ok {
+				storages[st.Name] = st
+			} else if !sameStorageConfig(first, st) {
+				bad("storage %s: nodes disagree on its type, content, shared or enabled, which storage.cfg holds once for the cluster", st.Name)
+			}
+		}
+		ifaces := map[string]bool{}
+		for _, b := range slices.Concat(n.Bridges, n.OVSBridges, n.VNets) {
+			switch {
+			case b == "lo" || b == hostNIC:
+				bad("node %s: %s is the node's own interface, not a bridge", n.Name, b)
+			case slices.Contains(n.VNets, b) && !vnetRE.MatchString(b):
+				bad("node %s: %q is not a valid SDN vnet name", n.Name, b)
+			case !slices.Contains(n.VNets, b) && !ifaceRE.MatchString(b):
+				bad("node %s: %q is not a valid bridge name", n.Name, b)
+			case ifaces[b]:
+				bad("node %s: interface %s is listed twice", n.Name, b)
+			}
+			ifaces[b] = true
 		}
 	}
 	vmids := map[int]bool{}
@@ -339,6 +429,13 @@ func (w *World) check() error {
 			bad("guest %d: no node %q", g.VMID, g.Node)
 		case g.Running && g.Template:
 			bad("guest %d: a template cannot be running", g.VMID)
+		case g.Running:
+			// A container whose bridge is missing cannot have started.
+			for _, k := range slices.Sorted(maps.Keys(g.Config)) {
+				if b := propString(g.Config[k], "")["bridge"]; isIndexed(k, "net") && !nodes[g.Node].hasBridge(b) {
+					bad("guest %d: running, yet %s names bridge %q, which node %s does not have", g.VMID, k, b, g.Node)
+				}
+			}
 		}
 		vmids[g.VMID] = true
 	}

@@ -3,6 +3,7 @@ package sim
 import (
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -24,6 +25,41 @@ func TestParseWorldDefaults(t *testing.T) {
 	}
 }
 
+func TestWorldStoragesAndBridges(t *testing.T) {
+	w, err := ParseWorld([]byte(`apiVersion: sim.phoenix/v1alpha1
+kind: World
+spec:
+  nodes:
+    - {name: a, storages: [{name: st, type: nfs, content: [rootdir], enabled: false, active: false}]}
+    - {name: b, bridges: [], ovsBridges: [vmbr1], vnets: [blue]}
+  guests:
+    - {vmid: 100, node: a, config: {net0: "name=eth0,bridge=vmbr9"}}
+    - {vmid: 101, node: b, running: true, config: {net0: "name=eth0,bridge=blue"}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := w.Spec.Nodes[0], w.Spec.Nodes[1]
+	if st := a.Storages[0]; st.IsEnabled() || st.IsActive() || !st.IsShared() {
+		t.Errorf("storage %+v", st)
+	}
+	if !slices.Equal(a.Bridges, []string{"vmbr0"}) || len(b.Bridges) != 0 || !b.hasBridge("vmbr1") || !b.hasBridge("blue") || b.hasBridge("vmbr0") {
+		t.Errorf("bridges: a %v, b %v %v %v", a.Bridges, b.Bridges, b.OVSBridges, b.VNets)
+	}
+	if def := (WorldStorage{Name: "x", Type: "dir"}); !def.IsEnabled() || !def.IsActive() {
+		t.Error("enabled and active default to true")
+	}
+	// A world built in Go is checked the same way.
+	go1 := &World{Spec: WorldSpec{Nodes: []WorldNode{{Name: "a", Bridges: []string{"vmbr0", "vmbr0"}}}}}
+	if err := CheckWorld(go1); err == nil || !strings.Contains(err.Error(), "interface vmbr0 is listed twice") {
+		t.Errorf("CheckWorld: %v", err)
+	}
+	go2 := &World{Spec: WorldSpec{Nodes: []WorldNode{{Name: "a"}}}}
+	if err := CheckWorld(go2); err != nil || !slices.Equal(go2.Spec.Nodes[0].Bridges, []string{"vmbr0"}) {
+		t.Errorf("CheckWorld: %v %v", err, go2.Spec.Nodes[0].Bridges)
+	}
+}
+
 func TestParseWorldSkipsSpecDocuments(t *testing.T) {
 	src := "apiVersion: phoenix/v1alpha1\nkind: Template\n---\napiVersion: sim.phoenix/v1alpha1\nkind: World\nspec: {nodes: [{name: a}]}\n"
 	if w, err := ParseWorld([]byte(src)); err != nil || w.Spec.Nodes[0].Name != "a" {
@@ -32,6 +68,7 @@ func TestParseWorldSkipsSpecDocuments(t *testing.T) {
 }
 
 func TestParseWorldErrors(t *testing.T) {
+	const w = "apiVersion: sim.phoenix/v1alpha1\nkind: World\nspec: {nodes: "
 	cases := map[string]struct{ src, want string }{
 		"no world":          {"apiVersion: phoenix/v1alpha1\nkind: Template\n", "no document with apiVersion sim.phoenix/v1alpha1"},
 		"unknown field":     {"apiVersion: sim.phoenix/v1alpha1\nkind: World\nspec: {nodez: []}\n", "field nodez not found"},
@@ -45,6 +82,20 @@ func TestParseWorldErrors(t *testing.T) {
 		"duplicate node":    {"apiVersion: sim.phoenix/v1alpha1\nkind: World\nspec: {nodes: [{name: a}, {name: a}]}\n", "node a is listed twice"},
 		"duplicate guest":   {"apiVersion: sim.phoenix/v1alpha1\nkind: World\nspec: {nodes: [{name: a}], guests: [{vmid: 100, node: a}, {vmid: 100, node: a}]}\n", "guest 100 is listed twice"},
 		"invalid node name": {"apiVersion: sim.phoenix/v1alpha1\nkind: World\nspec: {nodes: [{name: 'a b'}]}\n", `node "a b": not a valid node name`},
+		"storage ID":        {w + "[{name: a, storages: [{name: 9x, type: dir}]}]}\n", `node a: "9x" is not a valid storage ID`},
+		"storage type":      {w + "[{name: a, storages: [{name: st, type: ntfs}]}]}\n", `node a: storage st: unknown type "ntfs"`},
+		"content type":      {w + "[{name: a, storages: [{name: st, type: dir, content: [movies]}]}]}\n", `node a: storage st: unknown content type "movies"`},
+		"storage twice":     {w + "[{name: a, storages: [{name: st, type: dir}, {name: st, type: dir}]}]}\n", "node a: storage st is listed twice"},
+		"storage.cfg disagrees": {w + "[{name: a, storages: [{name: st, type: nfs}]}, {name: b, storages: [{name: st, type: nfs, enabled: false}]}]}\n",
+			"storage st: nodes disagree on its type, content, shared or enabled"},
+		"inactive storage not modelled": {w + "[{name: a, storages: [{name: ceph, type: rbd, active: false}]}]}\n",
+			"node a: storage ceph: the simulator does not model an inactive rbd storage"},
+		"bridge name":  {w + "[{name: a, bridges: [9br]}]}\n", `node a: "9br" is not a valid bridge name`},
+		"bridge twice": {w + "[{name: a, bridges: [vmbr0], ovsBridges: [vmbr0]}]}\n", "node a: interface vmbr0 is listed twice"},
+		"the NIC":      {w + "[{name: a, bridges: [eno1]}]}\n", "node a: eno1 is the node's own interface, not a bridge"},
+		"vnet name":    {w + "[{name: a, vnets: [toolongname]}]}\n", `node a: "toolongname" is not a valid SDN vnet name`},
+		"running guest on a missing bridge": {w + "[{name: a}], guests: [{vmid: 100, node: a, running: true, config: {net0: 'name=eth0,bridge=vmbr1'}}]}\n",
+			`guest 100: running, yet net0 names bridge "vmbr1", which node a does not have`},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
