@@ -39,9 +39,7 @@ func (r *rig) checkContract(plan *reconciler.Plan, res *reconciler.ApplyResult, 
 				continue
 			}
 			if c.Action == reconciler.Clone {
-				if src, ok := r.res.Guest(g.Parent); ok {
-					clones[src.VMID]++
-				}
+				clones[g.Source]++
 				continue
 			}
 			if !covered(journal, g, c) {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/phoenixhv/phoenix/providers/sim"
 	"github.com/phoenixhv/phoenix/reconciler"
+	"github.com/phoenixhv/phoenix/spec"
 )
 
 // upgradeHostDriver converges the examples, then moves pve1's driver to a new
@@ -115,4 +116,87 @@ spec:
 	if res := nvidiaSMI(t, r, 951); res.ExitCode != 0 {
 		t.Errorf("nvidia-smi in the new clone: %+v", res)
 	}
+}
+
+// TestStaleTemplateIsRenewed: a template whose spec allows renewal is made
+// again as a new generation when a host driver upgrade leaves it stale with
+// linked clones on its disk. New clones come from the new generation and
+// install nothing the template has; the old generation stays while linked
+// clones use it, and goes with --prune once none does.
+func TestStaleTemplateIsRenewed(t *testing.T) {
+	r := newRig(t, nil)
+	renewal := specEdit{"templates.yaml", "  vmid: 901\n", "  vmid: 901\n  renewal:\n    vmids: [9011, 9012]\n"}
+	r.respec(renewal)
+	upgradeHostDriver(t, r)
+
+	p := r.mustPlan(reconciler.PlanOptions{})
+	g, _ := p.Guest("gpu-base")
+	if g.VMID != 9011 || g.Generation != 1 || g.Action != reconciler.Clone || g.Source != 900 {
+		t.Fatalf("gpu-base: %+v, want generation 2 cloned at 9011 from 900\n%s", g, planText(p))
+	}
+	if got := changesOf(t, p, "gpu-base"); !slices.Contains(got, "install nvidia-driver") || !slices.Contains(got, "convert") {
+		t.Errorf("gpu-base generation 2 plans %v", got)
+	}
+	old := superseded(p, 901)
+	if old == nil || old.Action != reconciler.NoOp || old.Stale == "" || !strings.Contains(old.Notes[0], "linked clones (docker-gpu, ollama, vllm-qwen) use its disk") {
+		t.Fatalf("the old generation: %+v\n%s", old, planText(p))
+	}
+	r.mustConverge(r.options())
+	cfg, err := r.cluster.GuestConfig(t.Context(), "pve1", 9011)
+	if err != nil || cfg.Values["template"] != "1" {
+		t.Fatalf("generation 2 at 9011: %v %v", err, cfg.Values)
+	}
+
+	// A new clone comes from the new generation and installs only its own.
+	r.respec(renewal, specEdit{file: "containers.yaml", new: `---
+apiVersion: phoenix/v1alpha1
+kind: Container
+metadata:
+  name: vllm-b
+spec:
+  vmid: 951
+  from:
+    template: gpu-base
+  gpus: [1]
+  features: [vllm]
+`})
+	p = r.mustPlan(reconciler.PlanOptions{})
+	if g, _ := p.Guest("vllm-b"); g.Source != 9011 {
+		t.Errorf("vllm-b is cloned from %d, want the new generation 9011", g.Source)
+	}
+	if got := changesOf(t, p, "vllm-b"); !slices.Equal(got, []string{"clone", "update", "start", "install vllm"}) {
+		t.Errorf("vllm-b plans %v: it should inherit the driver from the new generation", got)
+	}
+	r.mustConverge(r.options())
+	if res := nvidiaSMI(t, r, 951); res.ExitCode != 0 {
+		t.Errorf("nvidia-smi in the new clone: %+v", res)
+	}
+
+	// The old generation's linked clones go; then it goes with --prune.
+	r.respec(renewal, specEdit{"templates.yaml", "---\napiVersion: phoenix/v1alpha1\nkind: Template\nmetadata:\n  name: docker-gpu\n", "---\napiVersion: phoenix/v1alpha1\nkind: Template\nmetadata:\n  name: docker-gpu-unused\n"},
+		specEdit{"templates.yaml", "  vmid: 902\n", "  vmid: 903\n"},
+		specEdit{"containers.yaml", "    template: docker-gpu\n", "    template: docker-gpu-unused\n"},
+		specEdit{"containers.yaml", "  vmid: 955\n", "  vmid: 956\n"},
+		specEdit{"containers.yaml", "  vmid: 950\n", "  vmid: 952\n"})
+	prune := r.options()
+	prune.Prune = true
+	r.apply(t.Context(), prune)
+	_, p = r.plan(reconciler.PlanOptions{Prune: true})
+	if old := superseded(p, 901); old == nil || old.Action != reconciler.Delete {
+		t.Fatalf("once no linked clone uses it, the old generation is pruned: %+v\n%s", old, planText(p))
+	}
+	r.mustConverge(prune)
+	if _, err := r.cluster.GuestConfig(t.Context(), "pve1", 901); err == nil {
+		t.Error("the old generation is still there")
+	}
+}
+
+// superseded finds the plan's entry for an old template generation.
+func superseded(p *reconciler.Plan, vmid int) *reconciler.GuestPlan {
+	for i := range p.Guests {
+		if g := &p.Guests[i]; g.VMID == vmid && g.Kind == spec.KindTemplate && g.Parent == "" {
+			return g
+		}
+	}
+	return nil
 }

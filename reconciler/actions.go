@@ -122,8 +122,8 @@ func featuresBeyondNesting(before, after string) bool {
 func (e *engine) create(ctx context.Context, g GuestPlan, r *spec.Resolved) error {
 	d, _ := desiredConfig(r, e.hosts[r.Settings.Node])
 	opts := createOptionsOf(d)
-	opts["description"] = RenderDescription("", &State{V: 1, Name: r.Name, Kind: string(r.Kind)})
-	req := CreateRequest{Node: g.Node, VMID: r.VMID, OSTemplate: r.Settings.OSTemplate, Storage: r.Settings.Storage,
+	opts["description"] = RenderDescription("", &State{V: 1, Name: r.Name, Kind: string(r.Kind), Generation: g.Generation})
+	req := CreateRequest{Node: g.Node, VMID: g.VMID, OSTemplate: r.Settings.OSTemplate, Storage: r.Settings.Storage,
 		DiskGiB: r.Settings.DiskGiB, Options: opts}
 	err := e.retry(ctx, g, Event{Action: Create}, func() error { return e.cluster.Create(ctx, req) })
 	// After a dropped connection the create may have happened: the next
@@ -136,14 +136,14 @@ func (e *engine) create(ctx context.Context, g GuestPlan, r *spec.Resolved) erro
 
 func (e *engine) clone(ctx context.Context, g GuestPlan, r *spec.Resolved, obs *Observed) error {
 	parent, _ := e.res.Guest(r.Parent)
-	src := obs.Guests[parent.VMID]
+	src := obs.Guests[g.Source]
 	if src == nil || !src.Template {
 		return fmt.Errorf("template %s is not ready", r.Parent)
 	}
 	// The clone is born with its own identity and the template's records:
 	// the records are what it inherits.
-	state := &State{V: 1, Name: r.Name, Kind: string(r.Kind), Parent: r.Parent, Features: maps.Clone(src.records())}
-	req := CloneRequest{Node: parent.Settings.Node, SourceVMID: parent.VMID, NewID: r.VMID, Hostname: r.Name,
+	state := &State{V: 1, Name: r.Name, Kind: string(r.Kind), Parent: r.Parent, Generation: g.Generation, Features: maps.Clone(src.records())}
+	req := CloneRequest{Node: parent.Settings.Node, SourceVMID: g.Source, NewID: g.VMID, Hostname: r.Name,
 		Description: RenderDescription(src.User, state), Full: r.Settings.CloneMode == spec.CloneFull}
 	if r.Settings.Node != parent.Settings.Node {
 		req.Target = r.Settings.Node
@@ -151,7 +151,7 @@ func (e *engine) clone(ctx context.Context, g GuestPlan, r *spec.Resolved, obs *
 	if req.Full && r.Guest.Spec.Storage != "" {
 		req.Storage = r.Settings.Storage
 	}
-	lock := e.sourceLock(parent.VMID)
+	lock := e.sourceLock(g.Source)
 	lock.Lock()
 	defer lock.Unlock()
 	err := e.retry(ctx, g, Event{Action: Clone}, func() error { return e.cluster.Clone(ctx, req) })

@@ -115,7 +115,7 @@ func (e *engine) replan(ctx context.Context, g GuestPlan) (*Observed, GuestPlan,
 	if err != nil {
 		return nil, GuestPlan{}, fmt.Errorf("observe: %w", err)
 	}
-	fresh, _ := PlanGuest(e.res, obs, g.Name, e.opts.PlanOptions)
+	fresh, _ := PlanGuest(e.res, obs, g, e.opts.PlanOptions)
 	if len(fresh.Errors) > 0 {
 		perr := &ProblemError{Problems: fresh.Errors}
 		e.event(g, Event{Action: g.Action, Step: "plan", Outcome: Failed, Err: perr})
@@ -182,18 +182,23 @@ func (e *engine) stopped(ctx context.Context) error {
 	}
 }
 
-// observe reads one guest fresh, and its template when it is yet to be cloned.
+// observe reads one guest fresh, and the template generation it is cloned
+// from while it is yet to be cloned.
 func (e *engine) observe(ctx context.Context, g GuestPlan) (*Observed, error) {
 	obs := &Observed{Guests: map[int]*ObservedGuest{}, Hosts: e.hosts}
 	if err := e.retry(ctx, g, Event{Action: g.Action, Step: "observe"}, func() error { return e.read(ctx, obs, g.VMID, g.Node) }); err != nil {
 		return nil, err
 	}
-	// The template matters only to a guest that is still to be cloned from it
+	// The source matters only to a guest that is still to be cloned from it
 	// (its records and whether it is converted); otherwise reading it would
 	// double the reads of every step.
 	if parent, ok := e.res.Guest(g.Parent); ok && obs.Guests[g.VMID] == nil {
+		source := g.Source
+		if source == 0 {
+			source = parent.VMID
+		}
 		if err := e.retry(ctx, g, Event{Action: g.Action, Step: "observe " + parent.Name}, func() error {
-			return e.read(ctx, obs, parent.VMID, parent.Settings.Node)
+			return e.read(ctx, obs, source, parent.Settings.Node)
 		}); err != nil {
 			return nil, err
 		}

@@ -188,13 +188,16 @@ type job struct {
 
 func (e *engine) run(ctx context.Context, plan *Plan) *ApplyResult {
 	jobs := map[string]*job{}
+	deletes := map[int]*job{}
 	var order []*job
 	for _, g := range plan.Guests {
 		if g.Action == NoOp || len(g.Errors) > 0 || e.opts.Skip[g.Name] != "" {
 			continue
 		}
 		j := &job{plan: g, done: make(chan struct{}), result: GuestResult{Name: g.Name, VMID: g.VMID, Action: g.Action}}
-		if g.Action != Delete {
+		if g.Action == Delete {
+			deletes[g.VMID] = j
+		} else {
 			jobs[g.Name] = j
 		}
 		order = append(order, j)
@@ -204,7 +207,7 @@ func (e *engine) run(ctx context.Context, plan *Plan) *ApplyResult {
 		wg.Go(func() {
 			defer close(j.done)
 			defer e.recoverPanic(j)
-			e.schedule(ctx, j, jobs)
+			e.schedule(ctx, j, jobs, deletes)
 			j.result.Kind = ErrorKindOf(j.result.Err)
 		})
 	}
@@ -217,7 +220,18 @@ func (e *engine) run(ctx context.Context, plan *Plan) *ApplyResult {
 }
 
 // schedule waits for what the job depends on and for a slot, then runs it.
-func (e *engine) schedule(ctx context.Context, j *job, jobs map[string]*job) {
+func (e *engine) schedule(ctx context.Context, j *job, jobs map[string]*job, deletes map[int]*job) {
+	// A template is deleted after the linked clones deleted with it.
+	for _, vmid := range j.plan.After {
+		if other, ok := deletes[vmid]; ok {
+			select {
+			case <-other.done:
+			case <-ctx.Done():
+				j.result.Err = ctx.Err()
+				return
+			}
+		}
+	}
 	// A clone waits for its template's own work, without holding a slot.
 	if parent, ok := jobs[j.plan.Parent]; ok && j.plan.Action != Delete {
 		select {

@@ -100,6 +100,9 @@ func Observe(ctx context.Context, cluster Cluster, nodes NodeOf, res *spec.Resol
 	gpuNodes := map[string]bool{}
 	for _, g := range res.Guests {
 		wantVMID[g.VMID] = true
+		for _, vmid := range g.RenewalVMIDs {
+			wantVMID[vmid] = true
+		}
 		wantName[g.Name] = true
 		if !g.Settings.GPUs.Empty() {
 			gpuNodes[g.Settings.Node] = true

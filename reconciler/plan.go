@@ -99,8 +99,14 @@ type GuestPlan struct {
 	Parent string    `json:"parent,omitempty"`
 	// Generation is the template generation the entry is about, when it is
 	// not the first (a renewed template).
-	Generation int    `json:"generation,omitempty"`
-	Action     Action `json:"action"`
+	Generation int `json:"generation,omitempty"`
+	// Source is the VMID a guest still to be cloned is cloned from: its
+	// template's current generation.
+	Source int `json:"source,omitempty"`
+	// After are the VMIDs whose deletion in this plan comes first: the
+	// linked clones of a template that is deleted too.
+	After  []int  `json:"after,omitempty"`
+	Action Action `json:"action"`
 	// Changes are in the order they are applied.
 	Changes []Change `json:"changes"`
 	// Errors stop this guest (and its clones); Notes inform.
@@ -169,20 +175,16 @@ func (p *Plan) HasChanges() bool {
 // HasErrors reports whether any guest cannot be converged as specified.
 func (p *Plan) HasErrors() bool { return p.Summary().Errors > 0 }
 
-// Guest finds a guest's plan by name: the entry of the spec's guest, not one
-// of an old template generation that shares its name.
+// Guest finds a guest's plan by name: the entry of the spec's guest, which
+// comes before any entry of an old template generation or another guest that
+// shares its name.
 func (p *Plan) Guest(name string) (*GuestPlan, bool) {
-	var found *GuestPlan
 	for i := range p.Guests {
-		g := &p.Guests[i]
-		if g.Name != name {
-			continue
-		}
-		if found == nil || g.Action != Delete && found.Action == Delete {
-			found = g
+		if p.Guests[i].Name == name {
+			return &p.Guests[i], true
 		}
 	}
-	return found, found != nil
+	return nil, false
 }
 
 // PlanOptions allow the destructive actions, which are otherwise refused.
@@ -203,16 +205,18 @@ func MakePlan(res *spec.Resolution, obs *Observed, opts PlanOptions) *Plan {
 	return plan
 }
 
-// PlanGuest plans one guest against an observation that needs to hold only
-// that guest, and its template while the guest is still to be cloned. The
-// apply engine re-plans a guest before each of its changes with it.
-func PlanGuest(res *spec.Resolution, obs *Observed, name string, opts PlanOptions) (GuestPlan, bool) {
-	r, ok := res.Guest(name)
+// PlanGuest plans one guest of an approved plan again, against an
+// observation that needs to hold only that guest (at the approved entry's
+// VMID), and its source while it is still to be cloned. The apply engine
+// re-plans a guest before each of its changes with it.
+func PlanGuest(res *spec.Resolution, obs *Observed, approved GuestPlan, opts PlanOptions) (GuestPlan, bool) {
+	r, ok := res.Guest(approved.Name)
 	if !ok {
 		return GuestPlan{}, false
 	}
 	p := newPlanner(res, obs, opts)
-	if parent, ok := res.Guest(r.Parent); ok && obs.Guests[r.VMID] == nil {
+	p.targets[r.Name] = target{vmid: approved.VMID, generation: approved.Generation}
+	if parent, ok := res.Guest(r.Parent); ok && obs.Guests[approved.VMID] == nil {
 		// What a clone starts from is its template as it will be.
 		p.plan(parent)
 	}

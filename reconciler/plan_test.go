@@ -269,7 +269,7 @@ func TestPlanCases(t *testing.T) {
 			mutate: func(o *Observed) { o.Hosts["pve1"] = gpuHost("580.95.05") },
 			want: map[string][]string{
 				"base": {"no-op"},
-				"gpu":  {"no-op", "note: gpu is stale: it needs reinstall nvidia-driver, reinstall cuda-toolkit and a template cannot run installs; linked clones (app) use its disk. Its clones converge on their own (each installs what it lacks), and so do new clones made from it."},
+				"gpu":  {"no-op", "note: gpu is stale: it needs reinstall nvidia-driver, reinstall cuda-toolkit and a template cannot run installs; linked clones (app) use its disk. Its clones converge on their own (each installs what it lacks), and so do new clones made from it; give it spec.renewal.vmids to have a new generation made."},
 				"app":  {"update", "reinstall nvidia-driver", "reinstall cuda-toolkit", "reinstall vllm"},
 			},
 		},

@@ -27,6 +27,25 @@ type planner struct {
 	// plannedInstalls numbers the records this plan will write, so that a
 	// record it predicts is told apart from every real one.
 	plannedInstalls int
+	// targets fix the VMID (and template generation) a guest's plan is
+	// about, where the apply engine re-plans an approved entry.
+	targets map[string]target
+	// superseded are the template generations a newer one replaces, by
+	// VMID: planned after the spec's guests, with the orphans.
+	superseded map[int]supersededGeneration
+}
+
+// target is the guest a spec's guest is planned at: its VMID, and for a
+// renewed template the generation.
+type target struct{ vmid, generation int }
+
+// supersededGeneration is an old generation of a template, and why.
+type supersededGeneration struct {
+	name string
+	// current is the VMID of the generation that replaces it.
+	current, generation int
+	// stale says why it went stale, when it does so in this plan.
+	stale string
 }
 
 // future is a guest as it will be once its plan is applied: what a clone of
@@ -43,7 +62,7 @@ type future struct {
 
 func newPlanner(res *spec.Resolution, obs *Observed, opts PlanOptions) *planner {
 	p := &planner{res: res, obs: obs, opts: opts, planned: map[string]*GuestPlan{}, final: map[string]*future{},
-		observedByName: map[string][]int{}}
+		observedByName: map[string][]int{}, targets: map[string]target{}, superseded: map[int]supersededGeneration{}}
 	for _, vmid := range slices.Sorted(maps.Keys(obs.Guests)) {
 		name := obs.Guests[vmid].Name
 		p.observedByName[name] = append(p.observedByName[name], vmid)
@@ -68,13 +87,14 @@ func (p *planner) plan(r *spec.Resolved) GuestPlan {
 }
 
 func (p *planner) guest(r *spec.Resolved) GuestPlan {
-	g := GuestPlan{Name: r.Name, Kind: r.Kind, VMID: r.VMID, Node: r.Settings.Node, Parent: r.Parent,
+	t := p.targetOf(r)
+	g := GuestPlan{Name: r.Name, Kind: r.Kind, VMID: t.vmid, Generation: t.generation, Node: r.Settings.Node, Parent: r.Parent,
 		Changes: []Change{}, Errors: []Problem{}, Notes: []string{}}
 	if parent, ok := p.planned[r.Parent]; ok && len(parent.Errors) > 0 {
 		g.Errors = append(g.Errors, problem(ProblemBlocked, "its template %s cannot be converged", r.Parent))
 		return g
 	}
-	if pr := p.conflict(r); pr != nil {
+	if pr := p.conflict(r, t.vmid); pr != nil {
 		g.Errors = append(g.Errors, *pr)
 		return g
 	}
@@ -83,31 +103,69 @@ func (p *planner) guest(r *spec.Resolved) GuestPlan {
 		g.Errors = append(g.Errors, problems...)
 		return g
 	}
-	if og := p.obs.Guests[r.VMID]; og != nil {
+	if og := p.obs.Guests[t.vmid]; og != nil {
 		p.existing(&g, r, d, og)
 	} else {
 		p.missing(&g, r, d)
 	}
+	for _, og := range p.generationsOf(r) {
+		if og.VMID != g.VMID {
+			if _, renewed := p.superseded[og.VMID]; !renewed {
+				p.superseded[og.VMID] = supersededGeneration{name: r.Name, current: g.VMID, generation: g.Generation}
+			}
+		}
+	}
 	return g
 }
 
+// generationsOf lists the observed generations of a template, oldest first:
+// the managed guests at its VMID and its renewal VMIDs whose records say
+// they are this template.
+func (p *planner) generationsOf(r *spec.Resolved) []*ObservedGuest {
+	if !r.IsTemplate() {
+		return nil
+	}
+	var out []*ObservedGuest
+	for _, vmid := range append([]int{r.VMID}, r.RenewalVMIDs...) {
+		og := p.obs.Guests[vmid]
+		if og != nil && og.Managed && og.State != nil && og.State.Name == r.Name && og.State.Kind == string(spec.KindTemplate) {
+			out = append(out, og)
+		}
+	}
+	slices.SortStableFunc(out, func(a, b *ObservedGuest) int { return cmp.Compare(a.State.Generation, b.State.Generation) })
+	return out
+}
+
+// targetOf is the guest a spec's guest is planned at: the entry the apply
+// engine works on, else a template's newest generation, else its VMID.
+func (p *planner) targetOf(r *spec.Resolved) target {
+	if t, ok := p.targets[r.Name]; ok {
+		return t
+	}
+	if gens := p.generationsOf(r); len(gens) > 0 {
+		newest := gens[len(gens)-1]
+		return target{vmid: newest.VMID, generation: newest.State.Generation}
+	}
+	return target{vmid: r.VMID}
+}
+
 // conflict reports a VMID or name held by something phoenix does not own.
-func (p *planner) conflict(r *spec.Resolved) *Problem {
-	if og := p.obs.Guests[r.VMID]; og != nil {
+func (p *planner) conflict(r *spec.Resolved, vmid int) *Problem {
+	if og := p.obs.Guests[vmid]; og != nil {
 		switch {
 		case og.Type == "qemu":
-			pr := problem(ProblemConflict, "VMID %d is held by the VM %q; phoenix never touches it: pick another vmid", r.VMID, og.Name)
+			pr := problem(ProblemConflict, "VMID %d is held by the VM %q; phoenix never touches it: pick another vmid", vmid, og.Name)
 			return &pr
 		case !og.Managed:
 			pr := problem(ProblemConflict, "VMID %d is held by container %q on %s, which is not managed by phoenix (no %s tag); phoenix never touches it: pick another vmid, or tag it %s to adopt it",
-				r.VMID, og.Name, og.Node, ManagedTag, ManagedTag)
+				vmid, og.Name, og.Node, ManagedTag, ManagedTag)
 			return &pr
 		}
 	}
-	for _, vmid := range p.observedByName[r.Name] {
-		og := p.obs.Guests[vmid]
-		if vmid != r.VMID && !og.Managed {
-			pr := problem(ProblemConflict, "name %s is used by guest %d on %s, which is not managed by phoenix: rename one of them", r.Name, vmid, og.Node)
+	for _, other := range p.observedByName[r.Name] {
+		og := p.obs.Guests[other]
+		if other != vmid && !og.Managed {
+			pr := problem(ProblemConflict, "name %s is used by guest %d on %s, which is not managed by phoenix: rename one of them", r.Name, other, og.Node)
 			return &pr
 		}
 	}
@@ -118,19 +176,19 @@ func (p *planner) conflict(r *spec.Resolved) *Problem {
 // the template will be, or created from its OS template, and then converged
 // like any existing guest.
 func (p *planner) missing(g *GuestPlan, r *spec.Resolved, d desired) {
-	start := &ObservedGuest{GuestSummary: GuestSummary{VMID: r.VMID, Type: "lxc", Node: r.Settings.Node, Name: r.Name, Status: "stopped"},
-		Managed: true, State: &State{V: 1, Name: r.Name, Kind: string(r.Kind), Parent: r.Parent}}
+	start := &ObservedGuest{GuestSummary: GuestSummary{VMID: g.VMID, Type: "lxc", Node: r.Settings.Node, Name: r.Name, Status: "stopped"},
+		Managed: true, State: &State{V: 1, Name: r.Name, Kind: string(r.Kind), Parent: r.Parent, Generation: g.Generation}}
 	if r.Parent == "" {
 		g.Action = Create
 		g.Changes = append(g.Changes, Change{Action: Create, Reason: fmt.Sprintf("from %s on %s", r.Settings.OSTemplate, r.Settings.Storage)})
-		start.Config = createdConfig(r, d)
+		start.Config = createdConfig(r, d, g.VMID)
 	} else {
 		parent := p.final[r.Parent]
 		if parent == nil {
 			g.Errors = append(g.Errors, problem(ProblemBlocked, "its template %s is not in the plan", r.Parent))
 			return
 		}
-		g.Action = Clone
+		g.Action, g.Source = Clone, parent.vmid
 		reason := fmt.Sprintf("%s clone of %s", r.Settings.CloneMode, r.Parent)
 		if pp := p.planned[r.Parent]; pp != nil && pp.Action != NoOp {
 			reason += ", once " + r.Parent + " is ready"
@@ -147,8 +205,8 @@ func (p *planner) missing(g *GuestPlan, r *spec.Resolved, d desired) {
 
 // createdConfig is what a container created from an OS template starts with,
 // as far as the plan compares it.
-func createdConfig(r *spec.Resolved, d desired) Config {
-	v := map[string]string{"rootfs": fmt.Sprintf("%s:vm-%d-disk-0,size=%dG", r.Settings.Storage, r.VMID, r.Settings.DiskGiB)}
+func createdConfig(r *spec.Resolved, d desired, vmid int) Config {
+	v := map[string]string{"rootfs": fmt.Sprintf("%s:vm-%d-disk-0,size=%dG", r.Settings.Storage, vmid, r.Settings.DiskGiB)}
 	// The create request sets the spec's options and the flags the API
 	// allows the session; the rest follows in an update.
 	maps.Copy(v, createOptionsOf(d))
@@ -178,7 +236,7 @@ func (p *planner) existing(g *GuestPlan, r *spec.Resolved, d desired, og *Observ
 		return
 	}
 	p.converge(g, r, d, og, false)
-	if len(g.Changes) > 0 {
+	if g.Action == NoOp && len(g.Changes) > 0 {
 		g.Action = UpdateConfig
 		if clones := p.existingClones(r); r.IsTemplate() && len(clones) > 0 {
 			g.Notes = append(g.Notes, fmt.Sprintf("existing clones (%s) are independent of this template: each is converged on its own, as its own plan shows",
@@ -217,7 +275,9 @@ func (p *planner) converge(g *GuestPlan, r *spec.Resolved, d desired, og *Observ
 		next.config["rootfs"] = withSize(next.config["rootfs"], grow)
 	}
 	if og.Template {
-		p.staleTemplate(g, r, d, og, features)
+		if p.staleTemplate(g, r, d, og, features) {
+			return // replaced or renewed: planned as made again
+		}
 		// A template keeps its disk: what it cannot install stays missing.
 		next.records = og.records()
 		p.final[r.Name] = next
@@ -258,26 +318,67 @@ func withSize(rootfs string, gib int) string {
 }
 
 // staleTemplate plans what can be done about a template whose features are
-// out of date: a template cannot run installs.
-func (p *planner) staleTemplate(g *GuestPlan, r *spec.Resolved, d desired, og *ObservedGuest, features []Change) {
+// out of date (a template cannot run installs): it is made again when no
+// linked clone uses its disk (with --allow-replace), renewed as a new
+// generation when its spec allows, or else left stale, a warning. It reports
+// whether the template is planned as made again.
+func (p *planner) staleTemplate(g *GuestPlan, r *spec.Resolved, d desired, og *ObservedGuest, features []Change) bool {
 	if len(features) == 0 {
-		return
+		return false
 	}
 	what := describeChanges(features)
 	clones := p.linkedClones(og.VMID)
 	if len(clones) == 0 && p.opts.AllowReplace {
-		// With no linked clone on its disk it can be made again.
 		p.replace(g, r, d, og, fmt.Sprintf("it is a template that needs %s, and a template cannot run installs", what))
-		return
+		return true
 	}
-	g.Stale = fmt.Sprintf("it needs %s and a template cannot run installs", what)
+	stale := fmt.Sprintf("it needs %s and a template cannot run installs", what)
+	if len(clones) > 0 {
+		stale += fmt.Sprintf("; linked clones (%s) use its disk", strings.Join(clones, ", "))
+		if len(r.RenewalVMIDs) > 0 {
+			if vmid := p.freeRenewalVMID(r); vmid != 0 {
+				p.renew(g, r, d, og, vmid, stale)
+				return true
+			}
+			g.Notes = append(g.Notes, fmt.Sprintf("%s cannot be renewed: every VMID of spec.renewal.vmids is taken", r.Name))
+		}
+	}
+	g.Stale = stale
 	switch {
+	case len(clones) > 0 && len(r.RenewalVMIDs) == 0:
+		g.Notes = append(g.Notes, fmt.Sprintf("%s is stale: %s. Its clones converge on their own (each installs what it lacks), and so do new clones made from it; give it spec.renewal.vmids to have a new generation made.", r.Name, stale))
 	case len(clones) > 0:
-		g.Stale += fmt.Sprintf("; linked clones (%s) use its disk", strings.Join(clones, ", "))
-		g.Notes = append(g.Notes, fmt.Sprintf("%s is stale: %s. Its clones converge on their own (each installs what it lacks), and so do new clones made from it.", r.Name, g.Stale))
+		g.Notes = append(g.Notes, fmt.Sprintf("%s is stale: %s. Its clones converge on their own (each installs what it lacks), and so do new clones made from it.", r.Name, stale))
 	default:
-		g.Notes = append(g.Notes, fmt.Sprintf("%s is stale: %s. Its clones converge on their own; run with --allow-replace to make it again.", r.Name, g.Stale))
+		g.Notes = append(g.Notes, fmt.Sprintf("%s is stale: %s. Its clones converge on their own; run with --allow-replace to make it again.", r.Name, stale))
 	}
+	return false
+}
+
+// freeRenewalVMID is the first VMID of a template's renewal list that no
+// guest holds, or 0.
+func (p *planner) freeRenewalVMID(r *spec.Resolved) int {
+	for _, vmid := range r.RenewalVMIDs {
+		if p.obs.Guests[vmid] == nil {
+			return vmid
+		}
+	}
+	return 0
+}
+
+// renew plans a new generation of a stale template at vmid: made like the
+// template was (from its own template, or its OS template), converted, and
+// from then on what new clones are made from. The old generation stays while
+// linked clones use its disk.
+func (p *planner) renew(g *GuestPlan, r *spec.Resolved, d desired, old *ObservedGuest, vmid int, stale string) {
+	gen := old.State.Generation + 1
+	next := GuestPlan{Name: r.Name, Kind: r.Kind, VMID: vmid, Generation: gen, Node: r.Settings.Node, Parent: r.Parent,
+		Changes: []Change{}, Errors: []Problem{}, Notes: []string{}}
+	p.missing(&next, r, d)
+	next.Notes = append([]string{fmt.Sprintf("generation %d of %s, at VMID %d: the one at VMID %d is stale (%s). Its linked clones stay on it until they are replaced; new clones are made from this one.",
+		gen+1, r.Name, vmid, old.VMID, stale)}, next.Notes...)
+	*g = next
+	p.superseded[old.VMID] = supersededGeneration{name: r.Name, current: vmid, generation: gen, stale: stale}
 }
 
 // describeChanges names feature changes: "nvidia-driver (host driver a -> b), cuda-toolkit".
@@ -587,14 +688,23 @@ func paramDiff(before, after map[string]string) string {
 }
 
 // orphans plans the managed guests no spec wants: deleted with --prune.
+// Old generations of a renewed template go the same way once no linked
+// clone uses their disk.
 func (p *planner) orphans() []GuestPlan {
 	wanted := map[int]bool{}
 	for _, r := range p.res.Guests {
 		wanted[r.VMID] = true
+		if g, ok := p.planned[r.Name]; ok {
+			wanted[g.VMID] = true
+		}
 	}
 	var out []GuestPlan
 	for _, vmid := range slices.Sorted(maps.Keys(p.obs.Guests)) {
 		og := p.obs.Guests[vmid]
+		if sg, ok := p.superseded[vmid]; ok {
+			out = append(out, p.supersededPlan(og, sg))
+			continue
+		}
 		if wanted[vmid] || !og.Managed {
 			continue
 		}
@@ -618,11 +728,52 @@ func (p *planner) orphans() []GuestPlan {
 		}
 		out = append(out, g)
 	}
-	// Clones before the templates they may be linked to.
+	// Clones before the templates they may be linked to: in the plan's
+	// order, and in the apply, where a template's deletion waits for those
+	// of its linked clones.
 	slices.SortStableFunc(out, func(a, b GuestPlan) int {
 		return cmp.Compare(boolInt(a.Kind == spec.KindTemplate), boolInt(b.Kind == spec.KindTemplate))
 	})
+	deleted := map[string]int{}
+	for _, g := range out {
+		if g.Action == Delete {
+			deleted[g.Name] = g.VMID
+		}
+	}
+	for i := range out {
+		if out[i].Action != Delete || out[i].Kind != spec.KindTemplate {
+			continue
+		}
+		for _, name := range p.linkedClones(out[i].VMID) {
+			if vmid, ok := deleted[name]; ok {
+				out[i].After = append(out[i].After, vmid)
+			}
+		}
+	}
 	return out
+}
+
+// supersededPlan plans an old generation of a template.
+func (p *planner) supersededPlan(og *ObservedGuest, sg supersededGeneration) GuestPlan {
+	g := GuestPlan{Name: og.Name, Kind: spec.KindTemplate, VMID: og.VMID, Node: og.Node, Changes: []Change{}, Errors: []Problem{}, Notes: []string{}}
+	if og.State != nil {
+		g.Generation = og.State.Generation
+	}
+	g.Stale = sg.stale
+	what := fmt.Sprintf("an old generation of %s, superseded by generation %d at VMID %d", sg.name, sg.generation+1, sg.current)
+	clones := p.linkedClones(og.VMID)
+	switch {
+	case len(clones) > 0:
+		g.Notes = append(g.Notes, fmt.Sprintf("%s; linked clones (%s) use its disk: it stays until none does", what, strings.Join(clones, ", ")))
+	case og.Config.Values["protection"] == "1":
+		g.Notes = append(g.Notes, what+"; it has protection: 1, so phoenix never deletes it")
+	case !p.opts.Prune:
+		g.Notes = append(g.Notes, what+"; no clone uses its disk: run with --prune to delete it")
+	default:
+		g.Action = Delete
+		g.Changes = append(g.Changes, Change{Action: Delete, Reason: what + ", and no clone uses its disk"})
+	}
+	return g
 }
 
 func boolInt(b bool) int {

@@ -24,7 +24,7 @@ func (e *engine) record(ctx context.Context, g GuestPlan, feature string, rec Fe
 			rec.Requires = requirementsOf(e.res, feature, s.Features)
 			s.Features[feature] = rec
 			return true
-		}, &State{V: 1, Name: r.Name, Kind: string(r.Kind), Parent: r.Parent})
+		}, &State{V: 1, Name: r.Name, Kind: string(r.Kind), Parent: r.Parent, Generation: g.Generation})
 	})
 }
 

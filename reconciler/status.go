@@ -59,8 +59,8 @@ func Status(res *spec.Resolution, obs *Observed, plan *Plan) []GuestStatus {
 	var out []GuestStatus
 	for _, r := range res.Guests {
 		gp, _ := plan.Guest(r.Name)
-		og := obs.Guests[r.VMID]
-		st := GuestStatus{Name: r.Name, Kind: r.Kind, VMID: r.VMID, Node: r.Settings.Node}
+		og := obs.Guests[gp.VMID]
+		st := GuestStatus{Name: r.Name, Kind: r.Kind, VMID: gp.VMID, Node: r.Settings.Node}
 		exists := og != nil && og.Managed
 		cond := func(t string, ok bool, msg string) {
 			st.Conditions = append(st.Conditions, Condition{Type: t, Status: ok, Message: msg})

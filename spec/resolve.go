@@ -63,6 +63,9 @@ type Resolved struct {
 	Install []string
 	// Params holds the effective parameters of every effective feature.
 	Params map[string]Params
+	// RenewalVMIDs are where a Template's new generations may be made
+	// (spec.renewal.vmids); a clone does not inherit them.
+	RenewalVMIDs []int
 }
 
 // IsTemplate reports whether the guest is a Template.
@@ -286,6 +289,9 @@ func (r *resolver) resolve(g *Guest) *Resolved {
 		out.Children = append(out.Children, c.Name())
 	}
 	r.overlay(&out.Settings, g)
+	if rn := g.Spec.Renewal; rn != nil {
+		out.RenewalVMIDs = slices.Clone(rn.VMIDs)
+	}
 
 	config := map[string]Params{}
 	for f, p := range parentConfig {

@@ -278,6 +278,10 @@ var fieldDescriptions = map[string]string{
 	"From.OSTemplate": "A container template volume to create the guest from: STORAGE:vztmpl/FILE, e.g. local:vztmpl/ubuntu-24.04-standard_24.04-2_amd64.tar.zst.",
 	"From.Template":   "The name of the Template to clone.",
 
+	"GuestSpec.Renewal": "Renewal lets a Template be made again when it goes stale (a host driver upgrade leaves its installs behind) while linked clones use its disk. " +
+		"Templates only. New clones are made from the newest generation; an old one is deleted with --prune once no linked clone uses it.",
+	"Renewal.VMIDs": "The VMIDs a new generation may take, first free first; each unused by any other guest of the specs.",
+
 	"Resources.Cores":  "CPU cores, 1..8192.",
 	"Resources.Memory": "Memory in MiB, at least 16.",
 	"Resources.Swap":   "Swap in MiB, at least 0.",

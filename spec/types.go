@@ -112,6 +112,18 @@ type GuestSpec struct {
 	Tags          []string          `json:"tags,omitempty"`
 	OnBoot        *bool             `json:"onboot,omitempty"`
 	Protection    *bool             `json:"protection,omitempty"`
+	// Renewal lets a Template be made again when it goes stale (a host driver
+	// upgrade leaves its installs behind) while linked clones use its disk.
+	Renewal *Renewal `json:"renewal,omitempty"`
+}
+
+// Renewal says where a Template's new generations may be made. A template
+// cannot run installs, and one with linked clones cannot be replaced without
+// breaking them: phoenix makes a new generation at the first free VMID of
+// the list, makes new clones from it, keeps the old one while linked clones
+// use its disk, and deletes it (with --prune) once none does.
+type Renewal struct {
+	VMIDs []int `json:"vmids"`
 }
 
 // From names a guest's origin: exactly one of an OS template volume or a Template.

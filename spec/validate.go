@@ -216,6 +216,17 @@ func (v *validator) guests() {
 		} else {
 			vmids[g.Spec.VMID] = g
 		}
+		if g.Spec.Renewal != nil {
+			for i, id := range g.Spec.Renewal.VMIDs {
+				field := fmt.Sprintf("spec.renewal.vmids[%d]", i)
+				if prev := vmids[id]; prev != nil {
+					v.report(g.Source, g.pos, subject, field, "VMID %d is also used by %s %s at %s:%d",
+						id, prev.Kind, prev.Name(), prev.Source.File, prev.Source.Line)
+					continue
+				}
+				vmids[id] = g
+			}
+		}
 		if t := g.Spec.From.Template; t != "" && lin.missing[g] {
 			switch p := lin.byName[t]; {
 			case p == nil:
@@ -260,6 +271,19 @@ func (v *validator) guestFields(g *Guest) {
 		bad("spec.vmid", "a %s needs a vmid", g.Kind)
 	case sp.VMID < MinVMID || sp.VMID > MaxVMID:
 		bad("spec.vmid", "VMID %d is outside %d..%d", sp.VMID, MinVMID, MaxVMID)
+	}
+	if rn := sp.Renewal; rn != nil {
+		switch {
+		case g.Kind != KindTemplate:
+			bad("spec.renewal", "only a Template is renewed: a Container is replaced (--allow-replace)")
+		case len(rn.VMIDs) == 0:
+			bad("spec.renewal.vmids", "list the VMIDs a new generation may take")
+		}
+		for i, id := range rn.VMIDs {
+			if id < MinVMID || id > MaxVMID {
+				bad(fmt.Sprintf("spec.renewal.vmids[%d]", i), "VMID %d is outside %d..%d", id, MinVMID, MaxVMID)
+			}
+		}
 	}
 	if sp.Node != "" && !nodeName.MatchString(sp.Node) {
 		bad("spec.node", "%q is not a valid node name", sp.Node)

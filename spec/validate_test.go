@@ -492,6 +492,20 @@ spec: {vmid: 101, from: {template: base}, cloneMode: copy}
 				{15, "spec.cloneMode", `want linked or full, got "copy"`},
 			},
 		},
+		"renewal: templates only, VMIDs in range and used by nothing else": {
+			src: header + `  renewal: {vmids: [9001, 101, 50]}
+---
+apiVersion: phoenix/v1alpha1
+kind: Container
+metadata: {name: app}
+spec: {vmid: 101, from: {template: base}, renewal: {vmids: [9002]}}
+`,
+			want: []problem{
+				{10, "spec.renewal.vmids[2]", "VMID 50 is outside 100..999999999"},
+				{15, "spec.renewal", "only a Template is renewed"},
+				{15, "spec.vmid", "VMID 101 is also used by Template base"},
+			},
+		},
 		"no node, no storage": {
 			src: `apiVersion: phoenix/v1alpha1
 kind: Template
