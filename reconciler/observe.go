@@ -22,6 +22,12 @@ type Observed struct {
 	Hosts map[string]*HostObservation
 	// Others counts the guests that do not matter to phoenix.
 	Others int
+	// Nodes are the cluster's nodes, and Inventory what those where a guest
+	// is to be made offer it: read only when something is to be made (nil
+	// otherwise). NodesErr is why the nodes could not be read.
+	Nodes     []NodeInfo
+	NodesErr  error
+	Inventory map[string]*NodeInventory
 }
 
 // ObservedGuest is one guest: its listing, its config, its state block.
@@ -117,6 +123,12 @@ func Observe(ctx context.Context, cluster Cluster, nodes NodeOf, res *spec.Resol
 		}
 		obs.Guests[s.VMID] = &ObservedGuest{GuestSummary: s, Managed: managed}
 	}
+
+	exists := map[int]bool{}
+	for _, s := range summaries {
+		exists[s.VMID] = true
+	}
+	observeInventory(ctx, cluster, obs, inventoryNeeds(res, exists), opts.Parallelism)
 
 	sem := make(chan struct{}, opts.Parallelism)
 	var wg sync.WaitGroup

@@ -176,6 +176,10 @@ func (p *planner) conflict(r *spec.Resolved, vmid int) *Problem {
 // the template will be, or created from its OS template, and then converged
 // like any existing guest.
 func (p *planner) missing(g *GuestPlan, r *spec.Resolved, d desired) {
+	if problems := p.preflight(r, d); len(problems) > 0 {
+		g.Errors = append(g.Errors, problems...)
+		return
+	}
 	start := &ObservedGuest{GuestSummary: GuestSummary{VMID: g.VMID, Type: "lxc", Node: r.Settings.Node, Name: r.Name, Status: "stopped"},
 		Managed: true, State: &State{V: 1, Name: r.Name, Kind: string(r.Kind), Parent: r.Parent, Generation: g.Generation}}
 	if r.Parent == "" {

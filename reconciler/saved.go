@@ -159,6 +159,26 @@ func (o *Observed) Fingerprint() map[string]string {
 		out[fmt.Sprintf("guest %d", vmid)] = digestOf(g.Type, g.Node, g.Name, g.Status, fmt.Sprint(g.Template), fmt.Sprint(g.Managed),
 			g.Config.Digest, strings.Join(pending, ","), errText)
 	}
+	if o.Nodes != nil || o.NodesErr != nil {
+		var parts []string
+		for _, n := range o.Nodes {
+			parts = append(parts, fmt.Sprintf("%s=%t", n.Name, n.Online))
+		}
+		out["nodes"] = digestOf(parts...)
+	}
+	for node, inv := range o.Inventory {
+		parts := slices.Clone(inv.Bridges)
+		for _, st := range inv.Storages {
+			parts = append(parts, fmt.Sprintf("%s:%s:%v:%t:%t", st.Name, st.Type, st.Content, st.Enabled, st.Active))
+		}
+		for _, st := range slices.Sorted(maps.Keys(inv.Templates)) {
+			parts = append(parts, st+"="+strings.Join(inv.Templates[st], ","))
+		}
+		if inv.Err != nil {
+			parts = append(parts, "unreadable")
+		}
+		out["inventory "+node] = digestOf(parts...)
+	}
 	for node, h := range o.Hosts {
 		parts := []string{h.Info.DriverVersion, fmt.Sprint(h.Info.PCIGPUs)}
 		for _, d := range h.Info.Devices {
