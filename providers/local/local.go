@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"syscall"
@@ -41,7 +42,9 @@ var _ reconciler.Node = (*Node)(nil)
 // New returns the Node for the local machine, which the cluster knows as name.
 func New(name string) *Node { return &Node{Name: name} }
 
-func (n *Node) ops() nodecmd.Ops { return nodecmd.Ops{Node: n.Name, Run: n.run} }
+func (n *Node) ops() nodecmd.Ops {
+	return nodecmd.Ops{Node: n.Name, Run: n.run, OutputLimit: n.OutputLimit}
+}
 
 // Exec runs a named script inside a running container.
 func (n *Node) Exec(ctx context.Context, vmid int, s reconciler.Script) (reconciler.Result, error) {
@@ -91,14 +94,14 @@ func commandEnv() []string {
 // run executes argv directly. The command gets its own process group, so a
 // cancellation reaches what it started too (pct's lxc-attach, a script's
 // children): SIGTERM to the group, SIGKILL after the grace period.
-func (n *Node) run(ctx context.Context, argv []string) (reconciler.Result, error) {
+func (n *Node) run(ctx context.Context, argv []string, stdout, stderr io.Writer) (int, error) {
 	if len(argv) == 0 {
-		return reconciler.Result{}, errors.New("local: empty command")
+		return -1, errors.New("local: empty command")
 	}
-	stdout := nodecmd.NewCapture(n.OutputLimit)
-	stderr := nodecmd.NewCapture(n.OutputLimit)
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = commandEnv()
+	// Not *os.File writers: os/exec copies each pipe on a goroutine of its
+	// own, which Wait waits for.
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	// A daemon a script leaves behind may hold its stdout open; do not wait
@@ -108,7 +111,7 @@ func (n *Node) run(ctx context.Context, argv []string) (reconciler.Result, error
 		if errors.Is(err, exec.ErrNotFound) {
 			err = fmt.Errorf("%w (phoenix runs commands locally only on a Proxmox VE node)", err)
 		}
-		return reconciler.Result{}, nodecmd.TransportError(fmt.Errorf("local: %w", err), startErrorKind(err), false)
+		return -1, nodecmd.TransportError(fmt.Errorf("local: %w", err), startErrorKind(err), false)
 	}
 	pgid := cmd.Process.Pid
 	done := make(chan error, 1)
@@ -131,18 +134,16 @@ func (n *Node) run(ctx context.Context, argv []string) (reconciler.Result, error
 			_ = syscall.Kill(-pgid, syscall.SIGKILL)
 			<-done
 		}
-		return reconciler.Result{}, ctx.Err()
+		return -1, ctx.Err()
 	}
-	res := reconciler.Result{Stdout: stdout.String(), Stderr: stderr.String()}
 	var exit *exec.ExitError
 	switch {
 	case err == nil, errors.Is(err, exec.ErrWaitDelay) && cmd.ProcessState != nil && cmd.ProcessState.Success():
-		return res, nil
+		return 0, nil
 	case errors.As(err, &exit):
-		res.ExitCode = exitCode(exit.ProcessState)
-		return res, nil
+		return exitCode(exit.ProcessState), nil
 	}
-	return res, nodecmd.TransportError(fmt.Errorf("local: %w", err), reconciler.ErrUnavailable, true)
+	return -1, nodecmd.TransportError(fmt.Errorf("local: %w", err), reconciler.ErrUnavailable, true)
 }
 
 // exitCode reports a signalled process as a shell would: 128+signal.

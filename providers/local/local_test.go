@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -295,5 +296,60 @@ func TestNoPct(t *testing.T) {
 	_, err := New("pve1").Exec(ctxT(t), 100, reconciler.Script{Name: "test/x", Body: "true"})
 	if !errors.Is(err, reconciler.ErrRefused) || reconciler.Retryable(err) || !strings.Contains(err.Error(), "Proxmox VE node") {
 		t.Errorf("without pct: %v", err)
+	}
+}
+
+// line is one line a script printed, and when it reached the callback.
+type line struct {
+	text string
+	at   time.Time
+}
+
+func TestExecStreamsLinesAsPrinted(t *testing.T) {
+	setup(t)
+	n := New("pve1")
+	var mu sync.Mutex
+	var got []line
+	s := reconciler.Script{Name: "test/progress", Phase: "apply",
+		Body: "echo 'Reading package lists...'; sleep 0.3\n" +
+			"printf 'Progress: [ 25%%]\\rProgress: [ 50%%]\\r'; sleep 0.3\n" +
+			"echo 'W: slow mirror' >&2; sleep 0.3\n" +
+			"printf 'Setting up cuda-toolkit-12-8 ...'",
+		Output: func(s string) {
+			mu.Lock()
+			got = append(got, line{s, time.Now()})
+			mu.Unlock()
+		}}
+	res, err := n.Exec(ctxT(t), 100, s)
+	end := time.Now()
+	if err != nil || res.ExitCode != 0 {
+		t.Fatal(res, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	var texts []string
+	for _, l := range got {
+		texts = append(texts, l.text)
+	}
+	want := []string{"Reading package lists...", "Progress: [ 25%]", "Progress: [ 50%]", "W: slow mirror", "Setting up cuda-toolkit-12-8 ..."}
+	if diff := cmp.Diff(want, texts); diff != "" {
+		t.Fatalf("lines (-want +got):\n%s", diff)
+	}
+	// Each line arrives when printed, not when the script ends.
+	for i, early := range []time.Duration{800 * time.Millisecond, 500 * time.Millisecond, 500 * time.Millisecond, 200 * time.Millisecond} {
+		if ahead := end.Sub(got[i].at); ahead < early-100*time.Millisecond {
+			t.Errorf("%q arrived %v before the end; want about %v", got[i].text, ahead, early)
+		}
+	}
+	if res.Stdout != "Reading package lists...\nProgress: [ 25%]\rProgress: [ 50%]\rSetting up cuda-toolkit-12-8 ..." || res.Stderr != "W: slow mirror\n" {
+		t.Errorf("the result holds %+v", res)
+	}
+}
+
+func TestExecWithoutOutputCallback(t *testing.T) {
+	setup(t)
+	res, err := New("pve1").ExecHost(ctxT(t), reconciler.Script{Name: "test/quiet", Body: "echo a; echo b >&2; printf c"})
+	if err != nil || res != (reconciler.Result{Stdout: "a\nc", Stderr: "b\n"}) {
+		t.Errorf("%+v, %v", res, err)
 	}
 }

@@ -22,16 +22,34 @@ import (
 // pctError is pct's exit status for its own failures.
 const pctError = 255
 
-// nodeCommand runs one remote command string on a node. Output is buffered
-// and written once the command is done: a write to an SSH channel blocks
-// while the client's window is full, and must never do so with the cluster
-// lock held.
+// nodeCommand runs one remote command string on a node. Output is held
+// back and written once the command is done: a write to an SSH channel
+// blocks while the client's window is full, and must never do so with the
+// cluster lock held. Only a long script's progress lines go out as they are
+// printed, from where no lock is held (see sleepPrinting).
 func (c *cluster) nodeCommand(ctx context.Context, nodeName, command string, stdout, stderr io.Writer) int {
-	var out, errOut bytes.Buffer
-	code := c.nodeCommandBuffered(ctx, nodeName, command, &out, &errOut)
-	_, _ = stdout.Write(out.Bytes())
-	_, _ = stderr.Write(errOut.Bytes())
+	out, errOut := &heldOutput{w: stdout}, &heldOutput{w: stderr}
+	code := c.nodeCommandBuffered(ctx, nodeName, command, out, errOut)
+	out.flush()
+	errOut.flush()
 	return code
+}
+
+// heldOutput is a command's stdout or stderr on its way to the client: what
+// is written to it is kept until flush sends it on.
+type heldOutput struct {
+	held bytes.Buffer
+	w    io.Writer
+}
+
+func (h *heldOutput) Write(p []byte) (int, error) { return h.held.Write(p) }
+
+// flush sends what was held to the client. Never call it with c.mu held.
+func (h *heldOutput) flush() {
+	if h.held.Len() > 0 {
+		_, _ = h.w.Write(h.held.Bytes())
+		h.held.Reset()
+	}
 }
 
 func (c *cluster) nodeCommandBuffered(ctx context.Context, nodeName, command string, stdout, stderr io.Writer) int {
@@ -210,7 +228,7 @@ func (c *cluster) runScript(ctx context.Context, x *script, stdout, stderr io.Wr
 	if x.g != nil {
 		vmid = x.g.vmid
 	}
-	if err := sleep(ctx, c.world.Scaled(d)); err != nil {
+	if err := sleepPrinting(ctx, c.world.Scaled(d), x.phase, stdout); err != nil {
 		// Killed before its effect: nothing changed, and the journal says
 		// why, so a test can tell a cancelled apply from one never sent.
 		c.journal.add(c.now(), Event{Node: x.n.Name, VMID: vmid, Kind: "exec", Name: x.name, Phase: x.phase, OK: false,
@@ -247,6 +265,43 @@ func (c *cluster) finishScript(x *script, vmid int, fault bool) (code int) {
 		return x.fail(pctError, "container '%d' not running!", x.g.vmid)
 	}
 	return x.run()
+}
+
+// Progress lines: a script's apply or uninstall that runs at least
+// progressMin prints one every progressSteps-th of its duration, as apt does
+// while it installs, so a client sees it is alive.
+const (
+	progressMin   = 200 * time.Millisecond
+	progressSteps = 8
+	progressWidth = 40
+)
+
+// sleepPrinting sleeps for a script's duration as sleep does, printing
+// progress lines on stdout while it does. It runs without c.mu held, so the
+// lines go out to the client as they are printed, after whatever stdout held
+// before them; a cancelled script stops printing.
+func sleepPrinting(ctx context.Context, d time.Duration, phase string, stdout io.Writer) error {
+	if d < progressMin || (phase != "apply" && phase != "uninstall") {
+		return sleep(ctx, d)
+	}
+	start := time.Now()
+	for i := 1; i < progressSteps; i++ {
+		if err := sleep(ctx, time.Until(start.Add(d*time.Duration(i)/progressSteps))); err != nil {
+			return err
+		}
+		_, _ = io.WriteString(stdout, progressLine(i*100/progressSteps))
+		if h, ok := stdout.(*heldOutput); ok {
+			h.flush()
+		}
+	}
+	return sleep(ctx, time.Until(start.Add(d)))
+}
+
+// progressLine is the line apt prints (dpkg's progress, without a terminal
+// to redraw it in place) when it is pct percent done.
+func progressLine(pct int) string {
+	done := pct * progressWidth / 100
+	return fmt.Sprintf("Progress: [%3d%%] [%s%s]\n", pct, strings.Repeat("#", done), strings.Repeat(".", progressWidth-done))
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

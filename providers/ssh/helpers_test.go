@@ -24,7 +24,8 @@ func TestMain(m *testing.M) { testtool.MainNoLeaks(m) }
 
 // testWorld has what the tests need: a node with two GPUs, one with a GPU
 // but no driver, one whose nvidia-uvm was never loaded; running and stopped
-// containers; and a script that takes a minute, to be cancelled.
+// containers; a script that takes a minute, to be cancelled; and one that
+// prints progress lines for most of a second.
 const testWorld = `apiVersion: sim.phoenix/v1alpha1
 kind: World
 metadata: {name: ssh}
@@ -41,7 +42,7 @@ spec:
     - {vmid: 102, name: elsewhere, node: pve2, running: true}
   durations:
     exec: 20ms
-    scripts: {test/slow: 60s}
+    scripts: {test/slow: 60s, test/stream: 800ms}
 `
 
 // cluster is a running simulator with what it takes to reach it.

@@ -1,6 +1,7 @@
 package ssh
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"strings"
@@ -83,12 +84,13 @@ func TestArgvArrivesAsLiteralBytes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := n.run(ctxT(t), argv)
-	if err != nil || res.ExitCode != 0 {
-		t.Fatalf("%+v, %v", res, err)
+	var stdout, stderr bytes.Buffer
+	code, err := n.run(ctxT(t), argv, &stdout, &stderr)
+	if err != nil || code != 0 {
+		t.Fatalf("exit %d, %v; stderr %q", code, err, stderr.String())
 	}
-	if want := strings.Join(words, " ") + "\n"; res.Stdout != want {
-		t.Errorf("echo printed\n%q\nwant\n%q", res.Stdout, want)
+	if want := strings.Join(words, " ") + "\n"; stdout.String() != want {
+		t.Errorf("echo printed\n%q\nwant\n%q", stdout.String(), want)
 	}
 }
 

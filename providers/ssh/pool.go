@@ -117,7 +117,7 @@ func (p *Pool) Node(name string) (*Node, error) {
 		pool:     p,
 		sessions: make(chan struct{}, p.cfg.MaxSessions),
 	}
-	n.ops = nodecmd.Ops{Node: name, Run: n.run}
+	n.ops = nodecmd.Ops{Node: name, Run: n.run, OutputLimit: p.cfg.OutputLimit}
 	p.nodes[name] = n
 	return n, nil
 }

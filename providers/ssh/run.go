@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	gossh "golang.org/x/crypto/ssh"
@@ -19,30 +20,29 @@ const cancelGrace = 2 * time.Second
 
 // run is the Runner behind Node's operations: one session on the node's
 // connection, the argv quoted into the one command string SSH carries.
-func (n *Node) run(ctx context.Context, argv []string) (reconciler.Result, error) {
+func (n *Node) run(ctx context.Context, argv []string, stdout, stderr io.Writer) (int, error) {
 	select {
 	case n.sessions <- struct{}{}:
 	case <-ctx.Done():
-		return reconciler.Result{}, ctx.Err()
+		return -1, ctx.Err()
 	}
 	release := func() { <-n.sessions }
 	sess, err := n.newSession(ctx)
 	if err != nil {
 		release()
-		return reconciler.Result{}, err
+		return -1, err
 	}
-	stdout := nodecmd.NewCapture(n.pool.cfg.OutputLimit)
-	stderr := nodecmd.NewCapture(n.pool.cfg.OutputLimit)
 	sess.Stdout, sess.Stderr = stdout, stderr
 	// The node's login shell (root's bash on Proxmox VE) parses this string:
 	// every word is quoted, so it reaches pct as the argv it was.
 	if err := sess.Start(shellwords.Join(argv)); err != nil {
 		_ = sess.Close()
 		release()
-		return reconciler.Result{}, fmt.Errorf("ssh: start command on %s: %w", n.addr, err)
+		return -1, fmt.Errorf("ssh: start command on %s: %w", n.addr, err)
 	}
 	done := make(chan error, 1)
 	go func() {
+		// Wait returns once the output has been copied to the writers too.
 		err := sess.Wait()
 		_ = sess.Close()
 		release()
@@ -50,7 +50,7 @@ func (n *Node) run(ctx context.Context, argv []string) (reconciler.Result, error
 	}()
 	select {
 	case err := <-done:
-		return exitResult(err, stdout, stderr)
+		return exitStatus(err)
 	case <-ctx.Done():
 		// SIGTERM as kill(1) sends it, so the command may clean up; then the
 		// close hangs up its pipes. Both are best effort on a real node (an
@@ -62,28 +62,26 @@ func (n *Node) run(ctx context.Context, argv []string) (reconciler.Result, error
 		case <-done:
 		case <-time.After(cancelGrace):
 		}
-		return reconciler.Result{}, ctx.Err()
+		return -1, ctx.Err()
 	}
 }
 
-// exitResult turns how a session ended into a Result, or into an error when
-// it ended without an exit status.
-func exitResult(err error, stdout, stderr *nodecmd.Capture) (reconciler.Result, error) {
-	res := reconciler.Result{Stdout: stdout.String(), Stderr: stderr.String()}
+// exitStatus turns how a session ended into an exit status, or into an
+// error when it ended without one.
+func exitStatus(err error) (int, error) {
 	var exit *gossh.ExitError
 	var missing *gossh.ExitMissingError
 	switch {
 	case err == nil:
-		return res, nil
+		return 0, nil
 	case errors.As(err, &exit):
 		// A command killed by a signal reports 128+signal, as a shell does.
-		res.ExitCode = exit.ExitStatus()
-		return res, nil
+		return exit.ExitStatus(), nil
 	case errors.As(err, &missing):
-		return res, nodecmd.TransportError(errors.New("ssh: the connection ended before the command's exit status arrived; it may or may not have run to the end"),
+		return -1, nodecmd.TransportError(errors.New("ssh: the connection ended before the command's exit status arrived; it may or may not have run to the end"),
 			reconciler.ErrUnavailable, true)
 	}
-	return res, nodecmd.TransportError(fmt.Errorf("ssh: %w", err), reconciler.ErrUnavailable, true)
+	return -1, nodecmd.TransportError(fmt.Errorf("ssh: %w", err), reconciler.ErrUnavailable, true)
 }
 
 // newSession opens a session on the node's connection. A connection that

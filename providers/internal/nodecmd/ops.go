@@ -4,24 +4,30 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/phoenixhv/phoenix/reconciler"
 )
 
-// Runner runs one argv on a node to its end and returns its exit status and
-// output. It returns an error only when there is no exit status: the command
-// could not be started, the connection was lost, or ctx ended (then the
-// error wraps ctx's). A *CommandError from TransportError keeps its kind;
-// any other error is taken as a lost connection.
-type Runner func(ctx context.Context, argv []string) (reconciler.Result, error)
+// Runner runs one argv on a node to its end, writing what it prints to
+// stdout and stderr as it arrives, and returns its exit status. It returns
+// an error only when there is no exit status: the command could not be
+// started, the connection was lost, or ctx ended (then the error wraps
+// ctx's). A *CommandError from TransportError keeps its kind; any other
+// error is taken as a lost connection. The writers never block and never
+// fail; once Runner has returned without an error nothing may write to them.
+type Runner func(ctx context.Context, argv []string, stdout, stderr io.Writer) (int, error)
 
 // Ops implements reconciler.Node's operations on top of a Runner: both
-// transports delegate to it, so they build the same argv and fail the same
-// way.
+// transports delegate to it, so they build the same argv, capture and
+// stream output the same way, and fail the same way.
 type Ops struct {
 	Node string
 	Run  Runner
+	// OutputLimit bounds what is kept of each command's stdout and of its
+	// stderr; default DefaultOutputLimit.
+	OutputLimit int
 }
 
 // Exec runs a named script inside a running container.
@@ -30,7 +36,7 @@ func (o Ops) Exec(ctx context.Context, vmid int, s reconciler.Script) (reconcile
 	if err != nil {
 		return reconciler.Result{}, o.invalid(err)
 	}
-	return o.do(ctx, OpExec, argv)
+	return o.do(ctx, OpExec, argv, s.Output)
 }
 
 // ExecHost runs a named script on the node itself.
@@ -39,7 +45,7 @@ func (o Ops) ExecHost(ctx context.Context, s reconciler.Script) (reconciler.Resu
 	if err != nil {
 		return reconciler.Result{}, o.invalid(err)
 	}
-	return o.do(ctx, OpHost, argv)
+	return o.do(ctx, OpHost, argv, s.Output)
 }
 
 // Push copies a file already on the node into a running container.
@@ -48,7 +54,7 @@ func (o Ops) Push(ctx context.Context, vmid int, src, dst string, mode os.FileMo
 	if err != nil {
 		return o.invalid(err)
 	}
-	_, err = o.do(ctx, OpPush, argv)
+	_, err = o.do(ctx, OpPush, argv, nil)
 	return err
 }
 
@@ -59,7 +65,7 @@ func (o Ops) SetConfig(ctx context.Context, vmid int, set map[string]string, del
 	if err != nil || argv == nil {
 		return o.invalid(err)
 	}
-	_, err = o.do(ctx, OpSet, argv)
+	_, err = o.do(ctx, OpSet, argv, nil)
 	return err
 }
 
@@ -69,7 +75,7 @@ func (o Ops) HostProbe(ctx context.Context) (reconciler.HostInfo, error) {
 	if err != nil {
 		return reconciler.HostInfo{}, o.invalid(err)
 	}
-	res, err := o.do(ctx, OpProbe, argv)
+	res, err := o.do(ctx, OpProbe, argv, nil)
 	if err != nil {
 		return reconciler.HostInfo{}, err
 	}
@@ -80,14 +86,26 @@ func (o Ops) HostProbe(ctx context.Context) (reconciler.HostInfo, error) {
 	return info, nil
 }
 
-func (o Ops) do(ctx context.Context, op Op, argv []string) (reconciler.Result, error) {
+// do runs argv, passing each line it prints to lines (when not nil) until
+// it returns: no call to lines comes after.
+func (o Ops) do(ctx context.Context, op Op, argv []string, lines func(string)) (reconciler.Result, error) {
 	if err := ctx.Err(); err != nil {
 		return reconciler.Result{}, fmt.Errorf("%s: %s: %w", o.Node, RenderArgv(argv), err)
 	}
-	res, err := o.Run(ctx, argv)
+	out := NewOutput(o.OutputLimit, lines)
+	code, err := o.Run(ctx, argv, out.Stdout(), out.Stderr())
+	if err != nil && ctx.Err() != nil {
+		// A command given up on reports nothing more, and its transport may
+		// still be writing.
+		out.Abandon()
+		return reconciler.Result{}, o.transport(ctx, argv, err)
+	}
+	out.Close()
+	res := out.Result()
 	if err != nil {
 		return res, o.transport(ctx, argv, err)
 	}
+	res.ExitCode = code
 	if err := Classify(op, o.Node, argv, res); err != nil {
 		return res, err
 	}

@@ -5,23 +5,36 @@ import (
 	"errors"
 	"io"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/phoenixhv/phoenix/reconciler"
 )
 
-// fakeRunner records the argv it is given and answers with a canned result.
+// fakeRunner records the argv it is given and answers with a canned result,
+// printed in the chunks given (all at once without).
 type fakeRunner struct {
-	calls [][]string
-	res   reconciler.Result
-	err   error
+	calls  [][]string
+	res    reconciler.Result
+	chunks []string // "1:" or "2:" and what to write to stdout or stderr
+	err    error
 }
 
-func (f *fakeRunner) run(ctx context.Context, argv []string) (reconciler.Result, error) {
+func (f *fakeRunner) run(ctx context.Context, argv []string, stdout, stderr io.Writer) (int, error) {
 	f.calls = append(f.calls, argv)
-	return f.res, f.err
+	_, _ = io.WriteString(stdout, f.res.Stdout)
+	_, _ = io.WriteString(stderr, f.res.Stderr)
+	for _, c := range f.chunks {
+		w := stdout
+		if strings.HasPrefix(c, "2:") {
+			w = stderr
+		}
+		_, _ = io.WriteString(w, c[2:])
+	}
+	return f.res.ExitCode, f.err
 }
 
 func TestOpsBuildArgv(t *testing.T) {
@@ -116,5 +129,65 @@ func TestOpsTransportErrors(t *testing.T) {
 	n := len(f.calls)
 	if _, err := o.ExecHost(cctx, reconciler.Script{Name: "a/b"}); !errors.Is(err, context.Canceled) || len(f.calls) != n {
 		t.Errorf("cancelled context: %v, %d calls; want context.Canceled and nothing run", err, len(f.calls)-n)
+	}
+}
+
+func TestOpsStreamScriptOutput(t *testing.T) {
+	f := &fakeRunner{res: reconciler.Result{ExitCode: 3}, chunks: []string{"1:Unpacking cuda", "1:-toolkit ...\n", "2:W: slow mirror\n", "1:Progress: [ 50%]\r", "1:done"}}
+	o := Ops{Node: "pve1", Run: f.run}
+	var lines []string
+	returned := false
+	s := reconciler.Script{Name: "cuda/install", Phase: "apply", Output: func(line string) {
+		if returned {
+			t.Errorf("line %q after Exec returned", line)
+		}
+		lines = append(lines, line)
+	}}
+	res, err := o.Exec(context.Background(), 100, s)
+	returned = true
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"Unpacking cuda-toolkit ...", "W: slow mirror", "Progress: [ 50%]", "done"}
+	if diff := cmp.Diff(want, lines); diff != "" {
+		t.Errorf("lines (-want +got):\n%s", diff)
+	}
+	wantRes := reconciler.Result{ExitCode: 3, Stdout: "Unpacking cuda-toolkit ...\nProgress: [ 50%]\rdone", Stderr: "W: slow mirror\n"}
+	if res != wantRes {
+		t.Errorf("result %+v, want %+v", res, wantRes)
+	}
+
+	lines = nil
+	returned = false
+	if _, err := o.ExecHost(context.Background(), s); err != nil || len(lines) != len(want) {
+		t.Errorf("on the host: %v, %q", err, lines)
+	}
+}
+
+func TestOpsCancelledStopsTheLines(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	run := func(ctx context.Context, argv []string, stdout, stderr io.Writer) (int, error) {
+		_, _ = io.WriteString(stdout, "one\ntwo\nthree\n")
+		cancel()
+		return -1, ctx.Err()
+	}
+	var mu sync.Mutex
+	calls := 0
+	s := reconciler.Script{Name: "a/b", Phase: "apply", Output: func(string) {
+		mu.Lock()
+		calls++
+		mu.Unlock()
+		time.Sleep(50 * time.Millisecond)
+	}}
+	start := time.Now()
+	res, err := Ops{Node: "pve1", Run: run}.Exec(ctx, 100, s)
+	if !errors.Is(err, context.Canceled) || res != (reconciler.Result{}) {
+		t.Errorf("got %+v, %v; want no result and context.Canceled", res, err)
+	}
+	mu.Lock()
+	n := calls
+	mu.Unlock()
+	if d := time.Since(start); d > 120*time.Millisecond || n > 1 {
+		t.Errorf("returned after %v and %d lines; want at most the line in progress", d, n)
 	}
 }
