@@ -3,6 +3,7 @@ package reconciler
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"slices"
 	"sync"
 	"time"
@@ -88,6 +89,8 @@ type NodeOf func(node string) (Node, error)
 type ObserveOptions struct {
 	// Parallelism bounds concurrent config reads and probes (default 8).
 	Parallelism int
+	// Log is told about the reads that are retried.
+	Log *slog.Logger
 }
 
 // Observe reads what the plan needs: one /cluster/resources call, one config
@@ -98,7 +101,8 @@ func Observe(ctx context.Context, cluster Cluster, nodes NodeOf, res *spec.Resol
 		opts.Parallelism = 8
 	}
 	var summaries []GuestSummary
-	err := retryRead(ctx, func() (err error) { summaries, err = cluster.Guests(ctx); return err })
+	rd := reader{ctx: ctx, log: opts.Log}
+	err := rd.retry("list guests", func() (err error) { summaries, err = cluster.Guests(ctx); return err })
 	if err != nil {
 		return nil, fmt.Errorf("list guests: %w", err)
 	}
@@ -128,7 +132,7 @@ func Observe(ctx context.Context, cluster Cluster, nodes NodeOf, res *spec.Resol
 	for _, s := range summaries {
 		exists[s.VMID] = true
 	}
-	observeInventory(ctx, cluster, obs, inventoryNeeds(res, exists), opts.Parallelism)
+	observeInventory(rd, cluster, obs, inventoryNeeds(res, exists), opts.Parallelism)
 
 	sem := make(chan struct{}, opts.Parallelism)
 	var wg sync.WaitGroup
@@ -141,7 +145,7 @@ func Observe(ctx context.Context, cluster Cluster, nodes NodeOf, res *spec.Resol
 			sem <- struct{}{}
 			defer func() { <-sem }()
 			var cfg Config
-			err := retryRead(ctx, func() (err error) { cfg, err = cluster.GuestConfig(ctx, g.Node, g.VMID); return err })
+			err := rd.retry(fmt.Sprintf("read the config of %d", g.VMID), func() (err error) { cfg, err = cluster.GuestConfig(ctx, g.Node, g.VMID); return err })
 			if err != nil {
 				g.ConfigErr = err
 				return
@@ -149,7 +153,10 @@ func Observe(ctx context.Context, cluster Cluster, nodes NodeOf, res *spec.Resol
 			g.Config = cfg
 			g.User, g.State, g.StateErr = ParseDescription(cfg.Values["description"])
 			if readsPending(g.GuestSummary, cfg) {
-				g.PendingErr = retryRead(ctx, func() (err error) { g.Pending, err = cluster.Pending(ctx, g.Node, g.VMID); return err })
+				g.PendingErr = rd.retry(fmt.Sprintf("read the pending changes of %d", g.VMID), func() (err error) {
+					g.Pending, err = cluster.Pending(ctx, g.Node, g.VMID)
+					return err
+				})
 			}
 		})
 	}
@@ -160,7 +167,7 @@ func Observe(ctx context.Context, cluster Cluster, nodes NodeOf, res *spec.Resol
 			h := &HostObservation{}
 			n, err := nodes(node)
 			if err == nil {
-				err = retryRead(ctx, func() (err error) { h.Info, err = n.HostProbe(ctx); return err })
+				err = rd.retry("probe the GPUs of "+node, func() (err error) { h.Info, err = n.HostProbe(ctx); return err })
 			}
 			h.Err = err
 			mu.Lock()
@@ -175,16 +182,26 @@ func Observe(ctx context.Context, cluster Cluster, nodes NodeOf, res *spec.Resol
 	return obs, nil
 }
 
-// retryRead tries a read a few times while its failure is worth retrying: an
-// observation should not fail on one dropped connection.
-func retryRead(ctx context.Context, read func() error) error {
+// reader retries the reads of an observation while their failure is worth
+// retrying: an observation should not fail on one dropped connection. Each
+// retry is logged at info level, so that a slow observation says why.
+type reader struct {
+	ctx context.Context
+	log *slog.Logger
+}
+
+func (rd reader) retry(what string, read func() error) error {
 	b := backoff.NewExponentialBackOff()
 	b.InitialInterval, b.MaxInterval, b.MaxElapsedTime = 100*time.Millisecond, 2*time.Second, 30*time.Second
-	return backoff.Retry(func() error {
+	return backoff.RetryNotify(func() error {
 		err := read()
 		if err != nil && !Retryable(err) {
 			return backoff.Permanent(err)
 		}
 		return err
-	}, backoff.WithContext(b, ctx))
+	}, backoff.WithContext(b, rd.ctx), func(err error, wait time.Duration) {
+		if rd.log != nil {
+			rd.log.Info("retrying", "read", what, "in", wait.Round(time.Millisecond), "error", err)
+		}
+	})
 }

@@ -1,7 +1,6 @@
 package reconciler
 
 import (
-	"context"
 	"fmt"
 	"maps"
 	"slices"
@@ -51,12 +50,13 @@ func inventoryNeeds(res *spec.Resolution, exists map[int]bool) map[string]map[st
 
 // observeInventory reads the cluster's nodes and, for each node a guest is
 // to be made on, its storages, bridges and OS templates.
-func observeInventory(ctx context.Context, cluster Cluster, obs *Observed, needs map[string]map[string]bool, parallelism int) {
+func observeInventory(rd reader, cluster Cluster, obs *Observed, needs map[string]map[string]bool, parallelism int) {
+	ctx := rd.ctx
 	if len(needs) == 0 {
 		return
 	}
 	obs.Inventory = map[string]*NodeInventory{}
-	if err := retryRead(ctx, func() (err error) { obs.Nodes, err = cluster.Nodes(ctx); return err }); err != nil {
+	if err := rd.retry("list the nodes", func() (err error) { obs.Nodes, err = cluster.Nodes(ctx); return err }); err != nil {
 		obs.NodesErr = err
 		return
 	}
@@ -70,7 +70,7 @@ func observeInventory(ctx context.Context, cluster Cluster, obs *Observed, needs
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			inv := readInventory(ctx, cluster, node, templateStorages)
+			inv := readInventory(rd, cluster, node, templateStorages)
 			mu.Lock()
 			obs.Inventory[node] = inv
 			mu.Unlock()
@@ -79,12 +79,13 @@ func observeInventory(ctx context.Context, cluster Cluster, obs *Observed, needs
 	wg.Wait()
 }
 
-func readInventory(ctx context.Context, cluster Cluster, node string, templateStorages map[string]bool) *NodeInventory {
+func readInventory(rd reader, cluster Cluster, node string, templateStorages map[string]bool) *NodeInventory {
+	ctx := rd.ctx
 	inv := &NodeInventory{Templates: map[string][]string{}}
-	if inv.Err = retryRead(ctx, func() (err error) { inv.Storages, err = cluster.Storages(ctx, node); return err }); inv.Err != nil {
+	if inv.Err = rd.retry("list the storages of "+node, func() (err error) { inv.Storages, err = cluster.Storages(ctx, node); return err }); inv.Err != nil {
 		return inv
 	}
-	if inv.Err = retryRead(ctx, func() (err error) { inv.Bridges, err = cluster.Bridges(ctx, node); return err }); inv.Err != nil {
+	if inv.Err = rd.retry("list the bridges of "+node, func() (err error) { inv.Bridges, err = cluster.Bridges(ctx, node); return err }); inv.Err != nil {
 		return inv
 	}
 	for _, st := range slices.Sorted(maps.Keys(templateStorages)) {
@@ -93,7 +94,7 @@ func readInventory(ctx context.Context, cluster Cluster, node string, templateSt
 			continue // the plan names what is wrong with the storage
 		}
 		var vols []string
-		if inv.Err = retryRead(ctx, func() (err error) { vols, err = cluster.Volumes(ctx, node, st, "vztmpl"); return err }); inv.Err != nil {
+		if inv.Err = rd.retry("list the OS templates on "+st, func() (err error) { vols, err = cluster.Volumes(ctx, node, st, "vztmpl"); return err }); inv.Err != nil {
 			return inv
 		}
 		inv.Templates[st] = vols

@@ -135,7 +135,7 @@ func observeSpecs(ctx context.Context, cmd *cobra.Command, paths []string, geten
 	if err != nil {
 		return nil, err
 	}
-	obs, err := reconciler.Observe(ctx, conn.cluster, conn.nodes, res, reconciler.ObserveOptions{})
+	obs, err := reconciler.Observe(ctx, conn.cluster, conn.nodes, res, reconciler.ObserveOptions{Log: logger(cmd)})
 	if err != nil {
 		conn.close()
 		return nil, err

@@ -69,7 +69,7 @@ unless paths are given, with -f or as arguments.`,
 			return &exitError{code: 1}
 		}
 
-		obs, err = reconciler.Observe(ctx, conn.cluster, conn.nodes, res, reconciler.ObserveOptions{})
+		obs, err = reconciler.Observe(ctx, conn.cluster, conn.nodes, res, reconciler.ObserveOptions{Log: logger(cmd)})
 		if err != nil {
 			return err
 		}

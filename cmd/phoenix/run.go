@@ -77,7 +77,7 @@ full pass) and /status (JSON: the last pass and every guest's conditions).`,
 			return res, nil
 		}
 		loop := reconciler.NewLoop(conn.cluster, conn.nodes, load, reconciler.LoopOptions{
-			Interval: *interval, Log: log,
+			Interval: *interval, Log: log, Observe: reconciler.ObserveOptions{Log: log},
 			Apply: reconciler.ApplyOptions{
 				PlanOptions: reconciler.PlanOptions{AllowReplace: *allowReplace, Prune: *prune},
 				Parallelism: *parallelism, Events: m.event,
