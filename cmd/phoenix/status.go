@@ -21,7 +21,10 @@ func newStatusCmd() *cobra.Command {
 		Long: `Show every specified guest's conditions (Exists, ConfigInSync, FeaturesReady,
 GPUReady with the host and container driver versions, Ready) and the last error
 phoenix recorded on it, from a fresh observation of the cluster: phoenix keeps no
-state of its own. Exits 0 when every guest is Ready, 1 otherwise.`,
+state of its own. Options that wait in Proxmox's pending section for a restart
+keep a container from being Ready. A template that is out of date in a way it
+cannot be changed in place is Stale: a warning, not a failure.
+Exits 0 when every guest is Ready, 1 otherwise.`,
 		Args: specArgs,
 	}
 	specPaths(cmd)
@@ -82,6 +85,11 @@ func writeStatusTable(w io.Writer, statuses []reconciler.GuestStatus) {
 			if ok && !c.Status && c.Message != "" {
 				details = append(details, fmt.Sprintf("%s %s: %s", s.Name, col, c.Message))
 			}
+			if col == reconciler.CondReady {
+				if stale, ok := byType[reconciler.CondStale]; ok && stale.Status {
+					details = append(details, fmt.Sprintf("%s Stale (a warning, not a failure): %s", s.Name, stale.Message))
+				}
+			}
 			if col == reconciler.CondGPUReady && ok {
 				driver = strings.TrimPrefix(strings.SplitN(c.Message, ";", 2)[0], "driver host ")
 			}
@@ -89,8 +97,12 @@ func writeStatusTable(w io.Writer, statuses []reconciler.GuestStatus) {
 		cells = append(cells, driver)
 		fmt.Fprintln(tw, strings.Join(cells, "\t"))
 		if s.LastError != nil {
-			details = append(details, fmt.Sprintf("%s last error %s ago in %s: %s", s.Name,
-				time.Since(s.LastError.At).Round(time.Second), s.LastError.Step, s.LastError.Message))
+			kind := ""
+			if s.LastError.Kind != "" {
+				kind = " [" + string(s.LastError.Kind) + "]"
+			}
+			details = append(details, fmt.Sprintf("%s last error %s ago in %s%s: %s", s.Name,
+				time.Since(s.LastError.At).Round(time.Second), s.LastError.Step, kind, s.LastError.Message))
 		}
 	}
 	_ = tw.Flush()
