@@ -4,7 +4,7 @@ FUZZTIME ?= 30s
 GO_FILES  = $(shell find . -name '*.go' -not -path './.git/*')
 SCRIPTS   = $(shell find . -name '*.sh' -not -path './.git/*') .ci/run
 
-.PHONY: all build test lint fmt-check vet shellcheck fuzz verify demo clean
+.PHONY: all build test lint fmt-check vet staticcheck unparam shellcheck fuzz verify demo clean
 
 all: build
 
@@ -16,14 +16,22 @@ build:
 test: lint
 	$(GO) test -race ./...
 
-## lint: gofmt, go vet, shellcheck
-lint: fmt-check vet shellcheck
+## lint: gofmt, go vet, staticcheck, unparam, shellcheck
+lint: fmt-check vet staticcheck unparam shellcheck
 
 fmt-check:
 	@out=$$(gofmt -l $(GO_FILES)); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
 vet:
 	$(GO) vet ./...
+
+# staticcheck and unparam are Go tools of the module (go.mod's tool block):
+# built from the module cache like any dependency, at the version go.sum pins.
+staticcheck:
+	$(GO) tool staticcheck ./...
+
+unparam:
+	$(GO) tool unparam ./...
 
 shellcheck:
 	@command -v shellcheck >/dev/null || { echo "shellcheck is not installed: apt-get install shellcheck (Debian/Ubuntu) or see https://www.shellcheck.net" >&2; exit 1; }
@@ -37,6 +45,7 @@ fuzz:
 verify:
 	$(GO) mod tidy
 	$(GO) test ./spec -run TestGraphGolden -update
+	$(GO) test ./reconciler -run TestPlanGolden -update
 	$(GO) run ./cmd/phoenix schema --out schema/phoenix.schema.json
 	git diff --exit-code
 

@@ -98,7 +98,7 @@ func Status(res *spec.Resolution, obs *Observed, plan *Plan) []GuestStatus {
 		cond(CondFeaturesReady, featuresOK, joinMsgs(featureMsg))
 		ready := exists && len(configMsg) == 0 && featuresOK
 		if slices.Contains(r.Effective, spec.FeatureNVIDIADriver) {
-			ok, msg := gpuReady(r, og, obs.Hosts[r.Settings.Node], configMsg)
+			ok, msg := gpuReady(og, obs.Hosts[r.Settings.Node], configMsg)
 			cond(CondGPUReady, ok, msg)
 			// A stale template's driver is its warning, not a failure.
 			ready = ready && (ok || gp.Stale != "")
@@ -117,7 +117,7 @@ func Status(res *spec.Resolution, obs *Observed, plan *Plan) []GuestStatus {
 
 // gpuReady compares the host driver with the userspace driver recorded in
 // the guest, and the passthrough with what the spec asks.
-func gpuReady(r *spec.Resolved, og *ObservedGuest, host *HostObservation, configPending []string) (bool, string) {
+func gpuReady(og *ObservedGuest, host *HostObservation, configPending []string) (bool, string) {
 	hostV, ctV := "none", "none"
 	if host != nil && host.Err == nil && host.Info.DriverVersion != "" {
 		hostV = host.Info.DriverVersion

@@ -1,3 +1,5 @@
+//lint:file-ignore ST1005 these error texts are Proxmox VE's own, word for word (PVE::JSONSchema), as its API answers them.
+
 package pveapi
 
 import (

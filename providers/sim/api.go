@@ -166,7 +166,7 @@ func (s *apiServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			Reason: fmt.Sprintf("Method '%s %s' not implemented (the simulator does not model it)", r.Method, path)})
 		return
 	}
-	if f := s.fault(r, vmid, route); f != nil {
+	if f := s.fault(r, vmid); f != nil {
 		if f == errDropped {
 			dropConnection(w)
 			s.record(r, path, vmid, false, "connection dropped (injected)")
@@ -334,7 +334,7 @@ func randomHex(n int) string {
 var errDropped = &apiError{Status: -1, Reason: "dropped"}
 
 // fault draws the world's injected faults for one request.
-func (s *apiServer) fault(r *http.Request, vmid int, route string) *apiError {
+func (s *apiServer) fault(r *http.Request, vmid int) *apiError {
 	s.c.mu.Lock()
 	defer s.c.mu.Unlock()
 	f := s.c.world.Spec.Faults.API

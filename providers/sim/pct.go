@@ -208,7 +208,7 @@ func (c *cluster) guestExec(ctx context.Context, nodeName string, vmid int, argv
 		}
 		return c.runScript(ctx, &script{c: c, n: n, g: g, boot: boot, name: argv[3], phase: phase, body: argv[2], env: env}, stdout, stderr)
 	}
-	return c.plainGuestCommand(ctx, n, g, argv, stdout, stderr)
+	return c.plainGuestCommand(n, g, argv, stdout, stderr)
 }
 
 // runScript runs a named script after its modelled duration. A cancelled
@@ -319,7 +319,7 @@ func sleep(ctx context.Context, d time.Duration) error {
 }
 
 // plainGuestCommand answers the few ordinary commands worth modelling.
-func (c *cluster) plainGuestCommand(ctx context.Context, n *node, g *guest, argv []string, stdout, stderr io.Writer) int {
+func (c *cluster) plainGuestCommand(n *node, g *guest, argv []string, stdout, stderr io.Writer) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	x := &script{c: c, n: n, g: g, name: strings.Join(argv, " ")}

@@ -83,14 +83,18 @@ func storagePath(st WorldStorage) string {
 	return "/mnt/pve/" + st.Name
 }
 
-// lvmThinPool is the volume group and thin pool behind an lvmthin storage:
-// the installer's pve/data for local-lvm, else a volume group named after
-// the storage.
-func lvmThinPool(st WorldStorage) (vg, pool string) {
+// thinPool is the thin pool of every simulated lvmthin storage: the
+// installer's pve/data for local-lvm, and the same name in the volume group
+// of any other.
+const thinPool = "data"
+
+// lvmThinVG is the volume group behind an lvmthin storage: the installer's
+// pve for local-lvm, else one named after the storage.
+func lvmThinVG(st WorldStorage) string {
 	if st.Name == "local-lvm" {
-		return "pve", "data"
+		return "pve"
 	}
-	return st.Name, "data"
+	return st.Name
 }
 
 // zfsPool is the pool a zfspool storage imports: rpool for the installer's
@@ -128,8 +132,7 @@ func activateStorage(st WorldStorage) error {
 		return fmt.Errorf("unable to activate storage '%s' - directory is expected to be a mount point but is not mounted: '%s'",
 			st.Name, storagePath(st))
 	case "lvmthin":
-		vg, pool := lvmThinPool(st)
-		return fmt.Errorf("no such logical volume %s/%s", vg, pool)
+		return fmt.Errorf("no such logical volume %s/%s", lvmThinVG(st), thinPool)
 	case "zfspool":
 		return fmt.Errorf("could not activate storage '%s', zfs error: cannot import '%s': no such pool available",
 			st.Name, zfsPool(st))
@@ -200,20 +203,24 @@ func (c *cluster) osTemplates(n *node) []string {
 // ubuntu-24.04-standard_24.04-2 archive's).
 const templateSize = 141589318
 
+// defaultFormat is the default disk format of every plugin the simulator
+// has (get_formats in Proxmox VE 9.1).
+const defaultFormat = "raw"
+
 // storageFormats are a plugin's disk formats: get_formats in Proxmox VE 9.1
 // (the plugindata of DirPlugin.pm, NFSPlugin.pm, CIFSPlugin.pm,
 // BTRFSPlugin.pm, ZFSPoolPlugin.pm; LVMPlugin.pm's override; raw for the
 // plugins without), and whether 8.3's plugindata had a format at all.
-func storageFormats(typ string) (valid []string, def string, inPlugindata83 bool) {
+func storageFormats(typ string) (valid []string, inPlugindata83 bool) {
 	switch typ {
 	case "dir":
-		return []string{"qcow2", "raw", "subvol", "vmdk"}, "raw", true
+		return []string{"qcow2", "raw", "subvol", "vmdk"}, true
 	case "nfs", "cifs":
-		return []string{"qcow2", "raw", "vmdk"}, "raw", true
+		return []string{"qcow2", "raw", "vmdk"}, true
 	case "btrfs", "zfspool":
-		return []string{"raw", "subvol"}, "raw", true
+		return []string{"raw", "subvol"}, true
 	}
-	return []string{"raw"}, "raw", false
+	return []string{"raw"}, false
 }
 
 // formatInfo adds what storage_info gives with format=1 (pve-storage
@@ -221,7 +228,8 @@ func storageFormats(typ string) (valid []string, def string, inPlugindata83 bool
 // format pair; before, only the plugin's format pair, and only where the
 // plugin has one.
 func formatInfo(e map[string]any, st WorldStorage, version string) {
-	valid, def, old := storageFormats(st.Type)
+	valid, old := storageFormats(st.Type)
+	def := defaultFormat
 	hash := map[string]int{}
 	for _, f := range valid {
 		hash[f] = 1
