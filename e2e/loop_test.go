@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,7 +16,9 @@ func (r *rig) loop(opts reconciler.LoopOptions, load func() (*spec.Resolution, e
 	if load == nil {
 		load = func() (*spec.Resolution, error) { return r.res, nil }
 	}
+	events := opts.Apply.Events
 	opts.Apply = r.options()
+	opts.Apply.Events = events
 	return reconciler.NewLoop(r.cluster, r.node, load, opts)
 }
 
@@ -130,11 +133,15 @@ func TestLoopRetriesAFailedProbe(t *testing.T) {
 func TestLoopStopFinishesTheStepInFlight(t *testing.T) {
 	r := newRig(t, nil)
 	stop := make(chan struct{})
-	l := r.loop(reconciler.LoopOptions{}, nil)
+	// Stop as soon as the first feature install is under way.
+	var once sync.Once
+	l := r.loop(reconciler.LoopOptions{Apply: reconciler.ApplyOptions{Events: func(ev reconciler.Event) {
+		if ev.Action == reconciler.InstallFeature && ev.Phase == "apply" && ev.Outcome == reconciler.Started {
+			once.Do(func() { close(stop) })
+		}
+	}}}, nil)
 	done := make(chan error)
 	go func() { done <- l.Run(context.Background(), stop, false) }()
-	time.Sleep(300 * time.Millisecond)
-	close(stop)
 	select {
 	case err := <-done:
 		if err != nil {

@@ -1,15 +1,13 @@
 #!/usr/bin/env bash
 # Regenerate the Proxmox VE API schemas embedded in providers/pveapi
-# (apidata-<version>.json.gz) from the plain-JSON dumps described in
-# shared/pve-api/README.md.
+# (apidata-<version>.json.gz) from plain-JSON dumps of the API's schema
+# (pvesh's apidata, one apidata-<version>.json per version).
 #
-# Usage: hack/update-pve-schema.sh [SOURCE_DIR]
-#   SOURCE_DIR defaults to ../shared/pve-api relative to the repository root,
-#   i.e. the shared/ folder beside the checkout.
+# Usage: hack/update-pve-schema.sh SOURCE_DIR
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-src="${1:-${repo_root}/../shared/pve-api}"
+src="${1:?usage: hack/update-pve-schema.sh SOURCE_DIR (a directory with apidata-9.1.json and apidata-8.3.json)}"
 dst="${repo_root}/providers/pveapi"
 versions=(9.1 8.3)
 

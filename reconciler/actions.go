@@ -151,7 +151,7 @@ func (e *engine) clone(ctx context.Context, g GuestPlan, r *spec.Resolved, obs *
 	if req.Full && r.Guest.Spec.Storage != "" {
 		req.Storage = r.Settings.Storage
 	}
-	lock := e.sourceLock(g.Source)
+	lock := e.lock(fmt.Sprintf("clone %d", g.Source))
 	lock.Lock()
 	defer lock.Unlock()
 	err := e.retry(ctx, g, Event{Action: Clone}, func() error { return e.cluster.Clone(ctx, req) })
@@ -161,22 +161,16 @@ func (e *engine) clone(ctx context.Context, g GuestPlan, r *spec.Resolved, obs *
 	return err
 }
 
-func (e *engine) sourceLock(vmid int) *sync.Mutex {
+// lock returns the mutex that serialises the engine's work on one thing: a
+// clone source ("clone 901": Proxmox locks the source for the whole clone),
+// a node's host steps ("host pve1": one download at a time).
+func (e *engine) lock(thing string) *sync.Mutex {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.sources[vmid] == nil {
-		e.sources[vmid] = &sync.Mutex{}
+	if e.locks[thing] == nil {
+		e.locks[thing] = &sync.Mutex{}
 	}
-	return e.sources[vmid]
-}
-
-func (e *engine) hostLock(node string) *sync.Mutex {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.hostOps[node] == nil {
-		e.hostOps[node] = &sync.Mutex{}
-	}
-	return e.hostOps[node]
+	return e.locks[thing]
 }
 
 // update applies config fields: root-only ones through pct set on the node
@@ -276,7 +270,7 @@ func (e *engine) deleteManaged(ctx context.Context, g GuestPlan) error {
 	if err != nil {
 		return err
 	}
-	if !slices.Contains(spec.NormalizeTags([]string{cfg.Values["tags"]}), ManagedTag) {
+	if !managedTags(cfg.Values["tags"]) {
 		return withKind(ErrorChanged, fmt.Errorf("%s lost its %s tag: not deleting it", g.Name, ManagedTag))
 	}
 	return e.destroy(ctx, g, &ObservedGuest{GuestSummary: st, Config: cfg})

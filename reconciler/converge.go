@@ -227,7 +227,7 @@ func (e *engine) read(ctx context.Context, obs *Observed, vmid int, node string)
 	og.Node = node
 	og.Template = cfg.Values["template"] == "1"
 	og.Tags = spec.NormalizeTags([]string{cfg.Values["tags"]})
-	og.Managed = slices.Contains(og.Tags, ManagedTag)
+	og.Managed = managedTags(og.Tags...)
 	og.User, og.State, og.StateErr = ParseDescription(cfg.Values["description"])
 	if readsPending(og.GuestSummary, cfg) {
 		if og.Pending, err = e.cluster.Pending(ctx, node, vmid); err != nil {

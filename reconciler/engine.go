@@ -133,10 +133,9 @@ type engine struct {
 	hosts   map[string]*HostObservation
 	opts    ApplyOptions
 
-	slots   chan struct{}
-	mu      sync.Mutex
-	sources map[int]*sync.Mutex    // per clone source: one clone at a time
-	hostOps map[string]*sync.Mutex // per node: one host step (download) at a time
+	slots chan struct{}
+	mu    sync.Mutex
+	locks map[string]*sync.Mutex // see lock
 }
 
 func newEngine(cluster Cluster, nodes NodeOf, res *spec.Resolution, obs *Observed, opts ApplyOptions) *engine {
@@ -172,7 +171,7 @@ func newEngine(cluster Cluster, nodes NodeOf, res *spec.Resolution, obs *Observe
 	}
 	return &engine{
 		cluster: cluster, nodes: nodes, res: res, hosts: obs.Hosts, opts: opts,
-		slots: make(chan struct{}, opts.Parallelism), sources: map[int]*sync.Mutex{}, hostOps: map[string]*sync.Mutex{},
+		slots: make(chan struct{}, opts.Parallelism), locks: map[string]*sync.Mutex{},
 	}
 }
 

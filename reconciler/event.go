@@ -57,6 +57,21 @@ func (ev Event) Name() string {
 // (its start and end), not a part of one.
 func (ev Event) ActionLevel() bool { return ev.Step == "" && ev.Phase == "" }
 
+// Noteworthy reports whether an event is worth a line to a person: the end
+// of an action, the end of a script that changed something (apply,
+// uninstall), a retry, a heartbeat, a failure. Starts of parts of actions,
+// checks and single output lines are not. The progress printer and the logs
+// both go by it.
+func (ev Event) Noteworthy() bool {
+	switch ev.Outcome {
+	case Failed, Retrying, Running:
+		return true
+	case Done, Skipped:
+		return ev.ActionLevel() || ev.Phase == "apply" || ev.Phase == "uninstall"
+	}
+	return false
+}
+
 // LogAttrs are the event's fields as structured log attributes.
 func (ev Event) LogAttrs() []any {
 	attrs := []any{"guest", ev.Guest, "vmid", ev.VMID, "node", ev.Node, "action", ev.Action.String()}
@@ -86,15 +101,10 @@ func (ev Event) LogAttrs() []any {
 }
 
 // LogEvent writes an event as one structured log line at the level its
-// outcome deserves. Output lines are left out (heartbeats carry the last
-// one), and so are checks that pass and starts of parts of an action.
+// outcome deserves: the noteworthy ones, and the start of each action with
+// its reason. Output lines are left out (heartbeats carry the last one).
 func LogEvent(log *slog.Logger, ev Event) {
-	switch {
-	case ev.Outcome == Output:
-		return
-	case ev.Outcome == Started && !ev.ActionLevel():
-		return
-	case ev.Phase == "check" && (ev.Outcome == Skipped || ev.Outcome == Done):
+	if !ev.Noteworthy() && !(ev.Outcome == Started && ev.ActionLevel()) {
 		return
 	}
 	switch ev.Outcome {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"slices"
 	"sync"
 	"time"
 
@@ -120,7 +119,7 @@ func Observe(ctx context.Context, cluster Cluster, nodes NodeOf, res *spec.Resol
 	}
 	obs := &Observed{Guests: map[int]*ObservedGuest{}, Hosts: map[string]*HostObservation{}}
 	for _, s := range summaries {
-		managed := slices.Contains(s.Tags, ManagedTag)
+		managed := managedTags(s.Tags...)
 		if !managed && !wantVMID[s.VMID] && !wantName[s.Name] {
 			obs.Others++
 			continue

@@ -2,21 +2,17 @@ package reconciler
 
 import (
 	"bytes"
-	"flag"
 	"fmt"
 	"maps"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/phoenixhv/phoenix/hack/testtool"
 	"github.com/phoenixhv/phoenix/spec"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
 
 func resolve(t *testing.T, src string) *spec.Resolution {
 	t.Helper()
@@ -405,8 +401,8 @@ func TestPlanGolden(t *testing.T) {
 		if err := p.WriteJSON(&js); err != nil {
 			t.Fatal(err)
 		}
-		golden(t, "plan-"+name+".txt", text.Bytes())
-		golden(t, "plan-"+name+".json", js.Bytes())
+		testtool.Golden(t, "plan-"+name+".txt", text.Bytes())
+		testtool.Golden(t, "plan-"+name+".json", js.Bytes())
 	}
 }
 
@@ -422,25 +418,5 @@ func TestPlanTextColor(t *testing.T) {
 	_ = p.WriteText(&b, TextOptions{})
 	if strings.Contains(b.String(), "\x1b[") {
 		t.Error("escape codes without colour")
-	}
-}
-
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (go test ./reconciler -update writes it)", err)
-	}
-	if diff := cmp.Diff(string(want), string(got)); diff != "" {
-		t.Errorf("%s (-want +got):\n%s", path, diff)
 	}
 }

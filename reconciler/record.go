@@ -2,9 +2,6 @@ package reconciler
 
 import (
 	"context"
-	"slices"
-
-	"github.com/phoenixhv/phoenix/spec"
 )
 
 // Writing the state record: what phoenix has achieved on a guest lives in the
@@ -71,7 +68,7 @@ func (e *engine) updateState(ctx context.Context, g GuestPlan, change func(*Stat
 	if err != nil {
 		return err
 	}
-	if !slices.Contains(spec.NormalizeTags([]string{cfg.Values["tags"]}), ManagedTag) {
+	if !managedTags(cfg.Values["tags"]) {
 		return nil
 	}
 	user, state, _ := ParseDescription(cfg.Values["description"])

@@ -80,7 +80,7 @@ func (e *engine) step(ctx context.Context, g GuestPlan, c Change, node Node, s f
 		return e.wait(ctx, g, Event{Action: c.Action, Feature: c.Feature}, node, s)
 	}
 	if s.Where == features.OnHost {
-		lock := e.hostLock(g.Node)
+		lock := e.lock("host " + g.Node)
 		lock.Lock()
 		defer lock.Unlock()
 	}

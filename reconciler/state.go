@@ -4,8 +4,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/phoenixhv/phoenix/spec"
 )
 
 // phoenix keeps no state of its own: what it has converged on a guest is
@@ -18,6 +21,12 @@ const (
 	// ManagedTag marks a guest phoenix owns. A guest without it is never touched.
 	ManagedTag = "phoenix-managed"
 )
+
+// managedTags reports whether tags, as a listing gives them or as a config
+// stores them ("a;b"), carry ManagedTag. The one test of ownership.
+func managedTags(tags ...string) bool {
+	return slices.Contains(spec.NormalizeTags(tags), ManagedTag)
+}
 
 // State is the record phoenix keeps in a guest's description.
 type State struct {

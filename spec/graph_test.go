@@ -3,36 +3,13 @@ package spec
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/phoenixhv/phoenix/hack/testtool"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
-
-// golden compares got with testdata/name, or rewrites it with -update.
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./spec -update to create it)", err)
-	}
-	if diff := cmp.Diff(string(want), string(got)); diff != "" {
-		t.Errorf("%s (-want +got):\n%s", path, diff)
-	}
-}
 
 func TestGraphGolden(t *testing.T) {
 	set, err := Load("../examples")
@@ -52,7 +29,7 @@ func TestGraphGolden(t *testing.T) {
 			if err := res.WriteGraph(&b, format); err != nil {
 				t.Fatal(err)
 			}
-			golden(t, file, b.Bytes())
+			testtool.Golden(t, file, b.Bytes())
 		})
 	}
 }

@@ -115,16 +115,15 @@ func (p *progress) note(text string) {
 // each action and of each script that changed something, failed and retried
 // steps, and heartbeats outside live mode (where the live lines show them).
 func (p *progress) line(ev reconciler.Event) (string, bool) {
-	show := false
-	switch ev.Outcome {
-	case reconciler.Failed:
-		show = true
-	case reconciler.Retrying:
-		show = p.mode != progressQuiet
-	case reconciler.Running:
-		show = p.mode == progressPlain
-	case reconciler.Done, reconciler.Skipped:
-		show = p.mode != progressQuiet && (ev.ActionLevel() || ev.Phase == "apply" || ev.Phase == "uninstall")
+	var show bool
+	switch p.mode {
+	case progressQuiet:
+		show = ev.Outcome == reconciler.Failed
+	case progressLive:
+		// The live lines show the heartbeats.
+		show = ev.Noteworthy() && ev.Outcome != reconciler.Running
+	default:
+		show = ev.Noteworthy()
 	}
 	if !show {
 		return "", false

@@ -17,7 +17,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-// rule is one of DESIGN.md's dependency rules. Packages in the tree from may
+// rule is one of the design's dependency rules. Packages in the tree from may
 // import no package in a forbidden tree, save those in an allowed tree and,
 // from test files, those in a tree of allowedInTests. A tree is a path
 // relative to the module: the package there and every package below it; ""
@@ -30,7 +30,7 @@ type rule struct {
 	allowedInTests []string
 }
 
-// rules are DESIGN.md's "Never" list. e2e/ is in none: it is where real
+// rules are the design's list of imports that must never be. e2e/ is in none: it is where real
 // providers, the simulator and the reconciler meet.
 var rules = []rule{
 	{

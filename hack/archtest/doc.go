@@ -1,5 +1,5 @@
 // Package archtest checks that phoenix's packages keep the dependency rules of
-// the design ("Never (checked by a test, over test code too)" in DESIGN.md):
+// the design, over test code too:
 // the spec imports nothing of phoenix, the reconciler no provider, the
 // simulator neither the reconciler nor the API adapter, which in turn does not
 // import the simulator. A simulator that shared phoenix's logic would hide

@@ -17,7 +17,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-// The API facts of PVE-FACTS.md, each checked over the real wire with a plain
+// How Proxmox VE answers on the wire (each fact names the source it follows), each checked over the real wire with a plain
 // HTTP client, so that what a test sees is what any Proxmox client sees.
 
 const apiWorld = `apiVersion: sim.phoenix/v1alpha1

@@ -13,8 +13,9 @@ import (
 
 // The simulator driven by go-proxmox v0.8.2 itself, the client phoenix's
 // provider is built on: what go-proxmox gets wrong against a real Proxmox VE
-// (PVE-FACTS.md, "go-proxmox v0.8.2 traps") must go wrong here too, or the
-// simulator would hide the bugs the provider has to survive.
+// (read in its source: typed structs that drop keys, waits that ignore ctx and
+// call WARNINGS a failure, errors that lose Proxmox's text) must go wrong here
+// too, or the simulator would hide the bugs the provider has to survive.
 
 func goProxmox(t *testing.T, s *Sim, c *apiClient) (*proxmox.Client, *proxmox.Node) {
 	t.Helper()

@@ -8,7 +8,8 @@ import (
 )
 
 // The node side over SSH: what a Proxmox host tells about its NVIDIA driver and
-// device nodes (NVIDIA-LXC.md, "Host"), and the host scripts phoenix runs there.
+// device nodes (/proc/driver/nvidia/version, /proc/devices, /dev/nvidia*), and
+// the host scripts phoenix runs there.
 
 func TestHostProbe(t *testing.T) {
 	t.Parallel()

@@ -17,7 +17,7 @@ import (
 )
 
 // The guest model: what phoenix's named scripts do to a simulated CT, and the
-// ways the original scripts failed on real clusters (NVIDIA-LXC.md), each
+// ways hand-written NVIDIA install scripts failed on real clusters, each
 // reproduced over SSH.
 
 const dkmsFailure = "Building module(s)....(bad exit status: 2)\n" +

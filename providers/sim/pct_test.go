@@ -14,7 +14,7 @@ import (
 	"github.com/phoenixhv/phoenix/providers/internal/shellwords"
 )
 
-// pct over SSH as PVE-FACTS.md ("Commands inside a container") has it: one
+// pct over SSH as Proxmox VE runs it (pve-container's PVE/CLI/pct.pm): one
 // remote command string parsed by the node's shell, pct's own errors exit
 // 255, the command's exit code otherwise.
 

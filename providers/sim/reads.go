@@ -9,7 +9,7 @@ import (
 )
 
 // The read-only endpoints. Answers follow the shapes real servers send
-// (../shared/pve-api/samples): vmid a string in /nodes/{node}/lxc and an
+// (answers captured from real servers): vmid a string in /nodes/{node}/lxc and an
 // integer elsewhere, template only on templates in lists, no tags key when
 // there are none, cpulimit as a string.
 

@@ -7,7 +7,8 @@
 // verified driver, a host driver upgrade breaks nvidia-smi in every container.
 //
 // It is a tool for testing, not a truth: what it accepts is checked against the
-// real schema, and the facts it reproduces are listed in PVE-FACTS.md.
+// real schema, and each behaviour it reproduces names the Proxmox VE source
+// it follows.
 package sim
 
 import (

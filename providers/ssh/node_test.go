@@ -312,8 +312,11 @@ func TestCancelLongScript(t *testing.T) {
 		t.Errorf("returned after %v", d)
 	}
 	// The simulator saw the command stop before its effect: nothing is
-	// recorded, so the check still fails.
-	time.Sleep(100 * time.Millisecond)
+	// recorded, so the check still fails. It journals the stop once its
+	// session has seen the signal.
+	for deadline := time.Now().Add(5 * time.Second); len(c.events("test/slow")) == 0 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
 	for _, e := range c.events("test/slow") {
 		if e.OK {
 			t.Errorf("the cancelled script completed: %+v", e)
@@ -356,15 +359,23 @@ func TestConnectionLostMidCommand(t *testing.T) {
 	c := startCluster(t)
 	n := c.node("pve1")
 	errc := make(chan error, 1)
+	running := make(chan struct{})
+	var once sync.Once
 	go func() {
-		_, err := n.Exec(ctxT(t), 100, reconciler.Script{Name: "test/slow", Phase: "apply", Body: "sleep 60"})
+		// Its first line of progress says the command runs.
+		// test/stream runs 800 ms and prints its first line after 100 ms.
+		_, err := n.Exec(ctxT(t), 100, reconciler.Script{Name: "test/stream", Phase: "apply", Body: "sleep 1",
+			Output: func(string) { once.Do(func() { close(running) }) }})
 		errc <- err
 	}()
 	// Wait until the command is running, then cut the connection under it.
-	for deadline := time.Now().Add(5 * time.Second); c.dials.Load() == 0 && time.Now().Before(deadline); {
-		time.Sleep(5 * time.Millisecond)
+	select {
+	case <-running:
+	case err := <-errc:
+		t.Fatalf("the command ended before it printed: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the command printed nothing")
 	}
-	time.Sleep(100 * time.Millisecond)
 	c.mu.Lock()
 	_ = c.conns[0].Close()
 	c.mu.Unlock()
