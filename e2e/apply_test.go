@@ -69,7 +69,7 @@ func newRigAuth(t testing.TB, edit func(*sim.World), ticket bool) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	scfg, err := ssh.ConfigFromEnv(getenv)
+	scfg, err := ssh.ConfigFromEnv(getenv, res.Cluster.SSH)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,10 +77,11 @@ func newRigAuth(t testing.TB, edit func(*sim.World), ticket bool) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	scfg.Addresses = map[string]string{}
+	addresses := map[string]string{}
 	for _, n := range nodes {
-		scfg.Addresses[n.Name] = n.IP
+		addresses[n.Name] = n.IP
 	}
+	scfg.Discovered(addresses)
 	pool, err := ssh.NewPool(scfg)
 	if err != nil {
 		t.Fatal(err)

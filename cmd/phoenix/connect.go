@@ -79,33 +79,22 @@ func connectWith(ctx context.Context, cs spec.ClusterSpec, getenv func(string) s
 	return conn, nil
 }
 
-// newPool reads the SSH settings, takes node addresses from /cluster/status,
-// and lets the Cluster spec override both.
+// newPool reads the SSH settings (environment and Cluster spec) and adds
+// the node addresses /cluster/status reports where the spec pins none.
 func newPool(ctx context.Context, client *proxmox.Client, cs spec.ClusterSpec, getenv func(string) string) (*ssh.Pool, error) {
-	cfg, err := ssh.ConfigFromEnv(getenv)
+	cfg, err := ssh.ConfigFromEnv(getenv, cs.SSH)
 	if err != nil {
 		return nil, err
-	}
-	if cs.SSH.Username != "" {
-		cfg.User = cs.SSH.Username
-	}
-	if cs.SSH.Port != nil {
-		cfg.Port = *cs.SSH.Port
-	}
-	if cs.SSH.KnownHostsFile != "" {
-		cfg.KnownHostsFile = cs.SSH.KnownHostsFile
 	}
 	nodes, err := client.Nodes(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list nodes: %w", err)
 	}
-	cfg.Addresses = map[string]string{}
+	addresses := map[string]string{}
 	for _, n := range nodes {
-		cfg.Addresses[n.Name] = n.IP
+		addresses[n.Name] = n.IP
 	}
-	for name, addr := range cs.SSH.Nodes {
-		cfg.Addresses[name] = addr
-	}
+	cfg.Discovered(addresses)
 	return ssh.NewPool(cfg)
 }
 

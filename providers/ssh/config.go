@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/phoenixhv/phoenix/spec"
 )
 
 // Config says how to reach the nodes of a cluster over SSH.
@@ -58,12 +61,47 @@ const (
 	EnvAgent      = "SSH_AUTH_SOCK"
 )
 
-// ConfigFromEnv reads the SSH settings from the environment.
+// ConfigFromEnv reads the SSH settings from the environment and the Cluster
+// spec's ssh block, which sets the user, port and known_hosts file over the
+// environment's and pins node addresses: the one path from settings to a
+// Config, as proxmox.ConfigFromEnv is for the API.
 // PROXMOX_VE_SSH_PRIVATE_KEY holds the PEM key itself, as
 // terraform-provider-proxmox reads it, or the path of a key file; without it
 // the ssh-agent at SSH_AUTH_SOCK is used. Errors name the variable and never
-// show the key. Addresses are left for the caller to fill from the cluster.
-func ConfigFromEnv(getenv func(string) string) (Config, error) {
+// show the key. The addresses of nodes the spec does not pin are added from
+// the cluster with Discovered.
+func ConfigFromEnv(getenv func(string) string, settings spec.SSHSettings) (Config, error) {
+	cfg, err := configFromEnv(getenv)
+	if err != nil {
+		return Config{}, err
+	}
+	if settings.Username != "" {
+		cfg.User = settings.Username
+	}
+	if settings.Port != nil {
+		cfg.Port = *settings.Port
+	}
+	if settings.KnownHostsFile != "" {
+		cfg.KnownHostsFile = expandHome(settings.KnownHostsFile, getenv)
+	}
+	cfg.Addresses = maps.Clone(settings.Nodes)
+	return cfg, nil
+}
+
+// Discovered adds the addresses the cluster reports for its nodes
+// (/cluster/status), keeping those the spec pins.
+func (c *Config) Discovered(addresses map[string]string) {
+	if c.Addresses == nil {
+		c.Addresses = map[string]string{}
+	}
+	for name, addr := range addresses {
+		if _, pinned := c.Addresses[name]; !pinned {
+			c.Addresses[name] = addr
+		}
+	}
+}
+
+func configFromEnv(getenv func(string) string) (Config, error) {
 	cfg := Config{User: getenv(EnvUsername), Port: 22}
 	if cfg.User == "" {
 		cfg.User = "root"

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/phoenixhv/phoenix/spec"
+
 	gossh "golang.org/x/crypto/ssh"
 )
 
@@ -36,7 +38,7 @@ func TestConfigFromEnv(t *testing.T) {
 	}
 
 	// The PEM itself, as terraform-provider-proxmox takes it; defaults for the rest.
-	cfg, err := ConfigFromEnv(env(EnvPrivateKey, keyPEM))
+	cfg, err := ConfigFromEnv(env(EnvPrivateKey, keyPEM), spec.SSHSettings{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,20 +47,33 @@ func TestConfigFromEnv(t *testing.T) {
 	}
 	// A path, with ~; the other variables.
 	cfg, err = ConfigFromEnv(env("HOME", dir, EnvPrivateKey, "~/id_ed25519", EnvUsername, "admin", EnvPort, "2222",
-		EnvKnownHosts, "~/kh"))
+		EnvKnownHosts, "~/kh"), spec.SSHSettings{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if cfg.User != "admin" || cfg.Port != 2222 || cfg.KnownHostsFile != filepath.Join(dir, "kh") || string(cfg.PrivateKey) != keyPEM {
 		t.Errorf("from a path: %+v", cfg)
 	}
+	// The Cluster spec's ssh block sets user, port and known_hosts over the
+	// environment's, and pins node addresses that discovery does not move.
+	port := 2200
+	cfg, err = ConfigFromEnv(env("HOME", dir, EnvPrivateKey, "~/id_ed25519", EnvUsername, "admin", EnvPort, "2222"),
+		spec.SSHSettings{Username: "phoenix", Port: &port, KnownHostsFile: "~/spec_kh", Nodes: map[string]string{"pve2": "10.9.0.2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Discovered(map[string]string{"pve1": "10.0.0.1", "pve2": "10.0.0.2"})
+	if cfg.User != "phoenix" || cfg.Port != 2200 || cfg.KnownHostsFile != filepath.Join(dir, "spec_kh") ||
+		cfg.Addresses["pve1"] != "10.0.0.1" || cfg.Addresses["pve2"] != "10.9.0.2" {
+		t.Errorf("with the spec's settings: %+v", cfg)
+	}
 	// A PEM flattened to one line with literal \n.
-	cfg, err = ConfigFromEnv(env(EnvPrivateKey, strings.ReplaceAll(keyPEM, "\n", `\n`)))
+	cfg, err = ConfigFromEnv(env(EnvPrivateKey, strings.ReplaceAll(keyPEM, "\n", `\n`)), spec.SSHSettings{})
 	if err != nil || string(cfg.PrivateKey) != keyPEM {
 		t.Errorf("one-line PEM: %v", err)
 	}
 	// No key: the agent.
-	cfg, err = ConfigFromEnv(env(EnvAgent, "/run/agent.sock"))
+	cfg, err = ConfigFromEnv(env(EnvAgent, "/run/agent.sock"), spec.SSHSettings{})
 	if err != nil || cfg.Agent != "/run/agent.sock" {
 		t.Errorf("agent: %+v, %v", cfg, err)
 	}
@@ -82,7 +97,7 @@ func TestConfigFromEnv(t *testing.T) {
 	}
 	body := strings.Split(keyPEM, "\n")[1]
 	for name, tc := range refusals {
-		_, err := ConfigFromEnv(tc.env)
+		_, err := ConfigFromEnv(tc.env, spec.SSHSettings{})
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v; want an error naming %s", name, err, tc.want)
 			continue

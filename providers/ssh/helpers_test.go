@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/phoenixhv/phoenix/spec"
+
 	"github.com/phoenixhv/phoenix/hack/testtool"
 	"github.com/phoenixhv/phoenix/providers/sim"
 )
@@ -68,7 +70,7 @@ func startCluster(t *testing.T) *cluster {
 	}
 	t.Cleanup(func() { _ = s.Close() })
 	c := &cluster{t: t, sim: s, env: s.Env()}
-	c.cfg, err = ConfigFromEnv(func(k string) string { return c.env[k] })
+	c.cfg, err = ConfigFromEnv(func(k string) string { return c.env[k] }, spec.SSHSettings{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/phoenixhv/phoenix/spec"
+
 	"github.com/google/go-cmp/cmp"
 	gossh "golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
@@ -186,7 +188,7 @@ func TestAgentAuth(t *testing.T) {
 			return sock
 		}
 		return c.env[k]
-	})
+	}, spec.SSHSettings{})
 	if err != nil {
 		t.Fatal(err)
 	}
