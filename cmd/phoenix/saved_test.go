@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -85,5 +86,46 @@ func TestSavedPlanIsRefusedWhenTheClusterChanged(t *testing.T) {
 	}
 	if got, _ := c.GuestConfig(context.Background(), "pve1", 950); got.Values["cores"] != "8" {
 		t.Errorf("cores %s: the refused plan changed the guest", got.Values["cores"])
+	}
+}
+
+// TestApplyJSONIsDocumentedAndVersioned: apply -o json writes one document
+// on stdout, with its own format version and the plan's.
+func TestApplyJSONIsDocumentedAndVersioned(t *testing.T) {
+	startSim(t, "../../examples/world.yaml", nil)
+	code, out, errOut := phoenix(t, "apply", "-f", "../../examples", "--auto-approve", "-o", "json")
+	if code != 0 {
+		t.Fatalf("apply -o json: exit %d\n%s", code, errOut)
+	}
+	var doc struct {
+		FormatVersion string `json:"format_version"`
+		Plan          struct {
+			FormatVersion string `json:"format_version"`
+		} `json:"plan"`
+		Result struct {
+			Guests []struct {
+				Name      string   `json:"name"`
+				Action    string   `json:"action"`
+				Outcome   string   `json:"outcome"`
+				Done      int      `json:"done"`
+				Installed []string `json:"installed"`
+			} `json:"guests"`
+			Summary map[string]int `json:"summary"`
+		} `json:"result"`
+	}
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatalf("stdout is not the documented document: %v\n%s", err, out)
+	}
+	if doc.FormatVersion != "1" || doc.Plan.FormatVersion != "2" || len(doc.Result.Guests) != 6 ||
+		doc.Result.Summary["created"] != 6 || doc.Result.Summary["installed"] != 8 || doc.Result.Summary["failed"] != 0 {
+		t.Errorf("apply's JSON: %+v", doc)
+	}
+	for _, g := range doc.Result.Guests {
+		if g.Outcome != "converged" || g.Done == 0 {
+			t.Errorf("%s: %+v", g.Name, g)
+		}
+	}
+	if !strings.Contains(errOut, "Apply complete:") {
+		t.Errorf("the summary is not on standard error:\n%s", errOut)
 	}
 }
