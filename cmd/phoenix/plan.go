@@ -19,7 +19,10 @@ func newPlanCmd() *cobra.Command {
 		Use:   "plan [-f] PATH... [--detailed-exitcode] [-o text|json] [--out PLANFILE]",
 		Short: "Show what apply would change, and why, without changing anything",
 		Long: `Observe the cluster, compare it with the specs and print the changes apply would
-make, grouped by guest: + create, ~ change, -/+ replace, - delete.
+make, grouped by guest: + create, ~ change, -/+ replace, - delete, each with its
+reason; ! marks a guest that cannot be converged, with the kind of its problem
+(conflict, spec, flag, node, observe, blocked). Before + create it checks the
+node, storage, OS template and bridges the guest needs.
 
 --out PLANFILE (terraform's -out PLANFILE works too) also saves the plan, with the
 digests of the spec files and of the cluster it was made from, for apply PLANFILE.

@@ -28,9 +28,13 @@ func newRunCmd() *cobra.Command {
 		Use:   "run [-f] PATH... [--interval 60s] [--listen 127.0.0.1:9464] [--once]",
 		Short: "Keep the cluster converged: observe, plan and apply in a loop",
 		Long: `Observe, plan and apply in a loop. Every pass starts from the cluster as it is.
-A change to the spec files starts a pass at once; a guest that failed waits with
-exponential backoff, and one whose failure needs a spec change waits for one.
-SIGINT or SIGTERM finish the steps in flight and exit; a second signal aborts them.
+A change to the spec files starts a pass at once. A guest the plan cannot converge is
+shown again each pass and converges once its problem is gone; problems of
+observation bring the next pass forward with backoff. A guest whose apply failed
+waits with exponential backoff, and one whose failure needs a person (permission,
+a refusal) waits for a change to its spec. SIGINT or SIGTERM finish the changes in
+flight and exit; a second signal aborts them. --once exits 1 unless every guest
+converged, each reason in the log.
 
 With --listen: /metrics (Prometheus), /healthz, /readyz (ready after the first
 full pass) and /status (JSON: the last pass and every guest's conditions).`,
