@@ -30,7 +30,7 @@ func managedTags(tags ...string) bool {
 
 // State is the record phoenix keeps in a guest's description.
 type State struct {
-	// V is the block's format version.
+	// V is the block's format version (StateVersion when phoenix writes it).
 	V int `json:"v"`
 	// Name and Kind are the spec this guest was made for.
 	Name string `json:"name"`
@@ -98,8 +98,8 @@ func ParseDescription(desc string) (user string, state *State, err error) {
 	if err := dec.Decode(&s); err != nil {
 		return desc, nil, fmt.Errorf("phoenix state block is damaged: %v", err)
 	}
-	if s.V != 1 {
-		return desc, nil, fmt.Errorf("phoenix state block has version %d; this phoenix reads version 1", s.V)
+	if s.V < 1 || s.V > StateVersion {
+		return desc, nil, fmt.Errorf("phoenix state block has version %d; this phoenix reads versions 1 to %d (a newer phoenix wrote it: upgrade this one)", s.V, StateVersion)
 	}
 	return user, &s, nil
 }
@@ -111,9 +111,17 @@ func trimLeadingNewline(s string) string {
 	return "\n" + strings.TrimLeft(s, "\n")
 }
 
-// RenderDescription puts the state block after the user's text.
+// StateVersion is the version of the state block phoenix writes. Version 2
+// added the records' requirements, the template generation and the kind of
+// the last error; a version 1 block reads as one without them.
+const StateVersion = 2
+
+// RenderDescription puts the state block, at the current version, after the
+// user's text.
 func RenderDescription(user string, s *State) string {
-	body, err := json.Marshal(s)
+	current := *s
+	current.V = StateVersion
+	body, err := json.Marshal(&current)
 	if err != nil {
 		panic(err) // a State always encodes
 	}

@@ -10,10 +10,11 @@ import (
 )
 
 func TestStateRoundTrip(t *testing.T) {
-	s := &State{V: 1, Name: "gpu-base", Kind: "Template", Parent: "base", Features: map[string]FeatureRecord{
+	s := &State{V: StateVersion, Name: "gpu-base", Kind: "Template", Parent: "base", Generation: 1, Features: map[string]FeatureRecord{
 		"nvidia-driver": {VMID: 901, Version: "580.76.05", At: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)},
-		"cuda-toolkit":  {VMID: 901, Params: map[string]string{"version": "12.8"}, At: time.Date(2026, 1, 2, 3, 5, 0, 0, time.UTC)},
-	}}
+		"cuda-toolkit": {VMID: 901, Params: map[string]string{"version": "12.8"}, At: time.Date(2026, 1, 2, 3, 5, 0, 0, time.UTC),
+			Requires: map[string]time.Time{"nvidia-driver": time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}},
+	}, Error: &StateError{At: time.Date(2026, 1, 3, 0, 0, 0, 0, time.UTC), Step: "install vllm", Message: "boom", Kind: ErrorStep}}
 	for _, user := range []string{"", "GPU template.\nDo not start by hand.", "trailing newlines\n\n"} {
 		desc := RenderDescription(user, s)
 		// Proxmox reads descriptions back with a trailing newline.
@@ -48,6 +49,10 @@ func TestDamagedStateIsReportedNotTrusted(t *testing.T) {
 			}
 		})
 	}
+	// A block written by the phoenix before version 2 is read.
+	if _, s, err := ParseDescription("<!-- phoenix:state\n{\"v\":1,\"name\":\"a\",\"features\":{\"base\":{\"vmid\":900,\"at\":\"2026-01-02T03:04:05Z\"}}}\n-->"); err != nil || s.Features["base"].VMID != 900 {
+		t.Errorf("a version 1 block: %+v %v", s, err)
+	}
 	if user, s, err := ParseDescription("just notes\n"); err != nil || s != nil || user != "just notes\n" {
 		t.Errorf("plain description: %q %v %v", user, s, err)
 	}
@@ -65,8 +70,10 @@ func FuzzParseDescription(f *testing.F) {
 			}
 			return
 		}
-		// What parses renders and parses back to the same state.
+		// What parses renders and parses back to the same state, at the
+		// version phoenix writes.
 		_, again, err := ParseDescription(RenderDescription(user, s))
+		s.V = StateVersion
 		if err != nil || !cmp.Equal(s, again, cmpopts.EquateEmpty()) {
 			t.Fatalf("round trip: %v\n%+v\n%+v", err, s, again)
 		}
