@@ -46,6 +46,8 @@ func (e *engine) execute(ctx context.Context, j *job, g GuestPlan, c Change, obs
 		}
 		j.ran = true
 		return e.waitInitialized(ctx, g, r)
+	case Stop:
+		return e.retry(ctx, g, Event{Action: Stop}, func() error { return e.cluster.Shutdown(ctx, g.Node, g.VMID) })
 	case InstallFeature, ReinstallFeature:
 		if err := e.readyForScripts(ctx, j, g, r); err != nil {
 			return err
@@ -179,9 +181,12 @@ func (e *engine) lock(thing string) *sync.Mutex {
 func (e *engine) update(ctx context.Context, g GuestPlan, og *ObservedGuest, fields []FieldChange) error {
 	set, del := map[string]string{}, []string{}
 	rootSet, rootDel := map[string]string{}, []string{}
+	var raw [][2]string
 	for _, f := range fields {
 		root := !e.cluster.RootSession() && rootOnly(f.Key, f.After, f.Before)
 		switch {
+		case isRawKey(f.Key):
+			raw = append(raw, [2]string{f.Key, f.Before})
 		case f.After == "" && root:
 			rootDel = append(rootDel, f.Key)
 		case f.After == "":
@@ -205,12 +210,21 @@ func (e *engine) update(ctx context.Context, g GuestPlan, og *ObservedGuest, fie
 			return err
 		}
 	}
+	if len(rootSet) == 0 && len(rootDel) == 0 && len(raw) == 0 {
+		return nil
+	}
+	node, err := e.nodes(g.Node)
+	if err != nil {
+		return err
+	}
 	if len(rootSet) > 0 || len(rootDel) > 0 {
-		node, err := e.nodes(g.Node)
-		if err != nil {
+		if err := e.retry(ctx, g, Event{Action: UpdateConfig, Step: "pct set"}, func() error { return node.SetConfig(ctx, g.VMID, rootSet, rootDel) }); err != nil {
 			return err
 		}
-		return e.retry(ctx, g, Event{Action: UpdateConfig, Step: "pct set"}, func() error { return node.SetConfig(ctx, g.VMID, rootSet, rootDel) })
+	}
+	if len(raw) > 0 {
+		// No API removes raw lines: the file is edited on the node.
+		return e.retry(ctx, g, Event{Action: UpdateConfig, Step: "remove raw lxc lines"}, func() error { return node.RemoveRawLXC(ctx, g.VMID, raw) })
 	}
 	return nil
 }

@@ -1,8 +1,10 @@
 package reconciler
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
+	"os"
 	"regexp"
 	"slices"
 	"strconv"
@@ -20,8 +22,11 @@ type desired struct {
 	features map[string]string
 	// nics are the netN values when the spec manages the network (nil: it does not).
 	nics []spec.NIC
-	// devices are the NVIDIA device paths to pass through, in order.
+	// devices are the NVIDIA device paths to pass through, in order, and
+	// deviceValues the devN value of each: the path with the node's mode
+	// inside the container (and its group).
 	devices      []string
+	deviceValues map[string]string
 	diskGiB      int
 	unprivileged bool
 }
@@ -64,6 +69,7 @@ func desiredConfig(r *spec.Resolved, host *HostObservation) (desired, []Problem)
 		problems = append(problems, problem(ProblemNode, "node %s has no NVIDIA driver: install it on the host first", s.Node))
 	default:
 		d.devices, problems = gpuDevices(s.Node, s.GPUs, host.Info)
+		d.deviceValues = deviceValues(d.devices, host.Info, s.GPUGroup)
 	}
 	return d, problems
 }
@@ -143,6 +149,29 @@ func gpuDevices(node string, gpus spec.GPUSet, info HostInfo) ([]string, []Probl
 		devs = append(devs, "/dev/nvidia-modeset")
 	}
 	return devs, errs
+}
+
+// deviceValues are the devN values for the passed devices. Proxmox makes a
+// passed node 0660 and root's inside the container unless told otherwise,
+// which leaves every other user (ollama's service user) off the GPU: the node
+// gets the host node's mode, or belongs to the group the spec names.
+func deviceValues(paths []string, info HostInfo, gid *int) map[string]string {
+	modes := map[string]os.FileMode{}
+	for _, d := range info.Devices {
+		modes[d.Path] = d.Mode
+	}
+	out := map[string]string{}
+	for _, p := range paths {
+		switch mode := modes[p]; {
+		case gid != nil:
+			out[p] = fmt.Sprintf("%s,gid=%d,mode=0660", p, *gid)
+		case mode != 0:
+			out[p] = fmt.Sprintf("%s,mode=%04o", p, mode.Perm())
+		default:
+			out[p] = p
+		}
+	}
+	return out
 }
 
 func gpuList(idx []int) string {
@@ -291,7 +320,7 @@ func configDiff(d desired, cfg Config) (fields []FieldChange, growTo int, errs [
 			}
 		}
 	}
-	fields = append(fields, deviceDiff(d.devices, v)...)
+	fields = append(fields, deviceDiff(d.devices, d.deviceValues, v)...)
 	if have, ok := rootfsGiB(v["rootfs"]); ok {
 		switch {
 		case d.diskGiB > have:
@@ -329,10 +358,16 @@ func indexedKeys(v map[string]string, prefix string) []int {
 // they have one, removes NVIDIA entries it no longer wants (such as those a
 // clone inherited for GPUs it is not assigned), and adds the missing ones at
 // the lowest free indices.
-func deviceDiff(want []string, v map[string]string) []FieldChange {
+func deviceDiff(want []string, values map[string]string, v map[string]string) []FieldChange {
 	wanted := map[string]bool{}
 	for _, p := range want {
 		wanted[p] = true
+	}
+	value := func(p string) string {
+		if val, ok := values[p]; ok {
+			return val
+		}
+		return p
 	}
 	used := map[int]bool{}
 	have := map[string]bool{}
@@ -341,14 +376,16 @@ func deviceDiff(want []string, v map[string]string) []FieldChange {
 		k := devKeys[i]
 		val := v[k]
 		used[i] = true
-		path := propString(val)["path"]
-		if path == "" {
-			path = propString(val)[""]
-		}
+		path := devicePath(val)
 		switch {
 		case !nvidiaDevice.MatchString(path):
 		case wanted[path] && !have[path]:
 			have[path] = true
+			if !sameDevice(val, value(path)) {
+				// Another mode or group: an existing devN changes, which a
+				// running container takes at its next start.
+				out = append(out, FieldChange{Key: k, Before: val, After: value(path)})
+			}
 		default:
 			// The freed index is not reused in the same change: Proxmox
 			// refuses to set and delete one key at once.
@@ -364,7 +401,31 @@ func deviceDiff(want []string, v map[string]string) []FieldChange {
 			next++
 		}
 		used[next] = true
-		out = append(out, FieldChange{Key: devKeys[next], After: p})
+		out = append(out, FieldChange{Key: devKeys[next], After: value(p)})
 	}
 	return out
+}
+
+// devicePath is the path of a devN value ("/dev/nvidia0,mode=0666").
+func devicePath(v string) string {
+	parts := propString(v)
+	if p := parts["path"]; p != "" {
+		return p
+	}
+	return parts[""]
+}
+
+// sameDevice compares two devN values as Proxmox reads them: the path, and
+// the mode (octal, however written), uid, gid and deny-write, absent equal to
+// Proxmox's defaults.
+func sameDevice(a, b string) bool {
+	pa, pb := propString(a), propString(b)
+	norm := func(p map[string]string) string {
+		mode := p["mode"]
+		if m, err := strconv.ParseUint(mode, 8, 32); err == nil {
+			mode = strconv.FormatUint(m, 8)
+		}
+		return strings.Join([]string{cmp.Or(p["path"], p[""]), mode, cmp.Or(p["uid"], "0"), cmp.Or(p["gid"], "0"), cmp.Or(p["deny-write"], "0")}, "|")
+	}
+	return norm(pa) == norm(pb)
 }

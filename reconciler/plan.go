@@ -19,6 +19,7 @@ const (
 	Resize
 	Start
 	Restart
+	Stop
 	InstallFeature
 	ReinstallFeature
 	UninstallFeature
@@ -27,10 +28,10 @@ const (
 	Delete
 )
 
-var actionNames = [...]string{"no-op", "create", "clone", "update", "resize", "start", "restart", "install", "reinstall", "uninstall", "convert", "replace", "delete"}
+var actionNames = [...]string{"no-op", "create", "clone", "update", "resize", "start", "restart", "stop", "install", "reinstall", "uninstall", "convert", "replace", "delete"}
 
 // Actions lists every action, for documentation and tests.
-var Actions = []Action{NoOp, Create, Clone, UpdateConfig, Resize, Start, Restart, InstallFeature, ReinstallFeature,
+var Actions = []Action{NoOp, Create, Clone, UpdateConfig, Resize, Start, Restart, Stop, InstallFeature, ReinstallFeature,
 	UninstallFeature, ConvertToTemplate, Replace, Delete}
 
 func (a Action) String() string {
@@ -191,6 +192,10 @@ func (p *Plan) Guest(name string) (*GuestPlan, bool) {
 type PlanOptions struct {
 	AllowReplace bool `json:"allowReplace,omitempty"`
 	Prune        bool `json:"prune,omitempty"`
+	// RemoveRawGPULines allows removing the raw lxc.* lines that pass NVIDIA
+	// devices (the way hand-written scripts did it), which no API can do:
+	// phoenix edits the config file on the node.
+	RemoveRawGPULines bool `json:"removeRawGPULines,omitempty"`
 }
 
 // MakePlan compares the resolved specs with the observed cluster. It is a pure

@@ -39,8 +39,8 @@ func examples(t *testing.T) *spec.Resolution {
 // gpuHost is a node with two GPUs; nvidia-uvm has a dynamic major, here 511.
 func gpuHost(driver string) *HostObservation {
 	return &HostObservation{Info: HostInfo{DriverVersion: driver, PCIGPUs: 2, Devices: []Device{
-		{"/dev/nvidia0", 195, 0}, {"/dev/nvidia1", 195, 1}, {"/dev/nvidiactl", 195, 255}, {"/dev/nvidia-modeset", 195, 254},
-		{"/dev/nvidia-uvm", 511, 0}, {"/dev/nvidia-uvm-tools", 511, 1},
+		{"/dev/nvidia0", 195, 0, 0o666}, {"/dev/nvidia1", 195, 1, 0o666}, {"/dev/nvidiactl", 195, 255, 0o666},
+		{"/dev/nvidia-modeset", 195, 254, 0o666}, {"/dev/nvidia-uvm", 511, 0, 0o666}, {"/dev/nvidia-uvm-tools", 511, 1, 0o666},
 	}}}
 }
 
@@ -107,7 +107,7 @@ func convergedConfig(d desired, name string) Config {
 		v[fmt.Sprintf("net%d", i)] = nicValue(n, "")
 	}
 	for i, dev := range d.devices {
-		v[fmt.Sprintf("dev%d", i)] = dev
+		v[fmt.Sprintf("dev%d", i)] = d.deviceValues[dev]
 	}
 	return Config{Values: v}
 }
@@ -203,6 +203,22 @@ func TestPlanCases(t *testing.T) {
 		res    *spec.Resolution
 		want   map[string][]string
 	}{
+		"a stopped Container is started; templates are never run": {
+			mutate: func(o *Observed) { o.Guests[950].Status = "stopped" },
+			want:   map[string][]string{"base": {"no-op"}, "gpu": {"no-op"}, "app": {"update", "start"}},
+		},
+		"state: stopped stops a running Container": {
+			res:  resolve(t, strings.Replace(lineage, "  features: [vllm]\n", "  features: [vllm]\n  state: stopped\n", 1)),
+			want: map[string][]string{"base": {"no-op"}, "gpu": {"no-op"}, "app": {"update", "stop"}},
+		},
+		"state: stopped starts a Container to install, then stops it": {
+			mutate: func(o *Observed) {
+				o.Guests[950].Status = "stopped"
+				delete(o.Guests[950].State.Features, "vllm")
+			},
+			res:  resolve(t, strings.Replace(lineage, "  features: [vllm]\n", "  features: [vllm]\n  state: stopped\n", 1)),
+			want: map[string][]string{"base": {"no-op"}, "gpu": {"no-op"}, "app": {"update", "start", "install vllm", "stop"}},
+		},
 		"missing guests: create the root, clone the rest, install what is not inherited": {
 			mutate: func(o *Observed) { o.Guests = map[int]*ObservedGuest{} },
 			want: map[string][]string{
@@ -241,10 +257,26 @@ func TestPlanCases(t *testing.T) {
 				// As cloned: the template's entries, before phoenix trimmed them.
 				v := o.Guests[950].Config.Values
 				v["dev0"], v["dev1"], v["dev2"], v["dev3"], v["dev4"], v["dev5"] =
-					"/dev/nvidia0", "/dev/nvidia1", "/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools", "/dev/nvidia-modeset"
+					"/dev/nvidia0,mode=0666", "/dev/nvidia1,mode=0666", "/dev/nvidiactl,mode=0666", "/dev/nvidia-uvm,mode=0666",
+					"/dev/nvidia-uvm-tools,mode=0666", "/dev/nvidia-modeset,mode=666"
 				o.Guests[950].Status = "stopped"
 			},
-			want: map[string][]string{"base": {"no-op"}, "gpu": {"no-op"}, "app": {"update", "update dev0"}},
+			want: map[string][]string{"base": {"no-op"}, "gpu": {"no-op"}, "app": {"update", "update dev0", "start"}},
+		},
+		"devices passed as Proxmox's default (0660, root's) get the host node's mode; a running container restarts for it": {
+			mutate: func(o *Observed) {
+				v := o.Guests[950].Config.Values
+				for k, val := range v {
+					if strings.HasPrefix(k, "dev") {
+						v[k] = strings.TrimSuffix(val, ",mode=0666")
+					}
+				}
+			},
+			want: map[string][]string{"base": {"no-op"}, "gpu": {"no-op"}, "app": {"update", "update dev0 dev1 dev2 dev3 dev4", "restart"}},
+		},
+		"gpuGroup gives the devices to a group inside the container": {
+			res:  resolve(t, strings.Replace(lineage, "  gpus: [1]\n", "  gpus: [1]\n  gpuGroup: 44\n", 1)),
+			want: map[string][]string{"base": {"no-op"}, "gpu": {"no-op"}, "app": {"update", "update dev0 dev1 dev2 dev3 dev4", "restart"}},
 		},
 		"records copied by a clone count only where the lineage says the feature is inherited": {
 			mutate: func(o *Observed) {

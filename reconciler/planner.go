@@ -254,6 +254,12 @@ func (p *planner) existing(g *GuestPlan, r *spec.Resolved, d desired, og *Observ
 // guest this plan makes, which is stopped and has never run.
 func (p *planner) converge(g *GuestPlan, r *spec.Resolved, d desired, og *ObservedGuest, made bool) {
 	fields, grow, problems := configDiff(d, og.Config)
+	if raw := rawGPULines(og.Config.LXC, p.obs.Hosts[r.Settings.Node]); len(raw) > 0 {
+		if !p.opts.RemoveRawGPULines {
+			problems = append(problems, rawLinesProblem(og.VMID, raw))
+		}
+		fields = append(fields, rawLineFields(raw)...)
+	}
 	if len(problems) > 0 {
 		g.Errors = append(g.Errors, problems...)
 		return
@@ -287,16 +293,36 @@ func (p *planner) converge(g *GuestPlan, r *spec.Resolved, d desired, og *Observ
 		p.final[r.Name] = next
 		return
 	}
-	if len(features) > 0 && og.Status != "running" {
-		g.Changes = append(g.Changes, Change{Action: Start, Reason: "to install features"})
-	} else if keys := restartKeys(fields, og, d); len(keys) > 0 {
-		g.Changes = append(g.Changes, Change{Action: Restart, Pending: keys, Reason: restartReason(keys)})
+	running := og.Status == "running"
+	runs := !r.IsTemplate() && !r.Stopped
+	switch {
+	case !running && (len(features) > 0 || runs):
+		g.Changes = append(g.Changes, Change{Action: Start, Reason: startReason(features, made)})
+		running = true
+	case running:
+		if keys := restartKeys(fields, og, d); len(keys) > 0 {
+			g.Changes = append(g.Changes, Change{Action: Restart, Pending: keys, Reason: restartReason(keys)})
+		}
 	}
 	g.Changes = append(g.Changes, features...)
-	if r.IsTemplate() {
+	switch {
+	case r.IsTemplate():
 		g.Changes = append(g.Changes, Change{Action: ConvertToTemplate, Reason: "its features are in place"})
+	case r.Stopped && running:
+		g.Changes = append(g.Changes, Change{Action: Stop, Reason: "its spec says state: stopped"})
 	}
 	p.final[r.Name] = next
+}
+
+// startReason says why a stopped guest is started.
+func startReason(features []Change, made bool) string {
+	switch {
+	case len(features) > 0:
+		return "to install features"
+	case made:
+		return "a Container runs"
+	}
+	return "a Container runs, and it is stopped"
 }
 
 // afterFields is a config with the fields of an update applied.

@@ -69,6 +69,9 @@ type Node interface {
 	// SetConfig sets container options with pct set on the node, as root:
 	// the way to set dev[n] and features when the API session may not.
 	SetConfig(ctx context.Context, vmid int, set map[string]string, del []string) error
+	// RemoveRawLXC removes raw lxc.* lines from a container's config file,
+	// which no API can do, under Proxmox VE's lock of that config.
+	RemoveRawLXC(ctx context.Context, vmid int, lines [][2]string) error
 }
 
 // GuestSummary is one guest as /cluster/resources lists it.
@@ -204,6 +207,8 @@ func (h HostInfo) BrokenDriver() bool { return h.PCIGPUs > 0 && len(h.Devices) =
 type Device struct {
 	Path         string
 	Major, Minor int
+	// Mode is the node's permission bits (0666 for NVIDIA's nodes).
+	Mode os.FileMode
 }
 
 // The kinds of failure the reconciler branches on. Providers classify what

@@ -22,8 +22,8 @@ const PlanFormatVersion = "2"
 //	             "errors": [{"kind", "message"}], "notes": [...], "stale"}],
 //	 "summary": {"create", "change", "replace", "delete", "features", "uninstall", "errors"}}
 //
-// Actions are no-op, create, clone, update, resize, start, restart, install,
-// reinstall, uninstall, convert, replace and delete; error kinds are
+// Actions are no-op, create, clone, update, resize, start, restart, stop,
+// install, reinstall, uninstall, convert, replace and delete; error kinds are
 // conflict, spec, flag, node, observe and blocked. Guests are in the order
 // they are applied (parents before clones, deletions last). Version 2 made
 // errors objects with a kind (version 1 had strings).

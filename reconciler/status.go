@@ -76,7 +76,7 @@ func Status(res *spec.Resolution, obs *Observed, plan *Plan) []GuestStatus {
 		var configMsg, featureMsg []string
 		for _, c := range gp.Changes {
 			switch c.Action {
-			case UpdateConfig, Resize, Start, Restart, Replace, Create, Clone, Delete, ConvertToTemplate:
+			case UpdateConfig, Resize, Start, Restart, Stop, Replace, Create, Clone, Delete, ConvertToTemplate:
 				configMsg = append(configMsg, stepName(c)+": "+c.Reason)
 			case InstallFeature, ReinstallFeature, UninstallFeature:
 				featureMsg = append(featureMsg, stepName(c))
@@ -131,7 +131,12 @@ func gpuReady(og *ObservedGuest, host *HostObservation, configPending []string) 
 	if len(configPending) > 0 {
 		msg += "; passthrough pending"
 	}
-	return og != nil && hostV != "none" && hostV == ctV && len(configPending) == 0, msg
+	isolated := true
+	if og != nil && len(rawGPULines(og.Config.LXC, host)) > 0 {
+		msg += "; not GPU-isolated: raw lxc lines pass every NVIDIA device"
+		isolated = false
+	}
+	return og != nil && hostV != "none" && hostV == ctV && len(configPending) == 0 && isolated, msg
 }
 
 func joinMsgs(msgs []string) string {

@@ -36,6 +36,9 @@ type Settings struct {
 	Network      []NIC
 	Unprivileged bool
 	GPUs         GPUSet
+	// GPUGroup is the gid the GPU device nodes belong to in the container;
+	// nil keeps the host nodes' mode.
+	GPUGroup *int
 	// Tags are normalised the way Proxmox stores them: lower case, sorted, unique.
 	Tags       []string
 	OnBoot     bool
@@ -66,6 +69,9 @@ type Resolved struct {
 	// RenewalVMIDs are where a Template's new generations may be made
 	// (spec.renewal.vmids); a clone does not inherit them.
 	RenewalVMIDs []int
+	// Stopped is set on a Container whose spec.state is stopped; a
+	// Container runs otherwise. Not inherited: templates have no run state.
+	Stopped bool
 }
 
 // IsTemplate reports whether the guest is a Template.
@@ -292,6 +298,7 @@ func (r *resolver) resolve(g *Guest) *Resolved {
 	if rn := g.Spec.Renewal; rn != nil {
 		out.RenewalVMIDs = slices.Clone(rn.VMIDs)
 	}
+	out.Stopped = g.Spec.State == StateStopped
 
 	config := map[string]Params{}
 	for f, p := range parentConfig {
@@ -406,6 +413,10 @@ func (r *resolver) overlay(s *Settings, g *Guest) {
 		}
 	}
 	setBool(&s.Unprivileged, sp.Unprivileged)
+	if sp.GPUGroup != nil {
+		gid := *sp.GPUGroup
+		s.GPUGroup = &gid
+	}
 	if sp.GPUs != nil {
 		s.GPUs = GPUSet{All: sp.GPUs.All, Indices: slices.Sorted(slices.Values(sp.GPUs.Indices))}
 		if s.GPUs.Indices == nil {

@@ -221,6 +221,10 @@ var fieldRules = map[string][]rule{
 	"GuestSpec.Features":      {items(pattern(featureName)), unique},
 	"GuestSpec.FeatureConfig": {keys(pattern(featureName)), values(keys(pattern(envName))), builtinParams},
 	"GuestSpec.Tags":          {items(pattern(tagFormat))},
+	"GuestSpec.State":         {oneOfStrings(string(StateRunning), string(StateStopped), "")},
+	"GuestSpec.GPUGroup":      {between(0, 65535)},
+	"GuestSpec.Renewal":       {notNull},
+	"Renewal.VMIDs":           {required, items(between(MinVMID, MaxVMID)), unique},
 
 	"FeatureSpec.Version":  {optPattern(versionWord)},
 	"FeatureSpec.Requires": {items(pattern(featureName))},
@@ -281,6 +285,11 @@ var fieldDescriptions = map[string]string{
 	"GuestSpec.Renewal": "Renewal lets a Template be made again when it goes stale (a host driver upgrade leaves its installs behind) while linked clones use its disk. " +
 		"Templates only. New clones are made from the newest generation; an old one is deleted with --prune once no linked clone uses it.",
 	"Renewal.VMIDs": "The VMIDs a new generation may take, first free first; each unused by any other guest of the specs.",
+
+	"GuestSpec.State": "State is whether a Container runs: running (the default) or stopped. Templates have no run state. " +
+		"A stopped Container is started to install its features and stopped again.",
+	"GuestSpec.GPUGroup": "GPUGroup is the group (a gid inside the container) the passed-through GPU device nodes belong to, read-write for the group only. " +
+		"Unset, they keep the host nodes' mode (0666), so that any user in the container, such as ollama's service user, reaches the GPU.",
 
 	"Resources.Cores":  "CPU cores, 1..8192.",
 	"Resources.Memory": "Memory in MiB, at least 16.",

@@ -107,10 +107,18 @@ type GuestSpec struct {
 	Network       []NIC             `json:"network,omitempty"`
 	Unprivileged  *bool             `json:"unprivileged,omitempty"`
 	GPUs          *GPUSet           `json:"gpus,omitempty"`
+	// GPUGroup is the group (a gid inside the container) the passed-through
+	// GPU device nodes belong to, read-write for the group only. Unset, they
+	// keep the host nodes' mode (0666) so that any user in the container,
+	// such as ollama's service user, reaches the GPU.
+	GPUGroup *int `json:"gpuGroup,omitempty"`
 	Features      []string          `json:"features,omitempty"`
 	FeatureConfig map[string]Params `json:"featureConfig,omitempty"`
 	Tags          []string          `json:"tags,omitempty"`
 	OnBoot        *bool             `json:"onboot,omitempty"`
+	// State is whether a Container runs: running (the default) or stopped.
+	// Templates have no run state.
+	State RunState `json:"state,omitempty"`
 	Protection    *bool             `json:"protection,omitempty"`
 	// Renewal lets a Template be made again when it goes stale (a host driver
 	// upgrade leaves its installs behind) while linked clones use its disk.
@@ -125,6 +133,14 @@ type GuestSpec struct {
 type Renewal struct {
 	VMIDs []int `json:"vmids"`
 }
+
+// RunState is a Container's wanted run state.
+type RunState string
+
+const (
+	StateRunning RunState = "running"
+	StateStopped RunState = "stopped"
+)
 
 // From names a guest's origin: exactly one of an OS template volume or a Template.
 type From struct {

@@ -272,6 +272,17 @@ func (v *validator) guestFields(g *Guest) {
 	case sp.VMID < MinVMID || sp.VMID > MaxVMID:
 		bad("spec.vmid", "VMID %d is outside %d..%d", sp.VMID, MinVMID, MaxVMID)
 	}
+	switch sp.State {
+	case "", StateRunning, StateStopped:
+		if sp.State != "" && g.Kind == KindTemplate {
+			bad("spec.state", "a Template has no run state: it is converted, never run")
+		}
+	default:
+		bad("spec.state", "want running or stopped, got %q", sp.State)
+	}
+	if sp.GPUGroup != nil && (*sp.GPUGroup < 0 || *sp.GPUGroup > 65535) {
+		bad("spec.gpuGroup", "a gid inside the container, 0..65535, got %d", *sp.GPUGroup)
+	}
 	if rn := sp.Renewal; rn != nil {
 		switch {
 		case g.Kind != KindTemplate:

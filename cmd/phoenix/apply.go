@@ -44,6 +44,7 @@ could not converge, a stop).`,
 	parallelism := cmd.Flags().Int("parallelism", 4, "guests converged at once")
 	allowReplace := cmd.Flags().Bool("allow-replace", false, "destroy and recreate guests whose parent or privilege mode changed")
 	prune := cmd.Flags().Bool("prune", false, "delete managed guests that are in no spec")
+	removeRaw := cmd.Flags().Bool("remove-raw-gpu-lines", false, "remove the raw lxc.* lines that pass NVIDIA devices from config files (no API can)")
 	output := cmd.Flags().StringP("output", "o", "text", "output format: text or json")
 	quiet := cmd.Flags().BoolP("quiet", "q", false, "print failures and the summary only, not each step")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
@@ -54,7 +55,7 @@ could not converge, a stop).`,
 			return fmt.Errorf("--parallelism must be at least 1")
 		}
 		opts := reconciler.ApplyOptions{
-			PlanOptions: reconciler.PlanOptions{AllowReplace: *allowReplace, Prune: *prune},
+			PlanOptions: reconciler.PlanOptions{AllowReplace: *allowReplace, Prune: *prune, RemoveRawGPULines: *removeRaw},
 			Parallelism: *parallelism,
 		}
 		flags := applyFlags{autoApprove: *autoApprove, output: *output, quiet: *quiet}

@@ -37,12 +37,13 @@ nothing to do), 1 on errors (including guests that cannot be converged), 2 with
 	output := cmd.Flags().StringP("output", "o", "text", "output format: text or json")
 	allowReplace := cmd.Flags().Bool("allow-replace", false, "plan replacements (destroy and recreate) instead of refusing them")
 	prune := cmd.Flags().Bool("prune", false, "plan deleting managed guests that are in no spec")
+	removeRaw := cmd.Flags().Bool("remove-raw-gpu-lines", false, "remove the raw lxc.* lines that pass NVIDIA devices from config files (no API can)")
 	saveTo := cmd.Flags().String("out", "", "also save the plan to `PLANFILE`, for apply PLANFILE")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		if *output != "text" && *output != "json" {
 			return fmt.Errorf("unknown --output %q (text or json)", *output)
 		}
-		opts := reconciler.PlanOptions{AllowReplace: *allowReplace, Prune: *prune}
+		opts := reconciler.PlanOptions{AllowReplace: *allowReplace, Prune: *prune, RemoveRawGPULines: *removeRaw}
 		o, err := observeSpecs(cmd.Context(), cmd, specFiles(cmd, args), os.Getenv)
 		if err != nil {
 			return err

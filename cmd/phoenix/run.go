@@ -47,6 +47,7 @@ full pass) and /status (JSON: the last pass and every guest's conditions).`,
 	parallelism := cmd.Flags().Int("parallelism", 4, "guests converged at once")
 	allowReplace := cmd.Flags().Bool("allow-replace", false, "destroy and recreate guests whose parent or privilege mode changed")
 	prune := cmd.Flags().Bool("prune", false, "delete managed guests that are in no spec")
+	removeRaw := cmd.Flags().Bool("remove-raw-gpu-lines", false, "remove the raw lxc.* lines that pass NVIDIA devices from config files (no API can)")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		paths := specFiles(cmd, args)
 		log := logger(cmd)
@@ -83,7 +84,7 @@ full pass) and /status (JSON: the last pass and every guest's conditions).`,
 		loop := reconciler.NewLoop(conn.cluster, conn.nodes, load, reconciler.LoopOptions{
 			Interval: *interval, Log: log, Observe: reconciler.ObserveOptions{Log: log},
 			Apply: reconciler.ApplyOptions{
-				PlanOptions: reconciler.PlanOptions{AllowReplace: *allowReplace, Prune: *prune},
+				PlanOptions: reconciler.PlanOptions{AllowReplace: *allowReplace, Prune: *prune, RemoveRawGPULines: *removeRaw},
 				Parallelism: *parallelism, Events: m.event,
 			},
 			Pass: func(info reconciler.PassInfo, _ *reconciler.Plan, _ *reconciler.ApplyResult, st []reconciler.GuestStatus) {

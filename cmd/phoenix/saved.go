@@ -81,8 +81,10 @@ func readSavedPlan(args []string) (*reconciler.SavedPlan, error) {
 // they were when it was made. It asks nothing: the plan was reviewed when it
 // was saved.
 func applySaved(ctx context.Context, cmd *cobra.Command, saved *reconciler.SavedPlan, opts reconciler.ApplyOptions, flags applyFlags) error {
-	if cmd.Flags().Changed("filename") || cmd.Flags().Changed("allow-replace") || cmd.Flags().Changed("prune") {
-		return errors.New("a saved plan carries its spec files and its options: give the plan file alone (without -f, --allow-replace or --prune)")
+	for _, flag := range []string{"filename", "allow-replace", "prune", "remove-raw-gpu-lines"} {
+		if cmd.Flags().Changed(flag) {
+			return errors.New("a saved plan carries its spec files and its options: give the plan file alone (without -f, --allow-replace, --prune or --remove-raw-gpu-lines)")
+		}
 	}
 	paths := make([]string, len(saved.Specs))
 	for i, f := range saved.Specs {

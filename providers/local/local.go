@@ -71,6 +71,11 @@ func (n *Node) SetConfig(ctx context.Context, vmid int, set map[string]string, d
 	return n.ops().SetConfig(ctx, vmid, set, del)
 }
 
+// RemoveRawLXC removes raw lxc.* lines from a container's config file.
+func (n *Node) RemoveRawLXC(ctx context.Context, vmid int, lines [][2]string) error {
+	return n.ops().RemoveRawLXC(ctx, vmid, lines)
+}
+
 // keptEnv are the variables a command inherits from phoenix. Over SSH a
 // command gets a fresh login environment; here it gets the same few, so
 // phoenix's own secrets (PROXMOX_VE_PASSWORD, API tokens) never reach pct or

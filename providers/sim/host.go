@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -33,6 +34,9 @@ func (c *cluster) hostCommand(ctx context.Context, nodeName string, argv []strin
 			fmt.Fprintf(stderr, "phoenix-sim: %s runs inside a container (pct exec VMID -- ...), not on the node\n", x.name)
 			c.journal.add(c.now(), Event{Node: n.Name, Kind: "exec", Name: x.name, Phase: phase, OK: false, Detail: "container step run on the node"})
 			return 2
+		}
+		if x.name == "phoenix/remove-raw-lxc" {
+			return c.removeRawLXC(n, x, stderr)
 		}
 		if x.name == "phoenix/host-probe" {
 			c.mu.Lock()
@@ -124,9 +128,41 @@ func hostProbe(n *node) string {
 	}
 	fmt.Fprintf(&b, "driver %s\npci-gpus %d\n", driver, n.GPUs)
 	for _, d := range n.devices() {
-		fmt.Fprintf(&b, "device %s %d %d\n", d.path, d.major, d.minor)
+		fmt.Fprintf(&b, "device %s %d %d %o\n", d.path, d.major, d.minor, hostDeviceMode(d.path))
 	}
 	return b.String()
+}
+
+// removeRawLXC models the edit of a container's config file on the node
+// (phoenix's own script, which takes Proxmox's config lock: here the
+// cluster lock): the listed raw lines go from the current section.
+func (c *cluster) removeRawLXC(n *node, x *script, stderr io.Writer) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	vmid, _ := strconv.Atoi(x.env["PHOENIX_VMID"])
+	g := c.guests[vmid]
+	if g == nil || g.node != n.Name {
+		fmt.Fprintf(stderr, "Configuration file '/etc/pve/lxc/%d.conf' does not exist\n", vmid)
+		c.journal.add(c.now(), Event{Node: n.Name, VMID: vmid, Kind: "exec", Name: x.name, OK: false, Detail: "no such container"})
+		return 2
+	}
+	drop := map[string]bool{}
+	for _, l := range strings.Split(x.env["PHOENIX_LINES"], "\n") {
+		drop[l] = true
+	}
+	g.conf.lxc = slices.DeleteFunc(g.conf.lxc, func(l [2]string) bool { return drop[l[0]+": "+l[1]] })
+	c.journal.add(c.now(), Event{Node: n.Name, VMID: vmid, Kind: "exec", Name: x.name, OK: true})
+	return 0
+}
+
+// hostDeviceMode is the mode of an NVIDIA node on a host: the driver makes
+// its nodes 0666 (nvidia-modprobe's default; NVreg_DeviceFileMode), and the
+// capability nodes under /dev/nvidia-caps 0400, readable by root only.
+func hostDeviceMode(path string) int {
+	if strings.HasPrefix(path, "/dev/nvidia-caps/") {
+		return 0o400
+	}
+	return 0o666
 }
 
 // procDevices is /proc/devices: character majors, nvidia-uvm's dynamic.

@@ -24,10 +24,10 @@ func TestHostProbe(t *testing.T) {
 		"a working driver lists every device node with its real major and minor": {
 			node: "pve1",
 			want: "driver 580.76.05\npci-gpus 2\n" +
-				"device /dev/nvidia0 195 0\ndevice /dev/nvidia1 195 1\n" +
-				"device /dev/nvidiactl 195 255\ndevice /dev/nvidia-modeset 195 254\n" +
-				"device /dev/nvidia-uvm 511 0\ndevice /dev/nvidia-uvm-tools 511 1\n" +
-				"device /dev/nvidia-caps/nvidia-cap1 510 1\ndevice /dev/nvidia-caps/nvidia-cap2 510 2\n",
+				"device /dev/nvidia0 195 0 666\ndevice /dev/nvidia1 195 1 666\n" +
+				"device /dev/nvidiactl 195 255 666\ndevice /dev/nvidia-modeset 195 254 666\n" +
+				"device /dev/nvidia-uvm 511 0 666\ndevice /dev/nvidia-uvm-tools 511 1 666\n" +
+				"device /dev/nvidia-caps/nvidia-cap1 510 1 400\ndevice /dev/nvidia-caps/nvidia-cap2 510 2 400\n",
 		},
 		// A GPU on PCI without device nodes has no working driver: phoenix
 		// must report it, not pass through paths that do not exist.
@@ -40,8 +40,8 @@ func TestHostProbe(t *testing.T) {
 		"nvidia-uvm not loaded since boot": {
 			node: "pve3",
 			want: "driver 570.172.08\npci-gpus 1\n" +
-				"device /dev/nvidia0 195 0\ndevice /dev/nvidiactl 195 255\ndevice /dev/nvidia-modeset 195 254\n" +
-				"device /dev/nvidia-caps/nvidia-cap1 509 1\ndevice /dev/nvidia-caps/nvidia-cap2 509 2\n",
+				"device /dev/nvidia0 195 0 666\ndevice /dev/nvidiactl 195 255 666\ndevice /dev/nvidia-modeset 195 254 666\n" +
+				"device /dev/nvidia-caps/nvidia-cap1 509 1 400\ndevice /dev/nvidia-caps/nvidia-cap2 509 2 400\n",
 		},
 	}
 	for name, tc := range cases {
@@ -214,7 +214,7 @@ func TestLoadingUVM(t *testing.T) {
 	if r := l.run("pve3", "cat", "/proc/devices"); !strings.Contains(r.stdout, "\n236 nvidia-uvm\n") {
 		t.Errorf("/proc/devices after: %v", r)
 	}
-	if r := l.script("pve3", 0, "phoenix/host-probe", "", "true"); !strings.Contains(r.stdout, "device /dev/nvidia-uvm 236 0\n") {
+	if r := l.script("pve3", 0, "phoenix/host-probe", "", "true"); !strings.Contains(r.stdout, "device /dev/nvidia-uvm 236 0 666\n") {
 		t.Errorf("probe after: %v", r)
 	}
 	// Only with the driver: a node without it has no nvidia-modprobe.

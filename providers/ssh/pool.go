@@ -190,6 +190,11 @@ func (n *Node) SetConfig(ctx context.Context, vmid int, set map[string]string, d
 	return n.ops.SetConfig(ctx, vmid, set, del)
 }
 
+// RemoveRawLXC removes raw lxc.* lines from a container's config file.
+func (n *Node) RemoveRawLXC(ctx context.Context, vmid int, lines [][2]string) error {
+	return n.ops.RemoveRawLXC(ctx, vmid, lines)
+}
+
 // connection returns the node's connection, dialling it if there is none.
 // Concurrent callers share one dial.
 func (n *Node) connection(ctx context.Context) (*gossh.Client, error) {

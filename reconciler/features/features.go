@@ -147,6 +147,11 @@ func Steps(c *spec.Catalog, feature string, ctx Context) ([]Step, error) {
 		}
 		download.Where, download.NoVerify = OnHost, true
 		userspace := step("userspace", map[string]string{"NVIDIA_VERSION": v, "NVIDIA_RUNFILE": "/root/" + file})
+		if ctx.Guest.Settings.GPUGroup == nil {
+			// The nodes are passed with the host's mode, open to every user:
+			// check as one who is not root, and not in any group.
+			userspace.Env["NVIDIA_CHECK_USER"] = "nobody"
+		}
 		userspace.Push = &Push{Src: RunfileDir + "/" + file, Dst: "/root/" + file, Mode: 0o755}
 		return []Step{Initialized(ctx.Devices), download, userspace}, nil
 	case spec.FeatureCUDAToolkit:

@@ -5,7 +5,8 @@
 #
 #   driver <version|none>
 #   pci-gpus <count>
-#   device <path> <major> <minor>      (decimal, one line per device node)
+#   device <path> <major> <minor> <mode>   (numbers decimal, the mode octal as
+#                                          stat prints it; one line per node)
 #
 # PHOENIX_PROBE_ROOT prefixes every path read, so tests can run the probe
 # against a fake /proc, /sys and /dev; it is empty on a real node.
@@ -42,13 +43,17 @@ for dev in "$root"/sys/bus/pci/devices/*; do
 done
 echo "pci-gpus $gpus"
 
-# device prints one character device node with its real numbers. stat prints
-# them in hex; nvidia-uvm and nvidia-caps get dynamic majors that differ from
-# host to host, so they are read, never assumed.
+# device prints one character device node with its real numbers and its
+# mode. stat prints the numbers in hex; nvidia-uvm and nvidia-caps get dynamic
+# majors that differ from host to host, so they are read, never assumed. The
+# mode is what a container's node gets, so that its users reach the GPU as the
+# host's do.
 device() {
 	[ -c "$root$1" ] || return 0
-	nums=$(stat -c '%t %T' "$root$1") || return 0
-	printf 'device %s %d %d\n' "$1" "0x${nums% *}" "0x${nums#* }"
+	nums=$(stat -c '%t %T %a' "$root$1") || return 0
+	major=${nums%% *}
+	rest=${nums#* }
+	printf 'device %s %d %d %s\n' "$1" "0x$major" "0x${rest%% *}" "${rest#* }"
 }
 
 # A fixed order (GPUs by number, then the control nodes, then anything else),

@@ -81,7 +81,7 @@ func TestOpsScriptExitIsAResult(t *testing.T) {
 }
 
 func TestOpsHostProbe(t *testing.T) {
-	f := &fakeRunner{res: reconciler.Result{Stdout: "driver 580.76.05\npci-gpus 1\ndevice /dev/nvidia0 195 0\n"}}
+	f := &fakeRunner{res: reconciler.Result{Stdout: "driver 580.76.05\npci-gpus 1\ndevice /dev/nvidia0 195 0 666\n"}}
 	o := Ops{Node: "pve1", Run: f.run}
 	info, err := o.HostProbe(context.Background())
 	if err != nil {
@@ -92,7 +92,7 @@ func TestOpsHostProbe(t *testing.T) {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 
-	f.res = reconciler.Result{Stdout: "driver 580.76.05\npci-gpus 1\ndevice /dev/nvidia0 c3 0\n"}
+	f.res = reconciler.Result{Stdout: "driver 580.76.05\npci-gpus 1\ndevice /dev/nvidia0 c3 0 666\n"}
 	var perr *ProbeError
 	if _, err := o.HostProbe(context.Background()); !errors.As(err, &perr) || perr.Line != 3 || !strings.HasPrefix(err.Error(), "pve1: ") {
 		t.Errorf("malformed output: %v", err)

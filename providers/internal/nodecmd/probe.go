@@ -3,6 +3,7 @@ package nodecmd
 import (
 	_ "embed"
 	"fmt"
+	"os"
 	"path"
 	"regexp"
 	"strconv"
@@ -41,6 +42,7 @@ var (
 	driverVersion = regexp.MustCompile(`^[0-9]+(\.[0-9]+)+$`)
 	// decimal is a canonical non-negative decimal: no sign, no leading zero.
 	decimal = regexp.MustCompile(`^(0|[1-9][0-9]{0,9})$`)
+	octal   = regexp.MustCompile(`^[0-7]{1,4}$`)
 	// devicePath is a node under /dev without spaces or traversal; the
 	// probe only lists /dev/nvidia* and /dev/nvidia-caps/*.
 	devicePath = regexp.MustCompile(`^/dev/[A-Za-z0-9_.+-]+(/[A-Za-z0-9_.+-]+)*$`)
@@ -93,8 +95,8 @@ func ParseHostProbe(out string) (reconciler.HostInfo, error) {
 			}
 			info.PCIGPUs = c
 		default:
-			if len(f) != 4 || f[0] != "device" {
-				return bad(`want "device PATH MAJOR MINOR"`)
+			if len(f) != 5 || f[0] != "device" {
+				return bad(`want "device PATH MAJOR MINOR MODE"`)
 			}
 			if !devicePath.MatchString(f[1]) || path.Clean(f[1]) != f[1] {
 				return bad("malformed device path")
@@ -108,7 +110,11 @@ func ParseHostProbe(out string) (reconciler.HostInfo, error) {
 			if !ok1 || !ok2 {
 				return bad("malformed device number (want decimal major 0..%d and minor 0..%d)", maxMajor, maxMinor)
 			}
-			info.Devices = append(info.Devices, reconciler.Device{Path: f[1], Major: major, Minor: minor})
+			mode, err := strconv.ParseUint(f[4], 8, 12)
+			if err != nil || !octal.MatchString(f[4]) {
+				return bad("malformed mode (want octal permission bits, e.g. 666)")
+			}
+			info.Devices = append(info.Devices, reconciler.Device{Path: f[1], Major: major, Minor: minor, Mode: os.FileMode(mode)})
 		}
 	}
 	if len(lines) < 2 {

@@ -3,6 +3,7 @@ package nodecmd
 import (
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 
@@ -11,8 +12,14 @@ import (
 	"github.com/phoenixhv/phoenix/reconciler"
 )
 
+// dev is an NVIDIA device node as a host has it: 0666, or 0400 for the
+// capability nodes.
 func dev(path string, major, minor int) reconciler.Device {
-	return reconciler.Device{Path: path, Major: major, Minor: minor}
+	mode := os.FileMode(0o666)
+	if strings.HasPrefix(path, "/dev/nvidia-caps/") {
+		mode = 0o400
+	}
+	return reconciler.Device{Path: path, Major: major, Minor: minor, Mode: mode}
 }
 
 // formatHostProbe writes a HostInfo the way the probe prints it.
@@ -24,7 +31,7 @@ func formatHostProbe(h reconciler.HostInfo) string {
 	}
 	fmt.Fprintf(&b, "driver %s\npci-gpus %d\n", driver, h.PCIGPUs)
 	for _, d := range h.Devices {
-		fmt.Fprintf(&b, "device %s %d %d\n", d.Path, d.Major, d.Minor)
+		fmt.Fprintf(&b, "device %s %d %d %o\n", d.Path, d.Major, d.Minor, d.Mode)
 	}
 	return b.String()
 }
@@ -36,9 +43,9 @@ func TestParseHostProbe(t *testing.T) {
 	}{
 		"two GPUs, uvm loaded": {
 			out: "driver 580.76.05\npci-gpus 2\n" +
-				"device /dev/nvidia0 195 0\ndevice /dev/nvidia1 195 1\ndevice /dev/nvidiactl 195 255\n" +
-				"device /dev/nvidia-modeset 195 254\ndevice /dev/nvidia-uvm 511 0\ndevice /dev/nvidia-uvm-tools 511 1\n" +
-				"device /dev/nvidia-caps/nvidia-cap1 509 1\ndevice /dev/nvidia-caps/nvidia-cap2 509 2\n",
+				"device /dev/nvidia0 195 0 666\ndevice /dev/nvidia1 195 1 666\ndevice /dev/nvidiactl 195 255 666\n" +
+				"device /dev/nvidia-modeset 195 254 666\ndevice /dev/nvidia-uvm 511 0 666\ndevice /dev/nvidia-uvm-tools 511 1 666\n" +
+				"device /dev/nvidia-caps/nvidia-cap1 509 1 400\ndevice /dev/nvidia-caps/nvidia-cap2 509 2 400\n",
 			want: reconciler.HostInfo{DriverVersion: "580.76.05", PCIGPUs: 2, Devices: []reconciler.Device{
 				dev("/dev/nvidia0", 195, 0), dev("/dev/nvidia1", 195, 1), dev("/dev/nvidiactl", 195, 255),
 				dev("/dev/nvidia-modeset", 195, 254), dev("/dev/nvidia-uvm", 511, 0), dev("/dev/nvidia-uvm-tools", 511, 1),
@@ -84,20 +91,23 @@ func TestParseHostProbeRefuses(t *testing.T) {
 		"count with plus":        {"driver none\npci-gpus +1\n", 2},
 		"count with zero":        {"driver none\npci-gpus 01\n", 2},
 		"count not a number":     {"driver none\npci-gpus two\n", 2},
-		"hex major":              {"driver none\npci-gpus 0\ndevice /dev/nvidia-uvm 1fc 0\n", 3},
-		"major out of range":     {"driver none\npci-gpus 0\ndevice /dev/nvidia0 4096 0\n", 3},
-		"minor out of range":     {"driver none\npci-gpus 0\ndevice /dev/nvidia0 195 1048576\n", 3},
-		"missing minor":          {"driver 580.76.05\npci-gpus 1\ndevice /dev/nvidia0 195\n", 3},
-		"path outside /dev":      {"driver none\npci-gpus 0\ndevice /etc/shadow 1 1\n", 3},
-		"path escapes /dev":      {"driver none\npci-gpus 0\ndevice /dev/../etc/shadow 1 1\n", 3},
-		"path with a space":      {"driver none\npci-gpus 0\ndevice /dev/nvidia 0 195 0\n", 3},
-		"duplicate device":       {"driver none\npci-gpus 0\ndevice /dev/nvidia0 195 0\ndevice /dev/nvidia0 195 0\n", 4},
+		"hex major":              {"driver none\npci-gpus 0\ndevice /dev/nvidia-uvm 1fc 0 666\n", 3},
+		"major out of range":     {"driver none\npci-gpus 0\ndevice /dev/nvidia0 4096 0 666\n", 3},
+		"minor out of range":     {"driver none\npci-gpus 0\ndevice /dev/nvidia0 195 1048576 666\n", 3},
+		"missing minor":          {"driver 580.76.05\npci-gpus 1\ndevice /dev/nvidia0 195 666\n", 3},
+		"missing mode":           {"driver 580.76.05\npci-gpus 1\ndevice /dev/nvidia0 195 0\n", 3},
+		"decimal mode":           {"driver 580.76.05\npci-gpus 1\ndevice /dev/nvidia0 195 0 438\n", 3},
+		"mode out of range":      {"driver 580.76.05\npci-gpus 1\ndevice /dev/nvidia0 195 0 17777\n", 3},
+		"path outside /dev":      {"driver none\npci-gpus 0\ndevice /etc/shadow 1 1 666\n", 3},
+		"path escapes /dev":      {"driver none\npci-gpus 0\ndevice /dev/../etc/shadow 1 1 666\n", 3},
+		"path with a space":      {"driver none\npci-gpus 0\ndevice /dev/nvidia 0 195 0 666\n", 3},
+		"duplicate device":       {"driver none\npci-gpus 0\ndevice /dev/nvidia0 195 0 666\ndevice /dev/nvidia0 195 0 666\n", 4},
 		"blank line":             {"driver none\npci-gpus 0\n\n", 3},
 		"CRLF":                   {"driver none\r\npci-gpus 0\r\n", 1},
 		"two spaces":             {"driver  none\npci-gpus 0\n", 1},
 		"trailing space":         {"driver none\npci-gpus 0 \n", 2},
 		"stray line":             {"driver none\npci-gpus 0\nWARNING: something\n", 3},
-		"unknown device keyword": {"driver none\npci-gpus 0\ndev /dev/nvidia0 195 0\n", 3},
+		"unknown device keyword": {"driver none\npci-gpus 0\ndev /dev/nvidia0 195 0 666\n", 3},
 	}
 	for name, tc := range cases {
 		_, err := ParseHostProbe(tc.out)

@@ -61,12 +61,15 @@ func (h *fakeHost) pci(addr, vendor, class string) {
 
 // mknod creates a character device. It needs CAP_MKNOD; without it the
 // caller skips the device part of its test.
-func (h *fakeHost) mknod(path string, major, minor uint32) error {
+func (h *fakeHost) mknod(path string, major, minor uint32, mode os.FileMode) error {
 	p := filepath.Join(h.root, path)
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		h.t.Fatal(err)
 	}
-	return unix.Mknod(p, unix.S_IFCHR|0o666, int(unix.Mkdev(major, minor)))
+	if err := unix.Mknod(p, unix.S_IFCHR|uint32(mode), int(unix.Mkdev(major, minor))); err != nil {
+		return err
+	}
+	return os.Chmod(p, mode) // past the umask
 }
 
 // probe runs the real probe script with shell sh against the fake root.
@@ -150,7 +153,7 @@ func TestHostProbeScriptDevices(t *testing.T) {
 		dev("/dev/nvidia-caps/nvidia-cap1", 511, 1), dev("/dev/nvidia-caps/nvidia-cap2", 511, 2),
 	}
 	for _, d := range devs {
-		if err := h.mknod(d.Path, uint32(d.Major), uint32(d.Minor)); err != nil {
+		if err := h.mknod(d.Path, uint32(d.Major), uint32(d.Minor), d.Mode); err != nil {
 			if errors.Is(err, unix.EPERM) {
 				t.Skipf("mknod %s: %v: creating device nodes needs CAP_MKNOD (root outside a restricted container)", d.Path, err)
 			}

@@ -1,8 +1,11 @@
 #!/bin/sh
 # nvidia-driver/userspace: the NVIDIA userspace at exactly the host's driver
 # version, without a kernel module (the host's module serves the container).
-#   NVIDIA_VERSION  the host kernel module's version
-#   NVIDIA_RUNFILE  the runfile pushed into the container
+#   NVIDIA_VERSION     the host kernel module's version
+#   NVIDIA_RUNFILE     the runfile pushed into the container
+#   NVIDIA_CHECK_USER  optional: a user other than root that must reach the
+#                      GPU too (the device nodes are 0660 and root's inside a
+#                      container unless phoenix passes them with a mode)
 set -eu
 phase=${1:-apply}
 : "${NVIDIA_VERSION:?}" "${NVIDIA_RUNFILE:?}"
@@ -30,6 +33,10 @@ verify)
 	got=$(reported)
 	if [ "$got" != "$NVIDIA_VERSION" ]; then
 		echo "nvidia-smi reports driver $got, want $NVIDIA_VERSION" >&2
+		exit 1
+	fi
+	if [ -n "${NVIDIA_CHECK_USER:-}" ] && ! out=$(runuser -u "$NVIDIA_CHECK_USER" -- nvidia-smi -L 2>&1); then
+		echo "as $NVIDIA_CHECK_USER, nvidia-smi fails ($out): the GPU's device nodes are usable by root only" >&2
 		exit 1
 	fi
 	;;

@@ -21,6 +21,14 @@ apply)
 	;;
 verify)
 	ollama --version >/dev/null
+	# ollama's service runs as user ollama: with a GPU passed through, that
+	# user must reach it, or ollama runs on the CPU without a word.
+	if [ -e /dev/nvidiactl ] && command -v nvidia-smi >/dev/null 2>&1 && id ollama >/dev/null 2>&1; then
+		if ! out=$(runuser -u ollama -- nvidia-smi -L 2>&1); then
+			echo "ollama's service user cannot use the GPU ($out): pass the device nodes with a mode or a group ollama is in" >&2
+			exit 1
+		fi
+	fi
 	;;
 uninstall)
 	if command -v systemctl >/dev/null 2>&1; then
