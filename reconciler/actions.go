@@ -48,6 +48,11 @@ func (e *engine) execute(ctx context.Context, j *job, g GuestPlan, c Change, obs
 		return e.waitInitialized(ctx, g, r)
 	case Stop:
 		return e.retry(ctx, g, Event{Action: Stop}, func() error { return e.cluster.Shutdown(ctx, g.Node, g.VMID) })
+	case RenewIdentity:
+		if err := e.readyForScripts(ctx, j, g, r); err != nil {
+			return err
+		}
+		return e.renewIdentity(ctx, g)
 	case InstallFeature, ReinstallFeature:
 		if err := e.readyForScripts(ctx, j, g, r); err != nil {
 			return err
@@ -144,7 +149,8 @@ func (e *engine) clone(ctx context.Context, g GuestPlan, r *spec.Resolved, obs *
 	}
 	// The clone is born with its own identity and the template's records:
 	// the records are what it inherits.
-	state := &State{V: 1, Name: r.Name, Kind: string(r.Kind), Parent: r.Parent, Generation: g.Generation, Features: maps.Clone(src.records())}
+	state := &State{V: 1, Name: r.Name, Kind: string(r.Kind), Parent: r.Parent, Generation: g.Generation,
+		Features: maps.Clone(src.records()), IdentityDue: !r.IsTemplate()}
 	req := CloneRequest{Node: parent.Settings.Node, SourceVMID: g.Source, NewID: g.VMID, Hostname: r.Name,
 		Description: RenderDescription(src.User, state), Full: r.Settings.CloneMode == spec.CloneFull}
 	if r.Settings.Node != parent.Settings.Node {

@@ -20,6 +20,7 @@ const (
 	Start
 	Restart
 	Stop
+	RenewIdentity
 	InstallFeature
 	ReinstallFeature
 	UninstallFeature
@@ -28,10 +29,10 @@ const (
 	Delete
 )
 
-var actionNames = [...]string{"no-op", "create", "clone", "update", "resize", "start", "restart", "stop", "install", "reinstall", "uninstall", "convert", "replace", "delete"}
+var actionNames = [...]string{"no-op", "create", "clone", "update", "resize", "start", "restart", "stop", "identity", "install", "reinstall", "uninstall", "convert", "replace", "delete"}
 
 // Actions lists every action, for documentation and tests.
-var Actions = []Action{NoOp, Create, Clone, UpdateConfig, Resize, Start, Restart, Stop, InstallFeature, ReinstallFeature,
+var Actions = []Action{NoOp, Create, Clone, UpdateConfig, Resize, Start, Restart, Stop, RenewIdentity, InstallFeature, ReinstallFeature,
 	UninstallFeature, ConvertToTemplate, Replace, Delete}
 
 func (a Action) String() string {

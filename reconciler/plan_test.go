@@ -224,7 +224,7 @@ func TestPlanCases(t *testing.T) {
 			want: map[string][]string{
 				"base": {"create", "create", "start", "install base", "convert"},
 				"gpu":  {"clone", "clone", "update dev0 dev1 dev2 dev3 dev4 dev5", "start", "install nvidia-driver", "install cuda-toolkit", "convert"},
-				"app":  {"clone", "clone", "update dev0", "start", "install vllm"},
+				"app":  {"clone", "clone", "update dev0", "start", "identity", "install vllm"},
 			},
 		},
 		"config drift is an update, with a restart when a running container gets other devices": {
@@ -318,7 +318,7 @@ func TestPlanCases(t *testing.T) {
 			want: map[string][]string{
 				"base": {"no-op"},
 				"gpu":  {"update", "install cuda-toolkit", "convert"},
-				"app":  {"clone", "clone", "update dev0", "start", "install vllm"},
+				"app":  {"clone", "clone", "update dev0", "start", "identity", "install vllm"},
 			},
 		},
 		"unprivileged flipped needs --allow-replace": {
@@ -330,7 +330,7 @@ func TestPlanCases(t *testing.T) {
 			mutate: func(o *Observed) { o.Guests[950].State.Parent = "base" },
 			opts:   PlanOptions{AllowReplace: true},
 			want: map[string][]string{"base": {"no-op"}, "gpu": {"no-op"},
-				"app": {"replace", "replace", "clone", "update dev0", "start", "install vllm"}},
+				"app": {"replace", "replace", "clone", "update dev0", "start", "identity", "install vllm"}},
 		},
 		"never a protected guest": {
 			mutate: func(o *Observed) {

@@ -203,6 +203,7 @@ func (p *planner) missing(g *GuestPlan, r *spec.Resolved, d desired) {
 		start.Config = Config{Values: maps.Clone(parent.config)}
 		start.Config.Values["hostname"] = r.Name
 		start.State.Features = maps.Clone(parent.records)
+		start.State.IdentityDue = !r.IsTemplate()
 	}
 	p.converge(g, r, d, start, true)
 }
@@ -295,14 +296,19 @@ func (p *planner) converge(g *GuestPlan, r *spec.Resolved, d desired, og *Observ
 	}
 	running := og.Status == "running"
 	runs := !r.IsTemplate() && !r.Stopped
+	identity := og.State != nil && og.State.IdentityDue && og.State.Identity == nil && !r.IsTemplate()
 	switch {
-	case !running && (len(features) > 0 || runs):
+	case !running && (len(features) > 0 || runs || identity):
 		g.Changes = append(g.Changes, Change{Action: Start, Reason: startReason(features, made)})
 		running = true
 	case running:
 		if keys := restartKeys(fields, og, d); len(keys) > 0 {
 			g.Changes = append(g.Changes, Change{Action: Restart, Pending: keys, Reason: restartReason(keys)})
 		}
+	}
+	if identity {
+		g.Changes = append(g.Changes, Change{Action: RenewIdentity,
+			Reason: "a clone has its template's SSH host keys: it gets its own, once, before anything else runs in it"})
 	}
 	g.Changes = append(g.Changes, features...)
 	switch {

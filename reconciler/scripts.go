@@ -73,6 +73,28 @@ func (e *engine) uninstall(ctx context.Context, g GuestPlan, r *spec.Resolved, c
 	return e.forget(ctx, g, c.Feature)
 }
 
+// renewIdentity gives a clone SSH host keys of its own (and a machine-id
+// where Proxmox's clone left it empty and systemd has not made one), and
+// records that it did, so that it happens once.
+func (e *engine) renewIdentity(ctx context.Context, g GuestPlan) error {
+	node, err := e.nodes(g.Node)
+	if err != nil {
+		return err
+	}
+	s := features.Identity()
+	c := Change{Action: RenewIdentity}
+	if err := e.attempts(ctx, g, c, s, "apply", func() (Result, error) { return e.runScript(ctx, g, c, node, s, "apply") }); err != nil {
+		return err
+	}
+	now := e.opts.Now().UTC()
+	return e.retry(ctx, g, Event{Action: RenewIdentity, Step: "record"}, func() error {
+		return e.updateState(ctx, g, func(st *State) bool {
+			st.Identity, st.IdentityDue = &now, false
+			return true
+		}, nil)
+	})
+}
+
 // step runs one step: a wait is polled; otherwise check, and when the check
 // fails, push and apply (tried again a few times), then verify.
 func (e *engine) step(ctx context.Context, g GuestPlan, c Change, node Node, s features.Step) error {

@@ -41,6 +41,11 @@ type State struct {
 	// again at another VMID while linked clones keep the old one's disk.
 	// Zero is the first.
 	Generation int `json:"generation,omitempty"`
+	// IdentityDue marks a container phoenix cloned: a clone keeps its
+	// source's SSH host keys (Proxmox's clone only clears the machine-id),
+	// so it gets its own at its first start. Identity is when it did.
+	IdentityDue bool       `json:"identityDue,omitempty"`
+	Identity    *time.Time `json:"identity,omitempty"`
 	// Features are the installations that completed, by feature name.
 	Features map[string]FeatureRecord `json:"features,omitempty"`
 	// Error is the last failure converging this guest, cleared once it

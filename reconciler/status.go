@@ -76,7 +76,7 @@ func Status(res *spec.Resolution, obs *Observed, plan *Plan) []GuestStatus {
 		var configMsg, featureMsg []string
 		for _, c := range gp.Changes {
 			switch c.Action {
-			case UpdateConfig, Resize, Start, Restart, Stop, Replace, Create, Clone, Delete, ConvertToTemplate:
+			case UpdateConfig, Resize, Start, Restart, Stop, RenewIdentity, Replace, Create, Clone, Delete, ConvertToTemplate:
 				configMsg = append(configMsg, stepName(c)+": "+c.Reason)
 			case InstallFeature, ReinstallFeature, UninstallFeature:
 				featureMsg = append(featureMsg, stepName(c))

@@ -114,6 +114,13 @@ func Initialized(devices []string) Step {
 		Env: map[string]string{"PHOENIX_DEVICES": strings.Join(devices, " ")}}
 }
 
+// Identity is the step that gives a clone SSH host keys of its own: a clone
+// copies its source's disk, keys included, and Proxmox regenerates only the
+// machine-id (which it empties; systemd makes a new one at boot).
+func Identity() Step {
+	return Step{Name: "phoenix/identity", Body: script("phoenix/identity"), NoVerify: true}
+}
+
 // Steps returns the steps of a feature on a guest, in order.
 func Steps(c *spec.Catalog, feature string, ctx Context) ([]Step, error) {
 	def, ok := c.Lookup(feature)

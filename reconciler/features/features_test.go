@@ -26,7 +26,7 @@ func examples(t *testing.T) *spec.Resolution {
 func TestEveryBuiltinHasSteps(t *testing.T) {
 	res := examples(t)
 	g, _ := res.Guest("vllm-qwen")
-	used := map[string]bool{"phoenix/initialized": true}
+	used := map[string]bool{"phoenix/initialized": true, "phoenix/identity": true}
 	for _, f := range spec.BuiltinFeatureNames() {
 		steps, err := Steps(res.Catalog, f, Context{Guest: g, Params: g.Params[f], DriverVersion: "580.76.05",
 			Devices: []string{"/dev/nvidia0"}})
