@@ -100,6 +100,12 @@ func covered(journal []sim.Event, g reconciler.GuestPlan, c reconciler.Change) b
 		return task("vzstart", "vzreboot")
 	case reconciler.Restart:
 		return task("vzreboot") || task("vzstart") && (task("vzshutdown") || task("vzstop"))
+	case reconciler.Stop:
+		return task("vzshutdown", "vzstop")
+	case reconciler.RenewIdentity:
+		return slices.ContainsFunc(journal, func(e sim.Event) bool {
+			return e.Kind == "exec" && e.OK && e.VMID == g.VMID && e.Name == "phoenix/identity" && e.Phase == "apply"
+		})
 	case reconciler.ConvertToTemplate:
 		return task("vztemplate")
 	case reconciler.Replace, reconciler.Delete:
