@@ -1,9 +1,11 @@
 // Package proxmox is phoenix's adapter to the Proxmox VE API, on
 // github.com/luthermonson/go-proxmox. It reads configs as raw maps (the typed
 // structs drop keys and fail on cpulimit), waits for tasks itself (go-proxmox's
-// Wait ignores ctx and calls WARNINGS a failure), and keeps Proxmox's own error
+// Wait ignores ctx and calls WARNINGS a failure), keeps Proxmox's own error
 // texts, which go-proxmox loses on 401/403, by reading every failed answer off
-// the wire before go-proxmox sees it.
+// the wire before go-proxmox sees it, and keeps a password session alive
+// itself (go-proxmox logs in again only once its session is an hour old, and
+// rewrites the ticket under requests in flight).
 package proxmox
 
 import (
@@ -23,6 +25,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -36,6 +39,8 @@ type Client struct {
 	cfg Config
 	api *gp.Client
 	log *slog.Logger
+	// auth is the password session; nil with an API token.
+	auth *tickets
 }
 
 var _ reconciler.Cluster = (*Client)(nil)
@@ -66,12 +71,16 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Client, error) {
 			"endpoint", cfg.Endpoint)
 	}
 	opts := []gp.Option{gp.WithHTTPClient(hc), gp.WithLogger(quietLogger{}), gp.WithUserAgent("phoenix")}
+	var auth *tickets
 	if cfg.TokenID != "" {
 		opts = append(opts, gp.WithAPIToken(cfg.TokenID, cfg.TokenSecret))
 	} else {
-		opts = append(opts, gp.WithCredentials(&gp.Credentials{Username: cfg.Username, Password: cfg.Password}))
+		// No credentials for go-proxmox: phoenix signs each request with
+		// its own session (see tickets).
+		auth = &tickets{renewAfter: ticketRenewAfter, now: time.Now}
+		opts = append(opts, gp.WithRequestInterceptor(signRequest))
 	}
-	c := &Client{cfg: cfg, api: gp.NewClient(cfg.Endpoint, opts...), log: log}
+	c := &Client{cfg: cfg, api: gp.NewClient(cfg.Endpoint, opts...), log: log, auth: auth}
 	if err := c.firstContact(ctx); err != nil {
 		return nil, err
 	}
@@ -140,16 +149,147 @@ func (c *Client) version(ctx context.Context) error {
 	return nil
 }
 
-// login creates the ticket session; an answer without a ticket came from
-// something other than Proxmox VE.
+// login creates the ticket session with the password.
 func (c *Client) login(ctx context.Context) error {
-	if err := c.api.CreateSession(ctx); err != nil {
+	s, err := c.postTicket(ctx, c.cfg.Password)
+	if err != nil {
 		return err
 	}
-	if s := c.api.Session(); s == nil || s.Ticket == "" {
-		return errNotPVE
+	c.auth.cur.Store(s)
+	return nil
+}
+
+// ticketRenewAfter is the age at which phoenix renews its ticket: half of the
+// two hours Proxmox VE's tickets last (pve-access-control
+// src/PVE/AccessControl.pm $ticket_lifetime).
+const ticketRenewAfter = time.Hour
+
+// tickets is the password session. Proxmox VE's tickets expire after two
+// hours, and every request with an expired one is answered 401, three seconds
+// late. phoenix renews its ticket once it is an hour old (a still valid
+// ticket is renewed by POST /access/ticket with the ticket as the password),
+// and logs in with the password when one is refused anyway (a ticket made
+// shorter-lived, a machine that slept), then sends the refused request again.
+// go-proxmox's own renewal does not serve: it logs in again only when its
+// session is an hour old by its own count, and it writes the new ticket into
+// the session that requests in flight are reading.
+type tickets struct {
+	renewAfter time.Duration
+	now        func() time.Time
+	mu         sync.Mutex // one login at a time
+	cur        atomic.Pointer[ticketSession]
+}
+
+// ticketSession is one login's ticket and CSRF token, and when phoenix got
+// them. It is never changed: a login makes a new one.
+type ticketSession struct {
+	ticket, csrf string
+	at           time.Time
+}
+
+type sessionKey struct{}
+
+// signRequest puts the session the request was sent under into its headers:
+// the ticket as pve-http-server's create_auth_cookie escapes it, and for a
+// write the CSRF token.
+func signRequest(req *http.Request) error {
+	s, ok := req.Context().Value(sessionKey{}).(*ticketSession)
+	if !ok || s == nil {
+		return nil
+	}
+	req.Header.Set("Cookie", "PVEAuthCookie="+url.QueryEscape(s.ticket))
+	if req.Method != http.MethodGet {
+		req.Header.Set("CSRFPreventionToken", s.csrf)
 	}
 	return nil
+}
+
+// postTicket is POST /access/ticket with the password, or with a still valid
+// ticket in its place; an answer without a ticket came from something other
+// than Proxmox VE.
+func (c *Client) postTicket(ctx context.Context, secret string) (*ticketSession, error) {
+	var s gp.Session
+	if err := c.api.Post(ctx, "/access/ticket", map[string]string{"username": c.cfg.Username, "password": secret}, &s); err != nil {
+		return nil, err
+	}
+	if s.Ticket == "" || s.CSRFPreventionToken == "" {
+		return nil, errNotPVE
+	}
+	return &ticketSession{ticket: s.Ticket, csrf: s.CSRFPreventionToken, at: c.auth.now()}, nil
+}
+
+// session returns the session to send a request under, renewed first when it
+// is older than renewAfter. A renewal that fails leaves the old session, which
+// is still valid for an hour; the first login failing at New leaves none, and
+// then this logs in.
+func (c *Client) session(ctx context.Context) *ticketSession {
+	if s := c.auth.cur.Load(); s != nil && c.auth.now().Sub(s.at) < c.auth.renewAfter {
+		return s
+	}
+	c.auth.mu.Lock()
+	defer c.auth.mu.Unlock()
+	s := c.auth.cur.Load()
+	if s != nil && c.auth.now().Sub(s.at) < c.auth.renewAfter {
+		return s // renewed while this waited
+	}
+	if err := c.renew(ctx, s); err != nil {
+		// Without a session the request is refused, and says why.
+		if s != nil {
+			c.log.Warn("renewing the Proxmox VE ticket failed; the old one is used while it lasts", "error", err)
+		}
+		return s
+	}
+	return c.auth.cur.Load()
+}
+
+// renew replaces the session old by one made with old's ticket as the
+// password, or when that is refused, by a login with the password.
+func (c *Client) renew(ctx context.Context, old *ticketSession) error {
+	if old != nil {
+		s, err := c.postTicket(loginContext(ctx), old.ticket)
+		if err == nil {
+			c.auth.cur.Store(s)
+			return nil
+		}
+		c.log.Debug("proxmox api", "op", "renew ticket", "error", err)
+	}
+	return c.relogin(ctx)
+}
+
+// reloginAfter logs in with the password after the session used was
+// refused, unless another request has already replaced that session. A
+// refused ticket is not renewed first: Proxmox VE renews only a valid one.
+func (c *Client) reloginAfter(ctx context.Context, used *ticketSession) error {
+	c.auth.mu.Lock()
+	defer c.auth.mu.Unlock()
+	if c.auth.cur.Load() != used {
+		return nil
+	}
+	return c.relogin(ctx)
+}
+
+// relogin logs in with the password; the caller holds auth.mu. Its failure
+// is classified as any answer is: a refused password is permanent, a dropped
+// connection worth another try.
+func (c *Client) relogin(ctx context.Context) error {
+	lctx := loginContext(ctx)
+	s, err := c.postTicket(lctx, c.cfg.Password)
+	if err != nil {
+		const op = "POST /access/ticket"
+		if capt := lctx.Value(captureKey{}).(*capture); capt.status != 0 {
+			return classify(op, capt.status, capt.reason, capt.body)
+		}
+		return classifyTransport(op, err)
+	}
+	c.auth.cur.Store(s)
+	c.log.Debug("proxmox api", "op", "POST /access/ticket", "login", "password")
+	return nil
+}
+
+// loginContext gives a login request a capture of its own, so that its answer
+// is not taken for the answer of the request it was made for.
+func loginContext(ctx context.Context) context.Context {
+	return context.WithValue(ctx, captureKey{}, &capture{})
 }
 
 // httpClient has timeouts (go-proxmox's default has none), verifies TLS with
@@ -216,6 +356,10 @@ func (t capturingTransport) RoundTrip(req *http.Request) (*http.Response, error)
 	}
 	c.answerCode, c.answer, c.contentType = res.StatusCode, res.Status, res.Header.Get("Content-Type")
 	if res.StatusCode < 400 {
+		// Only the last answer counts: a client that sends a request
+		// again (go-proxmox does, after logging in anew on a 401) must not
+		// leave the failure before it behind.
+		c.status, c.reason, c.body = 0, "", nil
 		return res, nil
 	}
 	body, _ := io.ReadAll(io.LimitReader(res.Body, 1<<16))
@@ -236,12 +380,15 @@ func (quietLogger) Infof(string, ...any)  {}
 func (quietLogger) Warnf(string, ...any)  {}
 
 // call makes one API request. GET and DELETE send params in the query, POST
-// and PUT as the body; the answer's data is decoded into out when not nil.
+// and PUT as the body; the answer's data is decoded into out when not nil. A
+// request whose ticket was refused is sent once more after a new login.
 func (c *Client) call(ctx context.Context, method, path string, params map[string]string, out any) error {
 	op := method + " " + path
-	capt := &capture{}
-	rctx := context.WithValue(ctx, captureKey{}, capt)
-	var raw json.RawMessage
+	switch method {
+	case http.MethodGet, http.MethodDelete, http.MethodPost, http.MethodPut:
+	default:
+		return fmt.Errorf("proxmox: unsupported method %s", method)
+	}
 	target := path
 	if (method == http.MethodGet || method == http.MethodDelete) && len(params) > 0 {
 		q := url.Values{}
@@ -250,18 +397,12 @@ func (c *Client) call(ctx context.Context, method, path string, params map[strin
 		}
 		target += "?" + q.Encode()
 	}
-	var err error
-	switch method {
-	case http.MethodGet:
-		err = c.api.Get(rctx, target, &raw)
-	case http.MethodDelete:
-		err = c.api.Delete(rctx, target, &raw)
-	case http.MethodPost:
-		err = c.api.Post(rctx, target, bodyOf(params), &raw)
-	case http.MethodPut:
-		err = c.api.Put(rctx, target, bodyOf(params), &raw)
-	default:
-		return fmt.Errorf("proxmox: unsupported method %s", method)
+	raw, capt, used, err := c.send(ctx, method, target, params)
+	if c.auth != nil && ctx.Err() == nil && refusedBeforeHandling(path, capt.status) {
+		if lerr := c.reloginAfter(ctx, used); lerr != nil {
+			return fmt.Errorf("%s: the ticket was refused (%d %s), and logging in again failed: %w", op, capt.status, capt.reason, lerr)
+		}
+		raw, capt, _, err = c.send(ctx, method, target, params)
 	}
 	// go-proxmox turns only 400, 401, 403, 500 and 501 into errors: a 595
 	// from the proxy (node unreachable) or a 502 would decode as empty data.
@@ -290,6 +431,32 @@ func (c *Client) call(ctx context.Context, method, path string, params map[strin
 		return fmt.Errorf("%s: unexpected answer %.200s: %w", op, raw, err)
 	}
 	return nil
+}
+
+// send makes one request, under the current session with a password, and
+// returns the answer's data, the capture of its status line and body, and
+// the session it was sent under.
+func (c *Client) send(ctx context.Context, method, target string, params map[string]string) (json.RawMessage, *capture, *ticketSession, error) {
+	capt := &capture{}
+	rctx := context.WithValue(ctx, captureKey{}, capt)
+	var used *ticketSession
+	if c.auth != nil {
+		used = c.session(ctx)
+		rctx = context.WithValue(rctx, sessionKey{}, used)
+	}
+	var raw json.RawMessage
+	var err error
+	switch method {
+	case http.MethodGet:
+		err = c.api.Get(rctx, target, &raw)
+	case http.MethodDelete:
+		err = c.api.Delete(rctx, target, &raw)
+	case http.MethodPost:
+		err = c.api.Post(rctx, target, bodyOf(params), &raw)
+	case http.MethodPut:
+		err = c.api.Put(rctx, target, bodyOf(params), &raw)
+	}
+	return raw, capt, used, err
 }
 
 // bodyOf returns nil for no parameters, so that no empty JSON body is sent.

@@ -74,6 +74,16 @@ func classify(op string, status int, reason string, body []byte) error {
 	return e
 }
 
+// refusedBeforeHandling reports whether an answer is pveproxy refusing the
+// request's ticket or CSRF token: a 401 to anything but a login comes from
+// pve-manager's PVE/HTTPServer.pm auth_handler, which runs before the
+// handler, so nothing happened and a write is as safe to send again, after a
+// new login, as a read. (A 403 is a permission check a new ticket does not
+// change.)
+func refusedBeforeHandling(path string, status int) bool {
+	return status == http.StatusUnauthorized && !strings.HasPrefix(path, "/access/")
+}
+
 // classifyTransport wraps a failure to get any answer: a dropped connection or
 // a timeout is worth another try; a certificate that does not verify is not.
 func classifyTransport(op string, err error) error {

@@ -3,15 +3,14 @@ package sim
 import (
 	"bufio"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"maps"
-	"mime"
 	"net/http"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -25,12 +24,22 @@ import (
 // every request against the real API schema before a handler sees it, and writes
 // errors with Proxmox's message as the HTTP reason phrase.
 type apiServer struct {
-	c       *cluster
-	schema  *pveapi.Schema
-	routes  map[string]handler
-	mu      sync.Mutex
-	tickets map[string]string // ticket -> user
-	csrf    map[string]string // ticket -> CSRF token
+	c      *cluster
+	schema *pveapi.Schema
+	routes map[string]handler
+	mu     sync.Mutex
+	// tickets and csrf are what the simulator signed: PVE verifies both by
+	// signature and age, so a CSRF token is bound to its user, not to the
+	// ticket it came with.
+	tickets map[string]grant
+	csrf    map[string]grant
+}
+
+// grant is what a ticket or CSRF token carries: its user and when it was
+// made (pve-common src/PVE/Ticket.pm puts the time in both).
+type grant struct {
+	user string
+	at   time.Time
 }
 
 // request is what a handler gets: the caller and every parameter, path ones
@@ -46,7 +55,7 @@ func (r request) vmid() int    { n, _ := strconv.Atoi(r.params["vmid"]); return 
 type handler func(r request) (any, *apiError)
 
 func newAPIServer(c *cluster, schema *pveapi.Schema) *apiServer {
-	s := &apiServer{c: c, schema: schema, tickets: map[string]string{}, csrf: map[string]string{}}
+	s := &apiServer{c: c, schema: schema, tickets: map[string]grant{}, csrf: map[string]grant{}}
 	s.routes = map[string]handler{
 		"GET /version":                        s.version,
 		"GET /cluster/status":                 s.clusterStatus,
@@ -177,7 +186,11 @@ func (s *apiServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	params := map[string]string{}
 	for k, v := range merged {
-		params[k] = paramString(v)
+		// A key sent without a value is Perl's undef: a handler sees no
+		// value, as if the key had not been sent.
+		if v != nil {
+			params[k] = paramString(v)
+		}
 	}
 	data, aerr := h(request{who: who, params: params})
 	// A dropped connection after the work is done is the nastiest fault: the
@@ -216,113 +229,324 @@ func paramString(v any) string {
 	return fmt.Sprint(v)
 }
 
-// readParams collects query parameters and, for writes, the form or JSON body.
+// limitMaxPost is the largest request body pveproxy reads
+// (pve-http-server src/PVE/APIServer/AnyEvent.pm $limit_max_post).
+const limitMaxPost = 64 * 1024
+
+// readParams collects a request's parameters as pve-http-server does
+// (src/PVE/APIServer/AnyEvent.pm authenticate_and_handle_request,
+// extract_params, handle_api2_request): only PUT and POST may carry a body, of
+// at most 64 KiB, form-encoded or JSON; the query's parameters then replace
+// the body's of the same name, and the _dc cache-buster is dropped.
 func readParams(r *http.Request) (map[string]any, *apiError) {
 	out := map[string]any{}
-	for k, vs := range r.URL.Query() {
-		out[k] = vs[len(vs)-1]
-	}
-	if r.Method == http.MethodGet || r.Body == nil {
-		return out, nil
-	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
-	if err != nil {
-		return nil, die("unable to read request body: %v", err)
-	}
-	if len(body) == 0 {
-		return out, nil
-	}
-	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	switch ct {
-	case "application/json":
-		var obj map[string]any
-		dec := json.NewDecoder(strings.NewReader(string(body)))
-		dec.UseNumber()
-		if err := dec.Decode(&obj); err != nil {
-			return nil, &apiError{Status: http.StatusBadRequest, Reason: "malformed JSON body: " + err.Error()}
+	if r.ContentLength > 0 {
+		body, aerr := readBody(r)
+		if aerr != nil {
+			return nil, aerr
 		}
-		maps.Copy(out, obj)
-	default:
-		form, err := url.ParseQuery(string(body))
-		if err != nil {
-			return nil, &apiError{Status: http.StatusBadRequest, Reason: "malformed form body"}
-		}
-		for k, vs := range form {
-			out[k] = vs[len(vs)-1]
-		}
+		out = body
 	}
+	maps.Copy(out, decodeURLEncoded(r.URL.RawQuery))
+	delete(out, "_dc")
 	return out, nil
 }
 
+// readBody decodes a PUT or POST body by its Content-Type, compared as
+// parse_content_type leaves it: the part before the first ; or , as sent,
+// case and all.
+func readBody(r *http.Request) (map[string]any, *apiError) {
+	if r.Method != http.MethodPut && r.Method != http.MethodPost {
+		return nil, &apiError{Status: http.StatusNotImplemented, Reason: fmt.Sprintf("Unexpected content for method '%s'", r.Method)}
+	}
+	if r.ContentLength > limitMaxPost {
+		return nil, &apiError{Status: http.StatusNotImplemented, Reason: "for data too large"}
+	}
+	ctype := r.Header.Get("Content-Type")
+	ct, _, _ := strings.Cut(strings.ReplaceAll(ctype, ",", ";"), ";")
+	ct = strings.TrimSpace(ct)
+	if ct != "" && ct != "application/x-www-form-urlencoded" && ct != "application/json" {
+		return nil, &apiError{Status: 506, Reason: fmt.Sprintf("upload 'Content-Type '%s' not implemented", ctype)}
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, limitMaxPost))
+	if err != nil {
+		return nil, die("unable to read request body: %v", err)
+	}
+	if ct != "application/json" {
+		return decodeURLEncoded(string(body)), nil
+	}
+	return decodeJSONBody(body)
+}
+
+// decodeJSONBody is extract_params' decode_json: a body that does not parse,
+// or is no object, dies in handle_api2_request, which answers 500.
+func decodeJSONBody(body []byte) (map[string]any, *apiError) {
+	var v any
+	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec.UseNumber()
+	if err := dec.Decode(&v); err != nil {
+		return nil, die("malformed JSON string: %v", err)
+	}
+	switch obj := v.(type) {
+	case map[string]any:
+		return obj, nil
+	case nil:
+		return map[string]any{}, nil
+	}
+	return nil, die("Not a HASH reference")
+}
+
+// decodeURLEncoded is pve-http-server's decode_urlencoded: pairs split on &
+// or ;, each split on = the way Perl's split does (the value ends at the next
+// =, and "k" or "k=" leave the value undef), + and %XX decoded. A key sent
+// again collects its values into a list, which PVE::RESTHandler joins with
+// commas for a parameter of a -list format and PVE::JSONSchema refuses for
+// any other string ("type check ('string') failed - got ARRAY"); a key sent
+// without a value makes it undef again.
+func decodeURLEncoded(data string) map[string]any {
+	out := map[string]any{}
+	if data == "" || data == "0" { // return $res if !$data
+		return out
+	}
+	for _, kv := range perlSplit(data, "&;") {
+		fields := perlSplit(kv, "=")
+		k := ""
+		if len(fields) > 0 {
+			k = formUnescape(fields[0], true)
+		}
+		if len(fields) < 2 {
+			out[k] = nil
+			continue
+		}
+		v := formUnescape(fields[1], true)
+		switch old := out[k].(type) {
+		case nil:
+			out[k] = v
+		case []any:
+			out[k] = append(old, v)
+		default:
+			out[k] = []any{old, v}
+		}
+	}
+	return out
+}
+
+// perlSplit is Perl's split on a character class: leading empty fields stay,
+// trailing ones are dropped, and an empty string gives no field at all.
+func perlSplit(s, seps string) []string {
+	var fields []string
+	start := 0
+	for i := 0; i < len(s); i++ {
+		if strings.IndexByte(seps, s[i]) >= 0 {
+			fields = append(fields, s[start:i])
+			start = i + 1
+		}
+	}
+	fields = append(fields, s[start:])
+	for len(fields) > 0 && fields[len(fields)-1] == "" {
+		fields = fields[:len(fields)-1]
+	}
+	return fields
+}
+
+// formUnescape decodes %XX (and + as a space when plus is set) the way
+// decode_urlencoded's substitutions and URI::Escape's uri_unescape do: a %
+// not followed by two hex digits stays as it is.
+func formUnescape(s string, plus bool) string {
+	if plus {
+		s = strings.ReplaceAll(s, "+", " ")
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]) {
+			n, _ := strconv.ParseUint(s[i+1:i+3], 16, 8)
+			b.WriteByte(byte(n))
+			i += 2
+			continue
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+// pveTicketLifetime is how long a ticket and its CSRF token are valid
+// (pve-access-control src/PVE/AccessControl.pm $ticket_lifetime).
+const pveTicketLifetime = 2 * time.Hour
+
 // authenticate accepts an API token header or a ticket cookie, and for ticket
-// writes the CSRF header, as pveproxy does.
+// writes the CSRF header, as pve-manager's PVE/HTTPServer.pm auth_handler does
+// (the checks themselves are pve-access-control's verify_token, verify_ticket
+// and verify_csrf_prevention_token).
 func (s *apiServer) authenticate(r *http.Request, m *pveapi.Method) (caller, *apiError) {
 	if m.Path == "/access/ticket" && r.Method == http.MethodPost {
 		return caller{}, nil
 	}
-	unauthorized := func(reason string) *apiError { return &apiError{Status: http.StatusUnauthorized, Reason: reason} }
 	if h := r.Header.Get("Authorization"); strings.HasPrefix(h, "PVEAPIToken=") {
-		id, secret, ok := strings.Cut(strings.TrimPrefix(h, "PVEAPIToken="), "=")
-		if !ok {
-			return caller{}, unauthorized("no tokenid specified")
-		}
-		user, name, ok := strings.Cut(id, "!")
-		if !ok || !strings.Contains(user, "@") || name == "" {
-			return caller{}, unauthorized(fmt.Sprintf("'%s' is not a valid token ID - not able to split into user and token parts", id))
-		}
-		for _, t := range s.c.world.Spec.Users.Tokens {
-			if t.ID != id {
-				continue
-			}
-			if t.Secret != secret {
-				return caller{}, unauthorized("invalid token value!")
-			}
-			if !m.AllowToken {
-				return caller{}, &apiError{Status: http.StatusForbidden,
-					Reason: fmt.Sprintf("Permission check failed (URI '%s' not available with API token, need proper ticket.", m.Path)}
-			}
-			return caller{user: user, token: name}, nil
-		}
-		return caller{}, unauthorized(fmt.Sprintf("no such token '%s' for user '%s'", name, user))
+		return s.authenticateToken(strings.TrimPrefix(h, "PVEAPIToken="), m)
 	}
 	cookie, err := r.Cookie("PVEAuthCookie")
 	if err != nil || cookie.Value == "" {
 		return caller{}, unauthorized("No ticket")
 	}
-	ticket, _ := url.QueryUnescape(cookie.Value)
-	s.mu.Lock()
-	user, ok := s.tickets[ticket]
-	csrf := s.csrf[ticket]
-	s.mu.Unlock()
+	// pve-http-server's extract_auth_value unescapes with uri_unescape,
+	// which leaves + alone (a ticket's base64 signature has them).
+	user, ok := s.validTicket(formUnescape(cookie.Value, false))
 	if !ok {
-		return caller{}, unauthorized("permission denied - invalid PVE ticket")
+		return caller{}, s.authFailed("permission denied - invalid PVE ticket")
 	}
-	if r.Method != http.MethodGet && r.Header.Get("CSRFPreventionToken") != csrf {
+	if r.Method != http.MethodGet && !s.validCSRF(r.Header.Get("CSRFPreventionToken"), user) {
+		// Checked outside auth_handler's eval: its text survives 9.1.5.
 		return caller{}, unauthorized("Permission denied - invalid csrf token")
 	}
 	return caller{user: user}, nil
 }
 
-// login is POST /access/ticket.
+// authenticateToken is verify_token for a PVEAPIToken header's value.
+func (s *apiServer) authenticateToken(value string, m *pveapi.Method) (caller, *apiError) {
+	id, secret, ok := strings.Cut(value, "=")
+	if !ok {
+		return caller{}, s.authFailed("no tokenid specified")
+	}
+	user, name, ok := strings.Cut(id, "!")
+	if !ok || !strings.Contains(user, "@") || name == "" {
+		return caller{}, s.authFailed(fmt.Sprintf("'%s' is not a valid token ID - not able to split into user and token parts", id))
+	}
+	for _, t := range s.c.world.Spec.Users.Tokens {
+		if t.ID != id {
+			continue
+		}
+		if t.Secret != secret {
+			return caller{}, s.authFailed("invalid token value!")
+		}
+		if !m.AllowToken {
+			return caller{}, &apiError{Status: http.StatusForbidden,
+				Reason: fmt.Sprintf("Permission check failed (URI '%s' not available with API token, need proper ticket.", m.Path)}
+		}
+		return caller{user: user, token: name}, nil
+	}
+	return caller{}, s.authFailed(fmt.Sprintf("no such token '%s' for user '%s'", name, user))
+}
+
+func unauthorized(reason string) *apiError {
+	return &apiError{Status: http.StatusUnauthorized, Reason: reason}
+}
+
+// authFailed is a refused token or ticket. Since pve-manager 9.1.5
+// (PVE/HTTPServer.pm auth_handler, "unify error message in case of auth
+// failure") the client only learns "Authentication failed!"; before, it got
+// pve-access-control's own message.
+func (s *apiServer) authFailed(detail string) *apiError {
+	if versionAtLeastPatch(s.c.world.Spec.Version, 9, 1, 5) {
+		return unauthorized("Authentication failed!")
+	}
+	return unauthorized(detail)
+}
+
+// versionAtLeastPatch reports whether a version such as 9.1.2 is at least
+// major.minor.patch.
+func versionAtLeastPatch(v string, major, minor, patch int) bool {
+	got := [3]int{}
+	for i, part := range strings.SplitN(v, ".", 3) {
+		got[i], _ = strconv.Atoi(part)
+	}
+	want := [3]int{major, minor, patch}
+	for i := range got {
+		if got[i] != want[i] {
+			return got[i] > want[i]
+		}
+	}
+	return true
+}
+
+// ticketLifetime is the world's ticket lifetime in wall time.
+func (s *apiServer) ticketLifetime() time.Duration {
+	l := s.c.world.Spec.Users.TicketLifetime
+	if l == 0 {
+		l = Duration(pveTicketLifetime)
+	}
+	return s.c.world.Scaled(l)
+}
+
+// fresh reports whether a grant is younger than the ticket lifetime
+// (pve-common src/PVE/Ticket.pm verify_rsa_ticket and
+// verify_csrf_prevention_token: age < max_age).
+func (s *apiServer) fresh(g grant) bool {
+	return s.c.now().Sub(g.at) < s.ticketLifetime()
+}
+
+// validTicket returns the user of a ticket the simulator signed and that has
+// not expired.
+func (s *apiServer) validTicket(ticket string) (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g, ok := s.tickets[ticket]
+	if !ok {
+		return "", false
+	}
+	if !s.fresh(g) {
+		delete(s.tickets, ticket)
+		return "", false
+	}
+	return g.user, true
+}
+
+// validCSRF reports whether a CSRF token was made for user and has not
+// expired. It is not tied to a ticket: a renewed ticket works with the token
+// that came with the one before, for as long as that token lives.
+func (s *apiServer) validCSRF(token, user string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g, ok := s.csrf[token]
+	return ok && g.user == user && s.fresh(g)
+}
+
+// login is POST /access/ticket (pve-access-control src/PVE/API2/AccessControl.pm
+// create_ticket): the password, or a still valid ticket of the user (or of
+// root@pam) in its place, which is how a ticket is renewed.
 func (s *apiServer) login(p map[string]any) (any, *apiError) {
 	user, _ := p["username"].(string)
 	pass, _ := p["password"].(string)
 	if realm, ok := p["realm"].(string); ok && !strings.Contains(user, "@") {
 		user += "@" + realm
 	}
-	if user != "root@pam" || pass != s.c.world.Spec.Users.RootPassword {
+	owner, renewal := s.validTicket(pass)
+	renewal = renewal && (owner == "root@pam" || owner == user)
+	// root@pam is the only user the simulated user.cfg has.
+	if user != "root@pam" || !renewal && pass != s.c.world.Spec.Users.RootPassword {
 		time.Sleep(s.c.world.Scaled(Duration(3 * time.Second)))
-		return nil, &apiError{Status: http.StatusUnauthorized, Reason: "authentication failure"}
+		return nil, unauthorized("authentication failure")
 	}
-	ticket := "PVE:" + user + ":" + strings.ToUpper(randomHex(4)) + "::" + randomHex(64)
-	csrf := strings.ToUpper(randomHex(4)) + ":" + randomHex(20)
-	s.mu.Lock()
-	s.tickets[ticket], s.csrf[ticket] = user, csrf
-	s.mu.Unlock()
+	ticket, csrf := s.issue(user)
 	return map[string]any{
 		"username": user, "ticket": ticket, "CSRFPreventionToken": csrf,
 		"cap": map[string]any{"vms": map[string]int{"VM.Allocate": 1}},
 	}, nil
+}
+
+// issue makes a ticket and a CSRF token for user, shaped as
+// pve-common's PVE/Ticket.pm assembles them: the time in hex, then an RSA
+// signature (base64) or an HMAC (base64 without padding).
+func (s *apiServer) issue(user string) (ticket, csrf string) {
+	now := s.c.now()
+	stamp := fmt.Sprintf("%08X", now.Unix())
+	sig := make([]byte, 256)
+	_, _ = rand.Read(sig)
+	mac := make([]byte, 32)
+	_, _ = rand.Read(mac)
+	ticket = "PVE:" + strings.ReplaceAll(user, ":", "%3A") + ":" + stamp + "::" + base64.StdEncoding.EncodeToString(sig)
+	csrf = stamp + ":" + base64.RawStdEncoding.EncodeToString(mac)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, grants := range []map[string]grant{s.tickets, s.csrf} {
+		maps.DeleteFunc(grants, func(_ string, g grant) bool { return !s.fresh(g) })
+	}
+	s.tickets[ticket] = grant{user: user, at: now}
+	s.csrf[csrf] = grant{user: user, at: now}
+	return ticket, csrf
 }
 
 func randomHex(n int) string {

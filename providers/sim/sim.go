@@ -52,6 +52,9 @@ type Options struct {
 	// TimeScale, when not zero, replaces the world's time scale (tests run
 	// the example world fast).
 	TimeScale float64
+	// clock, when set, replaces the wall clock the simulator reads the time
+	// from (tests move it on to let tickets expire).
+	clock func() time.Time
 }
 
 // Sim is a running simulated cluster.
@@ -73,7 +76,7 @@ type Sim struct {
 
 // Start builds the cluster from a world and serves it until Close.
 func Start(world *World, opts Options) (_ *Sim, err error) {
-	schema, err := pveapi.Load(pveapi.V91)
+	schema, err := loadSchema(world.Spec.Version)
 	if err != nil {
 		return nil, err
 	}
@@ -98,6 +101,9 @@ func Start(world *World, opts Options) (_ *Sim, err error) {
 		w.Spec.TimeScale = opts.TimeScale
 	}
 	s.c = newCluster(ctx, &w)
+	if opts.clock != nil {
+		s.c.now = opts.clock
+	}
 	if s.c.configMethod, _, err = schema.Lookup("PUT", "/nodes/x/lxc/100/config"); err != nil {
 		return nil, err
 	}
@@ -146,6 +152,21 @@ func Start(world *World, opts Options) (_ *Sim, err error) {
 		"PHOENIX_SIM_URL":            "http://" + s.ctlLn.Addr().String(),
 	}
 	return s, nil
+}
+
+// loadSchema returns the API schema requests are checked against: the
+// embedded one of the world's major release (8.3 for any 8.x, 9.1 for any
+// 9.x), so that an 8.x world refuses what 9 added, as its pveproxy would. A
+// world without a version is the default 9.1.2.
+func loadSchema(version string) (*pveapi.Schema, error) {
+	major, _, _ := strings.Cut(version, ".")
+	switch major {
+	case "", "9":
+		return pveapi.Load(pveapi.V91)
+	case "8":
+		return pveapi.Load(pveapi.V83)
+	}
+	return nil, fmt.Errorf("version %q: the simulator has the API schemas of Proxmox VE 8 (8.3) and 9 (9.1) only", version)
 }
 
 func fillUsers(u Users) Users {

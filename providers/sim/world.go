@@ -173,6 +173,10 @@ type ExecFaults struct {
 type Users struct {
 	RootPassword string  `yaml:"rootPassword"`
 	Tokens       []Token `yaml:"tokens"`
+	// TicketLifetime is how long a password ticket and its CSRF token stay
+	// valid, in world time: two hours, as in Proxmox VE, unless a world
+	// shortens it to see tickets expire.
+	TicketLifetime Duration `yaml:"ticketLifetime"`
 }
 
 // Token is an API token: ID is user@realm!name.
@@ -438,6 +442,9 @@ func (w *World) check() error {
 			}
 		}
 		vmids[g.VMID] = true
+	}
+	if l := s.Users.TicketLifetime.D(); l < 0 || l > pveTicketLifetime {
+		bad("users: ticketLifetime %v is outside 0..2h: Proxmox VE's tickets last two hours, a world may only shorten that", l)
 	}
 	probs := []float64{s.Faults.API.Error500, s.Faults.API.LockTimeout, s.Faults.API.DropConnection, s.Faults.Exec.Failure, s.Faults.TaskWarnings}
 	for _, p := range s.Faults.Exec.Scripts {
