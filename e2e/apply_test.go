@@ -247,7 +247,10 @@ func TestApplyExamplesFromEmpty(t *testing.T) {
 			}
 		}
 		slices.Sort(devs)
-		want := []string{"/dev/nvidia-modeset", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools", "/dev/nvidia1", "/dev/nvidiactl"}
+		// Passed with the host nodes' mode, so that every user inside
+		// (ollama's service user) reaches the GPU.
+		want := []string{"/dev/nvidia-modeset,mode=0666", "/dev/nvidia-uvm,mode=0666", "/dev/nvidia-uvm-tools,mode=0666",
+			"/dev/nvidia1,mode=0666", "/dev/nvidiactl,mode=0666"}
 		if !slices.Equal(devs, want) {
 			t.Errorf("ollama's devices %v, want %v", devs, want)
 		}

@@ -108,7 +108,7 @@ spec:
 	for _, c := range g.Changes {
 		got = append(got, stepKey(c))
 	}
-	want := []string{"clone", "update", "start", "reinstall nvidia-driver", "reinstall cuda-toolkit", "install vllm"}
+	want := []string{"clone", "update", "start", "identity", "reinstall nvidia-driver", "reinstall cuda-toolkit", "install vllm"}
 	if !slices.Equal(got, want) {
 		t.Errorf("vllm-b plans %v, want %v", got, want)
 	}
@@ -164,7 +164,7 @@ spec:
 	if g, _ := p.Guest("vllm-b"); g.Source != 9011 {
 		t.Errorf("vllm-b is cloned from %d, want the new generation 9011", g.Source)
 	}
-	if got := changesOf(t, p, "vllm-b"); !slices.Equal(got, []string{"clone", "update", "start", "install vllm"}) {
+	if got := changesOf(t, p, "vllm-b"); !slices.Equal(got, []string{"clone", "update", "start", "identity", "install vllm"}) {
 		t.Errorf("vllm-b plans %v: it should inherit the driver from the new generation", got)
 	}
 	r.mustConverge(r.options())

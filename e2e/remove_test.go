@@ -120,11 +120,13 @@ func TestRemovedGPUsAndNICsAreRemoved(t *testing.T) {
 	}
 }
 
+// devices are the paths of a config's devN entries, sorted.
 func devices(cfg reconciler.Config) []string {
 	var out []string
 	for k, v := range cfg.Values {
 		if strings.HasPrefix(k, "dev") {
-			out = append(out, v)
+			path, _, _ := strings.Cut(v, ",")
+			out = append(out, path)
 		}
 	}
 	slices.Sort(out)

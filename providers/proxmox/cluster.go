@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -197,23 +198,61 @@ func (c *Client) Reboot(ctx context.Context, node string, vmid int) error {
 }
 
 // ConvertToTemplate converts a stopped container. Proxmox answers null and
-// converts in the background without returning the task, so the config is
-// polled until it shows template: 1.
+// converts in a vztemplate worker whose UPID it does not return, and which
+// may die (plain LVM cannot hold base volumes): the worker is the vztemplate
+// task of this CT in the node's task list that was not there before the
+// request, and it is followed like any task, so that its failure is a
+// *reconciler.TaskError with Proxmox's text. Waits without a task to follow
+// (the worker not listed yet, the config after it) are bounded by
+// untrackedWait.
 func (c *Client) ConvertToTemplate(ctx context.Context, node string, vmid int) error {
-	err := c.call(ctx, http.MethodPost, ctPath(node, vmid)+"/template", nil, nil)
-	if err != nil && !refusedWith(err, "you can't convert a template to a template") {
-		return err
-	}
-	return c.poll(ctx, func() error {
+	op := "POST " + ctPath(node, vmid) + "/template"
+	isTemplate := func(ctx context.Context) error {
 		cfg, err := c.GuestConfig(ctx, node, vmid)
-		if err != nil {
+		switch {
+		case err != nil:
 			return err
-		}
-		if cfg.Values["template"] != "1" {
+		case cfg.Values["template"] != "1":
 			return errStillRunning
 		}
 		return nil
-	})
+	}
+	before, err := c.nodeTasks(ctx, node, vmid, "vztemplate")
+	if err != nil {
+		return err
+	}
+	err = c.call(ctx, http.MethodPost, ctPath(node, vmid)+"/template", nil, nil)
+	switch {
+	case refusedWith(err, "you can't convert a template to a template"):
+		return c.pollFor(ctx, op, fmt.Sprintf("CT %d does not show template: 1", vmid), isTemplate)
+	case err != nil:
+		return err
+	}
+	var upid string
+	err = c.pollFor(ctx, op, fmt.Sprintf("no vztemplate task of CT %d appeared on %s, and the CT does not show template: 1", vmid, node),
+		func(ctx context.Context) error {
+			listed, err := c.nodeTasks(ctx, node, vmid, "vztemplate")
+			if err != nil {
+				return err
+			}
+			for _, u := range listed {
+				if !slices.Contains(before, u) {
+					upid = u
+					return nil
+				}
+			}
+			// Not listed (to a user who may not see it, or not yet): the
+			// config tells when the worker has done its work.
+			return isTemplate(ctx)
+		})
+	if err != nil || upid == "" {
+		return err
+	}
+	if err := c.wait(ctx, upid); err != nil {
+		return err
+	}
+	// The worker writes template: 1 before it ends OK.
+	return c.pollFor(ctx, op, fmt.Sprintf("task %s ended OK, yet CT %d does not show template: 1", upid, vmid), isTemplate)
 }
 
 // Delete destroys a container with its disks and purges it from backup jobs,

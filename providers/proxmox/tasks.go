@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -52,6 +53,59 @@ func (c *Client) poll(ctx context.Context, check func() error) error {
 		return ctx.Err()
 	}
 	return err
+}
+
+// untrackedWait bounds a wait that has no task to follow: a change Proxmox
+// makes in a worker it does not name, awaited through what the worker should
+// leave behind. Sixty polls at the longest interval, two minutes with the
+// default TaskPollMax: a worker that died unseen must not hold the caller
+// forever.
+func (c *Client) untrackedWait() time.Duration { return 60 * c.cfg.TaskPollMax }
+
+// pollFor is poll bounded by untrackedWait. When the bound passes first, the
+// error names what did not happen (and the last error the checks met), and
+// is worth another try: the operation may be re-sent.
+func (c *Client) pollFor(ctx context.Context, op, what string, check func(ctx context.Context) error) error {
+	limit := c.untrackedWait()
+	bounded, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	var last error
+	err := c.poll(bounded, func() error {
+		err := check(bounded)
+		if err != nil && !errors.Is(err, errStillRunning) && bounded.Err() == nil {
+			last = err
+		}
+		return err
+	})
+	if err == nil || ctx.Err() != nil || bounded.Err() == nil {
+		return err
+	}
+	msg := fmt.Sprintf("gave up after %v: %s", limit, what)
+	if last != nil {
+		msg += " (last error: " + last.Error() + ")"
+	}
+	return &reconciler.APIError{Kind: reconciler.ErrUnavailable, Op: op, Message: msg, Transient: true}
+}
+
+// nodeTasks lists the UPIDs of a node's tasks of one type for one guest.
+// source=all reads the active list too: a worker is listed from its start,
+// while the index (the default source) has it only once pvestatd archived
+// it, up to about 10 s after it ended (pve-manager PVE/API2/Tasks.pm).
+func (c *Client) nodeTasks(ctx context.Context, node string, vmid int, typ string) ([]string, error) {
+	var list []struct {
+		UPID string `json:"upid"`
+	}
+	p := map[string]string{"vmid": strconv.Itoa(vmid), "typefilter": typ, "source": "all"}
+	if err := c.call(ctx, http.MethodGet, "/nodes/"+node+"/tasks", p, &list); err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, t := range list {
+		if t.UPID != "" {
+			out = append(out, t.UPID)
+		}
+	}
+	return out, nil
 }
 
 type taskStatus struct {

@@ -423,7 +423,9 @@ func TestBridgeRefusals(t *testing.T) {
 	t.Run("with start=1 the create succeeds and its start fails", func(t *testing.T) {
 		c.create("pve1", 301, url.Values{"net0": {"name=eth0,bridge=vmbr9,ip=dhcp"}, "start": {"1"}})
 		var start map[string]any
-		for _, e := range c.call("GET", "/nodes/pve1/tasks", url.Values{"vmid": {"301"}}).data.([]any) {
+		// source=all: the default archive lists a task only once it has
+		// been archived, up to 10 s after it ended.
+		for _, e := range c.call("GET", "/nodes/pve1/tasks", url.Values{"vmid": {"301"}, "source": {"all"}}).data.([]any) {
 			if e := e.(map[string]any); e["type"] == "vzstart" {
 				start = e
 			}
@@ -470,7 +472,11 @@ func TestBridgeRefusals(t *testing.T) {
 		if r.code != 400 || !cmp.Equal(r.body["errors"], map[string]any{"net1": "unable to hotplug net1: bridge 'vmbr9' does not exist\n"}) {
 			t.Errorf("new net1: %d %v", r.code, r.body)
 		}
-		r = put(100, url.Values{"net0": {"name=eth0,bridge=vmbr9,ip=dhcp"}})
+		// The MAC goes along: without it the value is a new interface
+		// (parse_lxc_network gives it a new MAC) and the hot-plug recreates
+		// it rather than re-plugging the port.
+		const mac = "hwaddr=BC:24:11:00:00:01"
+		r = put(100, url.Values{"net0": {"name=eth0,bridge=vmbr9,ip=dhcp," + mac}})
 		want := map[string]any{"net0": "unable to hotplug net0: bridge 'vmbr9' is neither a linux nor an OVS bridge!\n\n"}
 		if r.code != 400 || !cmp.Equal(r.body["errors"], want) {
 			t.Errorf("net0 onto vmbr9: %d %v", r.code, r.body)
@@ -479,7 +485,7 @@ func TestBridgeRefusals(t *testing.T) {
 			t.Errorf("config changed (-before +after):\n%s", diff)
 		}
 		for _, b := range []string{"vmbr1", "vmbr2", "blue"} {
-			if r := put(100, url.Values{"net0": {"name=eth0,bridge=" + b + ",ip=dhcp"}}); r.code != 200 {
+			if r := put(100, url.Values{"net0": {"name=eth0,bridge=" + b + ",ip=dhcp," + mac}}); r.code != 200 {
 				t.Errorf("net0 onto %s: %d %q %v", b, r.code, r.reason, r.body["errors"])
 			}
 		}
@@ -501,7 +507,7 @@ func TestBridgeRefusals(t *testing.T) {
 		}
 	})
 	t.Run("a port with link_down passes the hot-plug, the 500 comes after the save", func(t *testing.T) {
-		r := put(100, url.Values{"net0": {"name=eth0,bridge=vmbr9,ip=dhcp,link_down=1"}})
+		r := put(100, url.Values{"net0": {"name=eth0,bridge=vmbr9,ip=dhcp,link_down=1,hwaddr=BC:24:11:00:00:01"}})
 		if r.code != 500 || r.reason != "bridge 'vmbr9' does not exist" {
 			t.Errorf("put: %d %q", r.code, r.reason)
 		}

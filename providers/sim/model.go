@@ -66,12 +66,16 @@ func (x *script) netUp() bool {
 }
 
 // visibleDevices are the device nodes a running container sees: those it
-// was started with, once they have appeared.
+// was started with, once they have appeared, and those hot-plugged since,
+// which appear at once.
 func (x *script) visibleDevices() []string {
-	if x.g.run == nil || x.now().Before(x.g.run.devicesAt) {
+	if x.g.run == nil {
 		return nil
 	}
-	return x.g.run.devices
+	if x.now().Before(x.g.run.devicesAt) {
+		return x.g.run.hotplugged
+	}
+	return slices.Concat(x.g.run.devices, x.g.run.hotplugged)
 }
 
 func (x *script) visible(path string) bool { return slices.Contains(x.visibleDevices(), path) }

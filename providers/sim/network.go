@@ -5,6 +5,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 )
 
 // A node's network: /etc/network/interfaces as pve-manager's
@@ -147,34 +148,46 @@ func (s *apiServer) networkIndex(r request) (any, *apiError) {
 // missing:
 //   - update_pct_config (src/PVE/LXC/Config.pm), for a netN with mtu only,
 //     before anything is saved: create and PUT .../config answer a 500
-//     (netMTUError);
+//     (netMTUError, called by checkOptions);
 //   - update_lxc_config (src/PVE/LXC.pm), for every netN of the config,
 //     after PUT .../config saved the change (a 500 with the change kept) and
 //     in vm_start before lxc-start runs (the vzstart task fails): create
 //     itself never calls it, so a container whose bridge is missing is
-//     created fine and fails at its first start (missingBridge);
+//     created fine and fails at its first start (missingBridge, after the
+//     passed-through devices: lxcConfigError);
 //   - the hot-plug of a netN on a running container (hotplugNetError).
 
-// netMTUError is update_pct_config's check of the netN that set an mtu, in
-// key order.
-func netMTUError(n *node, set map[string]string) *apiError {
-	for _, k := range slices.Sorted(maps.Keys(set)) {
-		if !isIndexed(k, "net") {
-			continue
-		}
-		p := propString(set[k], "")
-		mtu, _ := strconv.Atoi(p["mtu"])
-		if mtu == 0 {
-			continue
-		}
-		if !n.hasBridge(p["bridge"]) {
-			return die("bridge '%s' does not exist", p["bridge"])
-		}
-		if mtu > bridgeMTU {
-			return die("%s: MTU size '%d' is bigger than bridge MTU '%d'", k, mtu, bridgeMTU)
-		}
+// netMTUError is update_pct_config's check of a netN that sets an mtu.
+func netMTUError(n *node, key, value string) *apiError {
+	p := propString(value, "")
+	mtu, _ := strconv.Atoi(p["mtu"])
+	if mtu == 0 {
+		return nil
+	}
+	if !n.hasBridge(p["bridge"]) {
+		return die("bridge '%s' does not exist", p["bridge"])
+	}
+	if mtu > bridgeMTU {
+		return die("%s: MTU size '%d' is bigger than bridge MTU '%d'", key, mtu, bridgeMTU)
 	}
 	return nil
+}
+
+// printNet is print_lxc_network (pve-container src/PVE/LXC/Config.pm),
+// which is PVE::JSONSchema::print_property_string (pve-common): netN has no
+// default key, so its one required key, name, comes first, then every other
+// key in alphabetical order.
+func printNet(parts map[string]string) string {
+	var out []string
+	if v, ok := parts["name"]; ok {
+		out = append(out, "name="+v)
+	}
+	for _, k := range slices.Sorted(maps.Keys(parts)) {
+		if k != "name" {
+			out = append(out, k+"="+parts[k])
+		}
+	}
+	return strings.Join(out, ",")
 }
 
 // missingBridge is update_lxc_config's walk over a config's netN, in key

@@ -101,25 +101,56 @@ func featuresBeyondNesting(oldV, newV string) bool {
 	return false
 }
 
-// checkDevices refuses dev[n] entries whose path does not exist on the node:
-// applying the change fails, and Proxmox collects that per key into a 400.
-func checkDevices(n *node, set map[string]string, running bool) *apiError {
-	errs := map[string]string{}
-	for k, v := range set {
-		if isIndexed(k, "dev") {
-			if p := devPath(v); !n.hasDevice(p) {
-				if running {
-					errs[k] = fmt.Sprintf("unable to hotplug %s: Device %s does not exist", k, p)
-				} else {
-					errs[k] = fmt.Sprintf("unable to apply pending change %s : Device %s does not exist", k, p)
-				}
+// deviceMissing is PVE::LXC::Tools::get_device_mode_and_rdev (pve-container
+// src/PVE/LXC/Tools.pm): the device a devN value names must exist on the
+// host.
+func deviceMissing(n *node, value string) error {
+	if p := devPath(value); !n.hasDevice(p) {
+		return fmt.Errorf("Device %s does not exist", p)
+	}
+	return nil
+}
+
+// checkOptions is update_pct_config's walk over the options set, in key
+// order, before anything is saved (pve-container src/PVE/LXC/Config.pm):
+// since 556ddd3 (2024-04, "fix invalid device passthrough being added to
+// config") a devN whose device the node lacks dies there, a 500 with the
+// message and no parameter map; a netN with an mtu reads its bridge
+// (netMTUError).
+func checkOptions(n *node, set map[string]string) *apiError {
+	for _, k := range slices.Sorted(maps.Keys(set)) {
+		switch {
+		case isIndexed(k, "dev"):
+			if err := deviceMissing(n, set[k]); err != nil {
+				return die("%v", err)
+			}
+		case isIndexed(k, "net"):
+			if err := netMTUError(n, k, set[k]); err != nil {
+				return err
 			}
 		}
 	}
-	if len(errs) > 0 {
-		return paramError(errs)
-	}
 	return nil
+}
+
+// lxcConfigError is what update_lxc_config (pve-container src/PVE/LXC.pm)
+// dies with when it writes a container's lxc config, after PUT .../config
+// saved a change (a 500, the change kept) and in vm_start before lxc-start
+// runs (a failed vzstart or vzreboot): first a passed-through device the node
+// lacks (foreach_passthrough_device reads each device's numbers), then a
+// bridge (missingBridge). Templates have no lxc config. The devices come in
+// index order here; Proxmox walks them in Perl's hash order, so with
+// several missing it names any one of them.
+func lxcConfigError(n *node, vals map[string]string) error {
+	if vals["template"] == "1" {
+		return nil
+	}
+	for _, k := range sortedDevKeys(vals) {
+		if err := deviceMissing(n, vals[k]); err != nil {
+			return err
+		}
+	}
+	return missingBridge(n, vals)
 }
 
 // volumeName is the root disk a storage type gives a new container.
@@ -205,10 +236,7 @@ func (c *cluster) create(who caller, nodeName string, p map[string]string) (any,
 		return nil, die("%v", err)
 	}
 	// Then update_pct_config checks the options, in key order.
-	if err := checkDevices(n, set, false); err != nil {
-		return nil, err
-	}
-	if err := netMTUError(n, set); err != nil {
+	if err := checkOptions(n, set); err != nil {
 		return nil, err
 	}
 	size, err := strconv.ParseFloat(sizeText, 64)
@@ -225,10 +253,10 @@ func (c *cluster) create(who caller, nodeName string, p map[string]string) (any,
 		}
 		g.conf.vals[k] = v
 	}
-	for i := range 32 {
-		k := fmt.Sprintf("net%d", i)
-		if v, ok := g.conf.vals[k]; ok {
-			g.conf.vals[k] = c.withMAC(v)
+	// In key order: the MACs come from the seeded source.
+	for _, k := range slices.Sorted(maps.Keys(g.conf.vals)) {
+		if isIndexed(k, "net") {
+			g.conf.vals[k] = c.applyNet(g.conf.vals[k])
 		}
 	}
 	g.conf.vals["rootfs"] = fmt.Sprintf("%s,size=%dG", volumeName(st, vmid), int(size))
@@ -249,14 +277,16 @@ func (c *cluster) create(who caller, nodeName string, p map[string]string) (any,
 	}
 	c.guests[vmid] = g
 	start := boolParam(p["start"])
+	// create_vm's worker (pve-container src/PVE/API2/LXC.pm) destroys the
+	// new container's config and disks on any error, a signal's included.
+	fail := func(err error) error {
+		delete(c.guests, vmid)
+		return fmt.Errorf("unable to create CT %d - %v", vmid, err)
+	}
 	t := c.startTask(nodeName, "vzcreate", strconv.Itoa(vmid), who, c.world.Scaled(c.world.Spec.Durations.Create), func(t *task) error {
 		// The worker allocates the root disk, then restore_archive
 		// (pve-container src/PVE/LXC/Create.pm) checks the template's
 		// storage and activates it to find the file.
-		fail := func(err error) error {
-			delete(c.guests, vmid)
-			return fmt.Errorf("unable to create CT %d - %v", vmid, err)
-		}
 		if err := allocError(st); err != nil {
 			return fail(err)
 		}
@@ -279,7 +309,7 @@ func (c *cluster) create(who caller, nodeName string, p map[string]string) (any,
 		if start {
 			// create_vm calls the start API, a worker of its own: the create
 			// succeeded even when that start fails (a bridge is missing).
-			if err := missingBridge(n, g.conf.vals); err != nil {
+			if err := lxcConfigError(n, g.conf.vals); err != nil {
 				c.startTask(nodeName, "vzstart", strconv.Itoa(vmid), who, 0, func(*task) error { return err })
 			} else {
 				g.run = c.startRuntime(g)
@@ -287,6 +317,7 @@ func (c *cluster) create(who caller, nodeName string, p map[string]string) (any,
 		}
 		return nil
 	})
+	t.interrupt = fail
 	return t.upid, nil
 }
 
@@ -296,14 +327,19 @@ func versionAtLeast(v string, major int) bool {
 	return n >= major
 }
 
-// withMAC gives a net[n] value a fresh MAC address, as create and clone do.
-func (c *cluster) withMAC(v string) string {
+// applyNet is a netN value as Proxmox applies it, at create, on a stopped
+// CT, at a hot-plug and at a clone: parse_lxc_network (pve-container
+// src/PVE/LXC/Config.pm) adds type=veth and, when the value has no hwaddr, a
+// new random MAC with the datacenter's mac_prefix (default BC:24:11, the
+// rest from PVE::Tools::random_ether_addr), then print_lxc_network writes it
+// back (printNet). A value sent without hwaddr so gets a new MAC every time.
+func (c *cluster) applyNet(v string) string {
 	parts := propString(v, "")
-	parts["hwaddr"] = fmt.Sprintf("BC:24:11:%02X:%02X:%02X", c.rng.IntN(256), c.rng.IntN(256), c.rng.IntN(256))
-	if _, ok := parts["type"]; !ok {
-		parts["type"] = "veth"
+	if parts["hwaddr"] == "" {
+		parts["hwaddr"] = fmt.Sprintf("BC:24:11:%02X:%02X:%02X", c.rng.IntN(256), c.rng.IntN(256), c.rng.IntN(256))
 	}
-	return printPropString(parts, "")
+	parts["type"] = "veth"
+	return printNet(parts)
 }
 
 func (c *cluster) clone(who caller, nodeName string, vmid int, p map[string]string) (any, *apiError) {
@@ -374,9 +410,14 @@ func (c *cluster) clone(who caller, nodeName string, vmid int, p map[string]stri
 	for _, k := range []string{"template", "parent", "snaptime", "snapstate"} {
 		delete(conf.vals, k)
 	}
-	for k, v := range conf.vals {
+	for _, k := range slices.Sorted(maps.Keys(conf.vals)) {
+		v := conf.vals[k]
+		// clone_vm (pve-container src/PVE/API2/LXC.pm) gives every
+		// interface a new MAC.
 		if isIndexed(k, "net") {
-			conf.vals[k] = c.withMAC(v)
+			parts := propString(v, "")
+			delete(parts, "hwaddr")
+			conf.vals[k] = c.applyNet(printNet(parts))
 		}
 		if isIndexed(k, "unused") {
 			delete(conf.vals, k)
@@ -426,6 +467,16 @@ func (c *cluster) clone(who caller, nodeName string, vmid int, p map[string]stri
 		dst.lock = ""
 		return nil
 	})
+	// clone_vm unlocks the source in any case and, on an error, removes
+	// the new container (pve-container src/PVE/API2/LXC.pm).
+	t.interrupt = func(err error) error {
+		if full {
+			c.fullClones[destStorage.Name]--
+		}
+		src.lock = ""
+		delete(c.guests, newid)
+		return fmt.Errorf("clone failed: %v", err)
+	}
 	return t.upid, nil
 }
 
@@ -496,10 +547,7 @@ func (c *cluster) setConfig(who caller, nodeName string, vmid int, p map[string]
 	}
 	running := g.run != nil
 	n := c.node(nodeName)
-	if err := checkDevices(n, set, running); err != nil {
-		return nil, err
-	}
-	if err := netMTUError(n, set); err != nil {
+	if err := checkOptions(n, set); err != nil {
 		return nil, err
 	}
 	vals := map[string]string{}
@@ -511,18 +559,10 @@ func (c *cluster) setConfig(who caller, nodeName string, vmid int, p map[string]
 		case k == "description":
 			v = storeDescription(v)
 		case isIndexed(k, "net"):
-			if old, ok := g.conf.vals[k]; ok {
-				if mac := propString(old, "")["hwaddr"]; mac != "" && propString(v, "")["hwaddr"] == "" {
-					parts := propString(v, "")
-					parts["hwaddr"] = mac
-					if _, ok := parts["type"]; !ok {
-						parts["type"] = "veth"
-					}
-					v = printPropString(parts, "")
-				}
-			} else {
-				v = c.withMAC(v)
-			}
+			// Hot-plugged or applied, the value goes through
+			// parse_lxc_network: without hwaddr it is a new MAC, which on a
+			// running CT recreates the interface.
+			v = c.applyNet(v)
 		}
 		vals[k] = v
 	}
@@ -561,9 +601,23 @@ func (c *cluster) setConfig(who caller, nodeName string, vmid int, p map[string]
 			}
 		}
 		if running && !hotplug(k, existing) {
-			g.conf.pending[k] = v
 			g.conf.pendingDel = slices.DeleteFunc(g.conf.pendingDel, func(x string) bool { return x == k })
+			if existing && old == v {
+				// cleanup_pending (pve-guest-common src/PVE/AbstractConfig.pm)
+				// drops a pending value equal to the current one.
+				delete(g.conf.pending, k)
+				continue
+			}
+			g.conf.pending[k] = v
 			continue
+		}
+		if running && isIndexed(k, "dev") {
+			// device_passthrough_hotplug (pve-container src/PVE/LXC.pm)
+			// creates the node inside at once; what the config keeps
+			// afterwards does not undo that.
+			if p := devPath(v); !slices.Contains(g.run.hotplugged, p) {
+				g.run.hotplugged = append(g.run.hotplugged, p)
+			}
 		}
 		g.conf.vals[k] = v
 	}
@@ -575,8 +629,9 @@ func (c *cluster) setConfig(who caller, nodeName string, vmid int, p map[string]
 		return nil, paramError(errs)
 	}
 	// After writing the config, update_vm regenerates the lxc config, which
-	// reads every bridge's MTU: the change is saved, the answer a 500.
-	if err := missingBridge(n, g.conf.vals); err != nil {
+	// stats every passed-through device and reads every bridge's MTU: the
+	// change is saved, the answer a 500.
+	if err := lxcConfigError(n, g.conf.vals); err != nil {
 		return nil, die("%v", err)
 	}
 	return nil, nil
@@ -624,19 +679,12 @@ func (c *cluster) start(who caller, nodeName string, vmid int) (any, *apiError) 
 		if g.run != nil {
 			return fmt.Errorf("CT %d already running", vmid)
 		}
+		// vm_start (pve-container src/PVE/LXC.pm) applies what is pending
+		// and saves it, then regenerates the lxc config before lxc-start
+		// runs: a passed device that is not there (nvidia-uvm not loaded
+		// after a host reboot) or a missing bridge fails the task.
 		g.conf.applyPending()
-		// The pre-start hook reads each passed device's numbers on the node: a
-		// device that is not there (nvidia-uvm not loaded after a host reboot)
-		// fails the start.
-		for _, k := range sortedDevKeys(g.conf.vals) {
-			if p := devPath(g.conf.vals[k]); !c.node(g.node).hasDevice(p) {
-				t.logf("Device %s does not exist", p)
-				return fmt.Errorf("startup for container '%d' failed", vmid)
-			}
-		}
-		// vm_start regenerates the lxc config before lxc-start runs, reading
-		// every bridge's MTU (pve-container src/PVE/LXC.pm update_lxc_config).
-		if err := missingBridge(c.node(g.node), g.conf.vals); err != nil {
+		if err := lxcConfigError(c.node(g.node), g.conf.vals); err != nil {
 			return err
 		}
 		g.run = c.startRuntime(g)
@@ -661,7 +709,7 @@ func (c *cluster) stop(who caller, nodeName string, vmid int, typ string) (any, 
 		if g.lock != "" && !(typ == "vzstop" && g.lock == "mounted") {
 			return fmt.Errorf("CT is locked (%s)", g.lock)
 		}
-		g.run = nil
+		g.stopped()
 		return nil
 	})
 	return t.upid, nil
@@ -679,11 +727,11 @@ func (c *cluster) reboot(who caller, nodeName string, vmid int) (any, *apiError)
 		if g.run == nil {
 			return fmt.Errorf("CT %d not running", vmid)
 		}
-		g.conf.applyPending()
-		// vm_reboot stops the container, then vm_start fails like a start
-		// does (pve-container src/PVE/LXC.pm): the container stays stopped.
-		if err := missingBridge(c.node(g.node), g.conf.vals); err != nil {
-			g.run = nil
+		// vm_reboot stops the container (the poststop hook applies what is
+		// pending), then vm_start fails like a start does (pve-container
+		// src/PVE/LXC.pm): the container stays stopped.
+		g.stopped()
+		if err := lxcConfigError(c.node(g.node), g.conf.vals); err != nil {
 			return err
 		}
 		g.run = c.startRuntime(g)
@@ -693,7 +741,8 @@ func (c *cluster) reboot(who caller, nodeName string, vmid int) (any, *apiError)
 }
 
 // template converts a container in the background and answers null: the
-// worker's UPID is not returned, so clients poll the config for template: 1.
+// worker's UPID is not returned, so clients find it in the task list or poll
+// the config for template: 1, which a worker that failed never writes.
 func (c *cluster) template(who caller, nodeName string, vmid int) (any, *apiError) {
 	g, err := c.lookup(nodeName, vmid)
 	if err != nil {
@@ -709,13 +758,80 @@ func (c *cluster) template(who caller, nodeName string, vmid int) (any, *apiErro
 		return nil, die("you can't convert a CT to template if the CT is running")
 	}
 	c.startTask(nodeName, "vztemplate", strconv.Itoa(vmid), who, c.world.Scaled(c.world.Spec.Durations.Template), func(t *task) error {
-		root := propString(g.conf.vals["rootfs"], "volume")
-		root["volume"] = strings.Replace(root["volume"], fmt.Sprintf("vm-%d-disk", vmid), fmt.Sprintf("base-%d-disk", vmid), 1)
-		g.conf.vals["rootfs"] = printPropString(root, "volume")
-		g.conf.vals["template"] = "1"
-		return nil
+		return c.templateCreate(g)
 	})
 	return nil, nil
+}
+
+// templateCreate is PVE::LXC::template_create (pve-container src/PVE/LXC.pm):
+// every volume (rootfs, then the volume mount points) must have the
+// storage's template feature, then each is activated and renamed to a base
+// volume (create_base); only then does the worker write template: 1.
+func (c *cluster) templateCreate(g *guest) error {
+	n := c.node(g.node)
+	var keys []string
+	for _, k := range append([]string{"rootfs"}, mountPointKeys(g.conf.vals)...) {
+		// Bind and device mount points are no volumes.
+		if vol := propString(g.conf.vals[k], "volume")["volume"]; strings.Contains(vol, ":") && !strings.HasPrefix(vol, "/") {
+			keys = append(keys, k)
+		}
+	}
+	// volume_has_feature (pve-storage src/PVE/Storage.pm) reads the
+	// storage's storage.cfg entry only; activate_volumes then checks that
+	// it is enabled here and activates it.
+	stores := map[string]WorldStorage{}
+	for _, k := range keys {
+		vol := propString(g.conf.vals[k], "volume")["volume"]
+		id, _, _ := strings.Cut(vol, ":")
+		st, ok := c.storageDef(id)
+		if !ok {
+			return fmt.Errorf("storage '%s' does not exist", id)
+		}
+		if !st.TemplateFeature() {
+			return fmt.Errorf("Template feature is not available for '%s'", vol)
+		}
+	}
+	for _, k := range keys {
+		id, _, _ := strings.Cut(propString(g.conf.vals[k], "volume")["volume"], ":")
+		st, aerr := c.storageCheckEnabled(id, n.Name)
+		if aerr != nil {
+			return errors.New(aerr.Reason)
+		}
+		if err := activateStorage(st); err != nil {
+			return err
+		}
+		stores[k] = st
+	}
+	for _, k := range keys {
+		mp := propString(g.conf.vals[k], "volume")
+		mp["volume"] = baseVolume(stores[k], mp["volume"], g.vmid)
+		g.conf.vals[k] = printPropString(mp, "volume")
+	}
+	g.conf.vals["template"] = "1"
+	return nil
+}
+
+// mountPointKeys lists mp0..mp255 present in a config, by index.
+func mountPointKeys(vals map[string]string) []string {
+	var keys []string
+	for k := range vals {
+		if isIndexed(k, "mp") {
+			keys = append(keys, k)
+		}
+	}
+	slices.SortFunc(keys, func(a, b string) int { return atoiOr0(a[2:]) - atoiOr0(b[2:]) })
+	return keys
+}
+
+// baseVolume is the name create_base gives a volume (pve-storage
+// src/PVE/Storage/*Plugin.pm): vm- becomes base-, and on ZFS a subvol-
+// becomes basevol-; a linked clone's base part stays.
+func baseVolume(st WorldStorage, vol string, vmid int) string {
+	vol = strings.Replace(vol, fmt.Sprintf("vm-%d-disk", vmid), fmt.Sprintf("base-%d-disk", vmid), 1)
+	if st.Type == "zfspool" {
+		vol = strings.Replace(vol, fmt.Sprintf("subvol-%d-disk", vmid), fmt.Sprintf("basevol-%d-disk", vmid), 1)
+	}
+	return vol
 }
 
 func (c *cluster) destroy(who caller, nodeName string, vmid int, p map[string]string) (any, *apiError) {

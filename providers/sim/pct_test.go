@@ -347,19 +347,20 @@ func TestPctSet(t *testing.T) {
 		{name: "a GPU as root", node: "pve1", argv: []string{"pct", "set", "101", "--dev0", "/dev/nvidia0"}},
 		{name: "the value after =", node: "pve1", argv: []string{"pct", "set", "101", "--dev1=/dev/nvidiactl,gid=44"}},
 		{name: "a single dash and a boolean without value", node: "pve1", argv: []string{"pct", "set", "101", "-onboot", "-dev2", "/dev/nvidia-uvm"}},
-		// Proxmox resolves a dev path on the node when the change is
-		// applied: a path the node lacks is a parameter error.
+		// Proxmox stats a dev path on the node before it saves anything
+		// (update_pct_config since pve-container 556ddd3): a path the node
+		// lacks dies there, and pct prints the message alone.
 		{
 			name: "a GPU the node does not have", node: "pve1", argv: []string{"pct", "set", "101", "--dev3", "/dev/nvidia7"},
-			code: 255, stderr: "400 Parameter verification failed.\ndev3: unable to apply pending change dev3 : Device /dev/nvidia7 does not exist\n" + usage,
+			code: 255, stderr: "Device /dev/nvidia7 does not exist\n",
 		},
 		{
 			name: "a GPU on a running CT whose node does not have it", node: "pve1", argv: []string{"pct", "set", "102", "--dev0", "/dev/nvidia2"},
-			code: 255, stderr: "400 Parameter verification failed.\ndev0: unable to hotplug dev0: Device /dev/nvidia2 does not exist\n" + usage,
+			code: 255, stderr: "Device /dev/nvidia2 does not exist\n",
 		},
 		{
 			name: "a GPU on a node without a driver", node: "pve2", argv: []string{"pct", "set", "200", "--dev0", "/dev/nvidia0"},
-			code: 255, stderr: "400 Parameter verification failed.\ndev0: unable to hotplug dev0: Device /dev/nvidia0 does not exist\n" + usage,
+			code: 255, stderr: "Device /dev/nvidia0 does not exist\n",
 		},
 		{
 			name: "a CT of another node", node: "pve1", argv: []string{"pct", "set", "200", "--onboot", "1"},

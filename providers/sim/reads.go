@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // The read-only endpoints. Answers follow the shapes real servers send
@@ -366,26 +367,113 @@ func (s *apiServer) taskLog(r request) (any, *apiError) {
 	return out, nil
 }
 
+// taskList is GET /nodes/{node}/tasks, as node_tasks in pve-manager's
+// PVE/API2/Tasks.pm answers it:
+//   - source=active lists the active list's tasks that are not yet archived
+//     (in start order, status RUNNING even when they have ended: the list
+//     learns how a task ended only when it archives it); archive (the
+//     default) the task index, newest archived first, with the status and the
+//     time of archiving as endtime; all the active ones, then the index. A
+//     task ends up in the index at pvestatd's next update cycle (archived).
+//   - userfilter matches the user (token tasks: without the token) as a
+//     case-insensitive substring; typefilter the type exactly; vmid the ID;
+//     since and until the start time.
+//   - statusfilter keeps the listed status types (ok, warning, error,
+//     unknown; a task without a status is unknown); errors=1 drops ok only
+//     and overrides statusfilter.
+//   - start skips that many matches, limit (default 50) caps the answer.
+//
+// Every caller of the simulator may audit the node (root@pam and its
+// tokens), so no task is hidden from the one who asks.
 func (s *apiServer) taskList(r request) (any, *apiError) {
 	s.c.mu.Lock()
 	defer s.c.mu.Unlock()
-	out := []any{}
-	for i := len(s.c.order) - 1; i >= 0; i-- {
-		t := s.c.tasks[s.c.order[i]]
+	p := r.params
+	start, limit := 0, 50
+	if v, ok := p["start"]; ok {
+		start, _ = strconv.Atoi(v)
+	}
+	if v, ok := p["limit"]; ok {
+		limit, _ = strconv.Atoi(v)
+	}
+	source := cmpOr(p["source"], "archive")
+	statuses := map[string]bool{"ok": true, "warning": true, "error": true, "unknown": true}
+	switch {
+	case p["statusfilter"] != "" && !boolParam(p["errors"]):
+		statuses = map[string]bool{}
+		for _, f := range splitList(p["statusfilter"]) {
+			statuses[strings.ToLower(f)] = true
+		}
+	case boolParam(p["errors"]):
+		statuses["ok"] = false
+	}
+	since, hasSince := p["since"]
+	until, hasUntil := p["until"]
+	count := 0
+	listed := func(t *task, status string) bool {
+		switch {
+		case p["userfilter"] != "" && !strings.Contains(strings.ToLower(t.caller.user), strings.ToLower(p["userfilter"])):
+			return false
+		case p["typefilter"] != "" && t.typ != p["typefilter"]:
+			return false
+		case p["vmid"] != "" && t.id != p["vmid"]:
+			return false
+		case hasSince && t.start.Unix() < int64(atoiOr0(since)):
+			return false
+		case hasUntil && t.start.Unix() > int64(atoiOr0(until)):
+			return false
+		case !statuses[statusType(status)]:
+			return false
+		}
+		count++
+		if count <= start || limit <= 0 {
+			return false
+		}
+		limit--
+		return true
+	}
+	var active, index []*task
+	archivedAt := map[*task]time.Time{}
+	for _, id := range s.c.order {
+		t := s.c.tasks[id]
 		if t.node != r.node() {
 			continue
 		}
-		if v := r.params["vmid"]; v != "" && v != t.id {
-			continue
+		if at, done := s.c.archived(t); done {
+			archivedAt[t] = at
+			index = append(index, t)
+		} else {
+			active = append(active, t)
 		}
-		e := s.taskJSON(t)
-		// The list calls the exit text "status" and has no exitstatus.
-		if !t.running {
-			e["status"] = t.exit
-			e["endtime"] = t.end.Unix()
-			delete(e, "exitstatus")
+	}
+	out := []any{}
+	if source == "active" || source == "all" {
+		for _, t := range active {
+			if listed(t, "") {
+				e := s.taskJSON(t)
+				e["status"], e["saved"] = "RUNNING", "0"
+				delete(e, "exitstatus")
+				out = append(out, e)
+			}
 		}
-		out = append(out, e)
+	}
+	if source != "active" {
+		// The index is read backwards: the last batch archived comes first,
+		// and a batch was written newest first, so within it the oldest.
+		slices.SortStableFunc(index, func(a, b *task) int {
+			if c := archivedAt[b].Compare(archivedAt[a]); c != 0 {
+				return c
+			}
+			return a.start.Compare(b.start)
+		})
+		for _, t := range index {
+			if listed(t, t.exit) {
+				e := s.taskJSON(t)
+				e["status"], e["endtime"] = t.exit, archivedAt[t].Unix()
+				delete(e, "exitstatus")
+				out = append(out, e)
+			}
+		}
 	}
 	return out, nil
 }

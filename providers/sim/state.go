@@ -93,6 +93,13 @@ type guest struct {
 	disk *disk     // the root filesystem's content
 }
 
+// stopped is a container that has just stopped: its poststop hook
+// (pve-container src/lxc-pve-poststop-hook) applies what was pending.
+func (g *guest) stopped() {
+	g.run = nil
+	g.conf.applyPending()
+}
+
 func (g *guest) isTemplate() bool { return g.conf.vals["template"] == "1" }
 
 func (g *guest) status() string {
@@ -109,9 +116,13 @@ type runState struct {
 	netUp     time.Time
 	devicesAt time.Time
 	devices   []string
-	features  string // the features option the container started with
-	unpriv    bool
-	pid       int
+	// hotplugged are the devices passed through while it runs: each node
+	// is created inside at once (device_passthrough_hotplug, pve-container
+	// src/PVE/LXC.pm).
+	hotplugged []string
+	features   string // the features option the container started with
+	unpriv     bool
+	pid        int
 }
 
 // cluster is the whole simulated state, guarded by one mutex. Long operations

@@ -74,6 +74,17 @@ func (c *cluster) storageCheckEnabled(id, nodeName string) (WorldStorage, *apiEr
 	return def, nil
 }
 
+// TemplateFeature reports whether the storage can hold base volumes, which
+// converting a container to a template needs: the template feature of its
+// plugin's volume_has_feature (pve-storage src/PVE/Storage/*Plugin.pm) for a
+// container's current volume. Plugin.pm (directory, NFS, CIFS, CephFS,
+// GlusterFS), LvmThinPlugin.pm, ZFSPoolPlugin.pm, ZFSPlugin.pm, RBDPlugin.pm
+// and BTRFSPlugin.pm have it; LVMPlugin.pm's is commented out, and the iSCSI,
+// PBS and ESXi plugins have none.
+func (s WorldStorage) TemplateFeature() bool {
+	return !slices.Contains([]string{"lvm", "iscsi", "iscsidirect", "pbs", "esxi"}, s.Type)
+}
+
 // storagePath is the directory of a path-based storage: the installer's
 // /var/lib/vz for local, /mnt/pve/<id> for the storages the GUI adds.
 func storagePath(st WorldStorage) string {

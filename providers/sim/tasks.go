@@ -1,7 +1,9 @@
 package sim
 
 import (
+	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 )
@@ -22,6 +24,12 @@ type task struct {
 	exit     string
 	log      []string
 	warnings int
+	// interrupt is the worker's own error handling when a signal ends it
+	// early (a host reboot): it cleans up what the worker had made and
+	// returns the task's error. Nil: the error is the signal's alone.
+	interrupt func(err error) error
+	// killed is a worker a signal ended: its work never runs.
+	killed bool
 }
 
 // logf appends a line to the task log.
@@ -41,10 +49,10 @@ func upid(node string, pid, pstart int, start time.Time, typ, id string, who cal
 	return fmt.Sprintf("UPID:%s:%08X:%08X:%08X:%s:%s:%s:", node, pid, pstart, start.Unix(), typ, id, who)
 }
 
-// startTask registers a worker and runs work after d without the cluster lock,
-// then with it. work returns the task's error; its text becomes the exit status.
-// Call with c.mu held.
-func (c *cluster) startTask(nodeName, typ, id string, who caller, d time.Duration, work func(t *task) error) *task {
+// newTask registers a worker that has started on a node, as fork_worker
+// (pve-common src/PVE/RESTEnvironment.pm) does: a UPID, a line in the active
+// list, a start in the journal. Call with c.mu held.
+func (c *cluster) newTask(nodeName, typ, id string, who caller) *task {
 	c.pid++
 	now := c.now()
 	t := &task{
@@ -55,6 +63,14 @@ func (c *cluster) startTask(nodeName, typ, id string, who caller, d time.Duratio
 	c.tasks[t.upid] = t
 	c.order = append(c.order, t.upid)
 	c.journal.add(c.now(), Event{Node: nodeName, VMID: atoiOr0(id), Kind: "task", Name: typ, Detail: "started " + t.upid, OK: true})
+	return t
+}
+
+// startTask registers a worker and runs work after d without the cluster lock,
+// then with it. work returns the task's error; its text becomes the exit status.
+// Call with c.mu held.
+func (c *cluster) startTask(nodeName, typ, id string, who caller, d time.Duration, work func(t *task) error) *task {
+	t := c.newTask(nodeName, typ, id, who)
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
@@ -66,6 +82,9 @@ func (c *cluster) startTask(nodeName, typ, id string, who caller, d time.Duratio
 		}
 		c.mu.Lock()
 		defer c.mu.Unlock()
+		if t.killed {
+			return
+		}
 		err := work(t)
 		if c.ctx.Err() != nil && err == nil {
 			err = fmt.Errorf("interrupted by signal")
@@ -76,6 +95,46 @@ func (c *cluster) startTask(nodeName, typ, id string, who caller, d time.Duratio
 		c.finish(t, err)
 	}()
 	return t
+}
+
+// interruptTasks ends every worker running on a node the way a shutdown
+// does: systemd signals them, and fork_worker's handler (pve-common
+// src/PVE/RESTEnvironment.pm) dies "received interrupt" into the worker's
+// own error handling. Call with c.mu held.
+func (c *cluster) interruptTasks(nodeName string) {
+	for _, id := range c.order {
+		t := c.tasks[id]
+		if t.node != nodeName || !t.running {
+			continue
+		}
+		err := errors.New("received interrupt")
+		if t.interrupt != nil {
+			err = t.interrupt(err)
+		}
+		t.killed = true
+		c.finish(t, err)
+	}
+}
+
+// archiveCycle is how often pvestatd's update_status (pve-manager
+// PVE/Service/pvestatd.pm, $updatetime = 10) calls active_workers
+// (pve-common src/PVE/RESTEnvironment.pm), which moves the tasks that have
+// ended from the active list into the task index, with the time it noticed
+// as their end time.
+const archiveCycle = Duration(10 * time.Second)
+
+// archived reports whether a task has moved into the task index, and when:
+// at the first update cycle after it ended, up to archiveCycle later.
+func (c *cluster) archived(t *task) (time.Time, bool) {
+	if t.running {
+		return time.Time{}, false
+	}
+	at := t.end
+	if cycle := c.world.Scaled(archiveCycle); cycle > 0 {
+		epoch := c.journal.epoch()
+		at = epoch.Add((t.end.Sub(epoch)/cycle + 1) * cycle)
+	}
+	return at, !c.now().Before(at)
 }
 
 // finish stops a task with its exit status and the closing log line.
@@ -103,3 +162,20 @@ func atoiOr0(s string) int {
 	}
 	return n
 }
+
+// statusType is PVE::UPID::normalize_status_type (pve-common
+// src/PVE/UPID.pm): ok, warning, error, or unknown for a task without a
+// status yet (running, or ended and not yet archived).
+func statusType(status string) string {
+	switch {
+	case status == "" || status == "unexpected status":
+		return "unknown"
+	case status == "OK":
+		return "ok"
+	case warningsRE.MatchString(status):
+		return "warning"
+	}
+	return "error"
+}
+
+var warningsRE = regexp.MustCompile(`^WARNINGS: \d+$`)

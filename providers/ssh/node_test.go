@@ -103,18 +103,18 @@ func TestHostProbe(t *testing.T) {
 		broken bool
 	}{
 		"pve1": {want: reconciler.HostInfo{DriverVersion: "580.76.05", PCIGPUs: 2, Devices: []reconciler.Device{
-			{Path: "/dev/nvidia0", Major: 195, Minor: 0}, {Path: "/dev/nvidia1", Major: 195, Minor: 1},
-			{Path: "/dev/nvidiactl", Major: 195, Minor: 255}, {Path: "/dev/nvidia-modeset", Major: 195, Minor: 254},
-			{Path: "/dev/nvidia-uvm", Major: 511, Minor: 0}, {Path: "/dev/nvidia-uvm-tools", Major: 511, Minor: 1},
-			{Path: "/dev/nvidia-caps/nvidia-cap1", Major: 509, Minor: 1}, {Path: "/dev/nvidia-caps/nvidia-cap2", Major: 509, Minor: 2},
+			{Path: "/dev/nvidia0", Major: 195, Minor: 0, Mode: 0o666}, {Path: "/dev/nvidia1", Major: 195, Minor: 1, Mode: 0o666},
+			{Path: "/dev/nvidiactl", Major: 195, Minor: 255, Mode: 0o666}, {Path: "/dev/nvidia-modeset", Major: 195, Minor: 254, Mode: 0o666},
+			{Path: "/dev/nvidia-uvm", Major: 511, Minor: 0, Mode: 0o666}, {Path: "/dev/nvidia-uvm-tools", Major: 511, Minor: 1, Mode: 0o666},
+			{Path: "/dev/nvidia-caps/nvidia-cap1", Major: 509, Minor: 1, Mode: 0o400}, {Path: "/dev/nvidia-caps/nvidia-cap2", Major: 509, Minor: 2, Mode: 0o400},
 		}}},
 		// A GPU on PCI and no driver: nothing to pass through.
 		"pve2": {want: reconciler.HostInfo{PCIGPUs: 1}, broken: true},
 		// nvidia-uvm never loaded since boot: its nodes are missing.
 		"pve3": {want: reconciler.HostInfo{DriverVersion: "570.172.08", PCIGPUs: 1, Devices: []reconciler.Device{
-			{Path: "/dev/nvidia0", Major: 195, Minor: 0}, {Path: "/dev/nvidiactl", Major: 195, Minor: 255},
-			{Path: "/dev/nvidia-modeset", Major: 195, Minor: 254},
-			{Path: "/dev/nvidia-caps/nvidia-cap1", Major: 509, Minor: 1}, {Path: "/dev/nvidia-caps/nvidia-cap2", Major: 509, Minor: 2},
+			{Path: "/dev/nvidia0", Major: 195, Minor: 0, Mode: 0o666}, {Path: "/dev/nvidiactl", Major: 195, Minor: 255, Mode: 0o666},
+			{Path: "/dev/nvidia-modeset", Major: 195, Minor: 254, Mode: 0o666},
+			{Path: "/dev/nvidia-caps/nvidia-cap1", Major: 509, Minor: 1, Mode: 0o400}, {Path: "/dev/nvidia-caps/nvidia-cap2", Major: 509, Minor: 2, Mode: 0o400},
 		}}},
 	}
 	for name, tc := range cases {
@@ -194,14 +194,15 @@ func TestSetConfig(t *testing.T) {
 		t.Errorf("config after delete: dev0=%v dev1=%v", conf["dev0"], conf["dev1"])
 	}
 
-	// A device the node does not have: pct's 400, per option.
+	// A device the node does not have: since pve-container 556ddd3 pct dies
+	// with the device check's own words, a refusal.
 	err := n.SetConfig(ctx, 100, map[string]string{"dev2": "/dev/nvidia7"}, nil)
 	var ce *CommandError
-	if !errors.As(err, &ce) || !errors.Is(err, reconciler.ErrBadRequest) || reconciler.Retryable(err) {
-		t.Fatalf("missing device: %v; want ErrBadRequest", err)
+	if !errors.As(err, &ce) || !errors.Is(err, reconciler.ErrRefused) || reconciler.Retryable(err) {
+		t.Fatalf("missing device: %v; want ErrRefused", err)
 	}
-	if !strings.Contains(err.Error(), "400 Parameter verification failed.") || !strings.Contains(ce.Params["dev2"], "/dev/nvidia7") {
-		t.Errorf("missing device: %v (params %v); want pct's 400 text", err, ce.Params)
+	if !strings.Contains(err.Error(), "Device /dev/nvidia7 does not exist") {
+		t.Errorf("missing device: %v; want pct's text", err)
 	}
 	// An option pct's schema does not have.
 	err = n.SetConfig(ctx, 100, map[string]string{"gpus": "2"}, nil)

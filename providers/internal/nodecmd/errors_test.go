@@ -51,9 +51,18 @@ func TestClassify(t *testing.T) {
 		"push: container stopped": {OpPush, reconciler.Result{ExitCode: 255, Stderr: "can only push files to a running CT\n"},
 			want{err: true, kind: reconciler.ErrRefused, notRunning: true}},
 		"set: done": {OpSet, reconciler.Result{}, want{}},
-		"set: bad device": {OpSet, reconciler.Result{ExitCode: 255,
-			Stderr: "400 Parameter verification failed.\ndev1: unable to hotplug dev1: Device /dev/nope does not exist\npct set <vmid> [OPTIONS]\n"},
-			want{err: true, kind: reconciler.ErrBadRequest, params: map[string]string{"dev1": "unable to hotplug dev1: Device /dev/nope does not exist"}}},
+		// update_pct_config stats the device before it saves anything
+		// (pve-container 556ddd3, 2024-04) and dies: pct prints the
+		// message alone, no 400 and no parameter map.
+		"set: bad device": {OpSet, reconciler.Result{ExitCode: 255, Stderr: "Device /dev/nope does not exist\n"},
+			want{err: true, kind: reconciler.ErrRefused}},
+		// The same message after the change was saved: a device in the
+		// config vanished (nvidia-uvm not loaded since boot).
+		"set: saved, then a vanished device": {OpSet, reconciler.Result{ExitCode: 255, Stderr: "Device /dev/nvidia-uvm does not exist\n"},
+			want{err: true, kind: reconciler.ErrRefused}},
+		"set: a 400 with a parameter map": {OpSet, reconciler.Result{ExitCode: 255,
+			Stderr: "400 Parameter verification failed.\nnet1: unable to hotplug net1: bridge 'vmbr9' does not exist\npct set <vmid> [OPTIONS]\n"},
+			want{err: true, kind: reconciler.ErrBadRequest, params: map[string]string{"net1": "unable to hotplug net1: bridge 'vmbr9' does not exist"}}},
 		"set: unknown option": {OpSet, reconciler.Result{ExitCode: 255,
 			Stderr: "Unknown option: gpus\n400 unable to parse option\npct set <vmid> [OPTIONS]\n"},
 			want{err: true, kind: reconciler.ErrBadRequest, params: map[string]string{"gpus": "Unknown option: gpus"}}},
