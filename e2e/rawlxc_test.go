@@ -56,7 +56,9 @@ spec:
 	if len(cfg.LXC) != 0 || !strings.HasPrefix(cfg.Values["dev0"], "/dev/nvidia0") {
 		t.Errorf("after the apply: raw lines %v, dev0 %q", cfg.LXC, cfg.Values["dev0"])
 	}
-	if first(r.events(0), func(e sim.Event) bool { return e.Kind == "exec" && e.Name == "phoenix/remove-raw-lxc" && e.OK && e.VMID == 970 }) == 0 {
+	if first(r.events(0), func(e sim.Event) bool {
+		return e.Kind == "exec" && e.Name == "phoenix/remove-raw-lxc" && e.OK && e.VMID == 970
+	}) == 0 {
 		t.Error("the lines were not removed by the script on the node")
 	}
 }

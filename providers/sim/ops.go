@@ -106,7 +106,7 @@ func featuresBeyondNesting(oldV, newV string) bool {
 // host.
 func deviceMissing(n *node, value string) error {
 	if p := devPath(value); !n.hasDevice(p) {
-		return fmt.Errorf("Device %s does not exist", p)
+		return fmt.Errorf("Device %s does not exist", p) //lint:ignore ST1005 Proxmox VE's own text
 	}
 	return nil
 }
@@ -788,7 +788,7 @@ func (c *cluster) templateCreate(g *guest) error {
 			return fmt.Errorf("storage '%s' does not exist", id)
 		}
 		if !st.TemplateFeature() {
-			return fmt.Errorf("Template feature is not available for '%s'", vol)
+			return fmt.Errorf("Template feature is not available for '%s'", vol) //lint:ignore ST1005 Proxmox VE's own text
 		}
 	}
 	for _, k := range keys {

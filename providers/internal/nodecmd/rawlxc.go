@@ -1,8 +1,8 @@
 package nodecmd
 
 import (
-	_ "embed"
 	"context"
+	_ "embed"
 	"fmt"
 	"strconv"
 	"strings"
