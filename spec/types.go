@@ -102,24 +102,24 @@ type GuestSpec struct {
 	// default for a template source) or full.
 	CloneMode CloneMode `json:"cloneMode,omitempty"`
 	// Storage holds the root disk of a created guest or a full clone.
-	Storage       string            `json:"storage,omitempty"`
-	Resources     Resources         `json:"resources,omitempty"`
-	Network       []NIC             `json:"network,omitempty"`
-	Unprivileged  *bool             `json:"unprivileged,omitempty"`
-	GPUs          *GPUSet           `json:"gpus,omitempty"`
+	Storage      string    `json:"storage,omitempty"`
+	Resources    Resources `json:"resources,omitempty"`
+	Network      []NIC     `json:"network,omitempty"`
+	Unprivileged *bool     `json:"unprivileged,omitempty"`
+	GPUs         *GPUSet   `json:"gpus,omitempty"`
 	// GPUGroup is the group (a gid inside the container) the passed-through
 	// GPU device nodes belong to, read-write for the group only. Unset, they
 	// keep the host nodes' mode (0666) so that any user in the container,
 	// such as ollama's service user, reaches the GPU.
-	GPUGroup *int `json:"gpuGroup,omitempty"`
+	GPUGroup      *int              `json:"gpuGroup,omitempty"`
 	Features      []string          `json:"features,omitempty"`
 	FeatureConfig map[string]Params `json:"featureConfig,omitempty"`
 	Tags          []string          `json:"tags,omitempty"`
 	OnBoot        *bool             `json:"onboot,omitempty"`
 	// State is whether a Container runs: running (the default) or stopped.
 	// Templates have no run state.
-	State RunState `json:"state,omitempty"`
-	Protection    *bool             `json:"protection,omitempty"`
+	State      RunState `json:"state,omitempty"`
+	Protection *bool    `json:"protection,omitempty"`
 	// Renewal lets a Template be made again when it goes stale (a host driver
 	// upgrade leaves its installs behind) while linked clones use its disk.
 	Renewal *Renewal `json:"renewal,omitempty"`
