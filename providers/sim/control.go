@@ -336,3 +336,15 @@ func (s *Sim) SetScriptFault(name string, p float64) {
 	scripts[name] = p
 	s.c.world.Spec.Faults.Exec.Scripts = scripts
 }
+
+// GuestIdentity reads what makes a container itself: a stand-in for its SSH
+// host keys and its machine-id, empty where it has none. For tests.
+func (s *Sim) GuestIdentity(vmid int) (hostKeys, machineID string, ok bool) {
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	g := s.c.guests[vmid]
+	if g == nil {
+		return "", "", false
+	}
+	return g.disk.hostKeys, g.disk.machineID, true
+}

@@ -25,6 +25,10 @@ type disk struct {
 	noCgroup bool // nvidia-container-cli no-cgroups = true
 	ollama   string
 	vllm     string
+	// hostKeys stands for the SSH host keys in /etc/ssh and machineID for
+	// /etc/machine-id: what makes a container itself. Empty is none.
+	hostKeys  string
+	machineID string
 }
 
 // newDisk returns a fresh root filesystem for an OS template or ostype.
@@ -35,10 +39,15 @@ func newDisk(template string) *disk {
 	return d
 }
 
+// clone is the copy pct clone makes: every file, the SSH host keys
+// included; the distribution's post-clone hook only empties /etc/machine-id
+// (pve-container src/PVE/LXC/Setup/Base.pm, post_clone_hook), and systemd
+// makes a new one at the next boot.
 func (d *disk) clone() *disk {
 	c := *d
 	c.files = maps.Clone(d.files)
 	c.records = maps.Clone(d.records)
+	c.machineID = ""
 	return &c
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -80,6 +81,54 @@ func (x *script) visibleDevices() []string {
 
 func (x *script) visible(path string) bool { return slices.Contains(x.visibleDevices(), path) }
 
+// nodeAccess is how a passed device node is made inside a container: Proxmox
+// creates it mode 0660, owned by the container's root, unless the devN value
+// says mode=, uid=, gid= (pve-container src/PVE/LXC.pm, the device hook's
+// mknod and chown from the parsed devN).
+type nodeAccess struct {
+	mode     uint64
+	uid, gid int
+}
+
+func accessOf(devValue string) nodeAccess {
+	parts := propString(devValue, "path")
+	a := nodeAccess{mode: 0o660}
+	if m, err := strconv.ParseUint(parts["mode"], 8, 32); err == nil {
+		a.mode = m
+	}
+	a.uid, _ = strconv.Atoi(parts["uid"])
+	a.gid, _ = strconv.Atoi(parts["gid"])
+	return a
+}
+
+// Groups of the users the model knows, inside an Ubuntu or Debian container:
+// nobody is in none; ollama's install script adds its user to video and
+// render when they exist.
+var userGroups = map[string][]int{"nobody": {65534}, "ollama": {44, 993}}
+
+// unusableBy names the first visible NVIDIA node that a user other than
+// root cannot open for reading and writing, or "".
+func (x *script) unusableBy(user string) string {
+	for _, d := range x.visibleDevices() {
+		if !nvidiaNode.MatchString(d) {
+			continue
+		}
+		a, ok := x.g.run.access[d]
+		if !ok {
+			a = nodeAccess{mode: 0o660}
+		}
+		switch {
+		case a.mode&0o006 == 0o006:
+		case a.mode&0o060 == 0o060 && slices.Contains(userGroups[user], a.gid):
+		default:
+			return fmt.Sprintf("%s (mode %04o, owner %d:%d)", d, a.mode, a.uid, a.gid)
+		}
+	}
+	return ""
+}
+
+var nvidiaNode = regexp.MustCompile(`^/dev/nvidia`)
+
 // gpusVisible counts /dev/nvidiaN nodes inside the container.
 func (x *script) gpusVisible() int {
 	n := 0
@@ -143,6 +192,15 @@ func (x *script) files() map[string]string {
 }
 
 var builtinSteps = map[string]stepModel{
+	"phoenix/identity": {
+		apply: func(x *script) int {
+			x.g.disk.hostKeys = x.c.randomID()
+			if x.g.disk.machineID == "" {
+				x.g.disk.machineID = x.c.randomID()
+			}
+			return 0
+		},
+	},
 	"phoenix/initialized": {
 		check: func(x *script) bool { return initialized(x) == 0 },
 		apply: initialized, verify: initialized,
@@ -214,6 +272,12 @@ var builtinSteps = map[string]stepModel{
 			}
 			if want := x.env["NVIDIA_VERSION"]; want != "" && want != x.n.DriverVersion {
 				return x.fail(1, "nvidia-smi reports driver %s, want %s", x.n.DriverVersion, want)
+			}
+			if user := x.env["NVIDIA_CHECK_USER"]; user != "" {
+				if node := x.unusableBy(user); node != "" {
+					// NVML's words when a device node cannot be opened.
+					return x.fail(1, "as %s, nvidia-smi fails (Failed to initialize NVML: Insufficient Permissions: %s): the GPU's device nodes are usable by root only", user, node)
+				}
 			}
 			return 0
 		},
@@ -340,6 +404,19 @@ var builtinSteps = map[string]stepModel{
 				return code
 			}
 			x.g.disk.ollama = cmpOr(x.env["OLLAMA_VERSION"], "0.12.6")
+			return 0
+		},
+		verify: func(x *script) int {
+			if x.g.disk.ollama == "" {
+				return x.fail(127, "sh: 1: ollama: not found")
+			}
+			// ollama's service user must reach a passed GPU, or ollama runs
+			// on the CPU without a word.
+			if x.visible("/dev/nvidiactl") && x.g.disk.nvidia != "" {
+				if node := x.unusableBy("ollama"); node != "" {
+					return x.fail(1, "ollama's service user cannot use the GPU (Failed to initialize NVML: Insufficient Permissions: %s): pass the device nodes with a mode or a group ollama is in", node)
+				}
+			}
 			return 0
 		},
 	},

@@ -244,6 +244,9 @@ func (c *cluster) create(who caller, nodeName string, p map[string]string) (any,
 		return nil, die("unable to parse volume ID '%s'", vol)
 	}
 	g := &guest{vmid: vmid, node: nodeName, conf: newConfig(), lock: "create", disk: newDisk(p["ostemplate"])}
+	// Creating from an OS template generates the SSH host keys
+	// (pve-container src/PVE/LXC/Create.pm, ssh key generation in setup).
+	g.disk.hostKeys, g.disk.machineID = c.randomID(), c.randomID()
 	for k, v := range set {
 		switch {
 		case k == "tags":
@@ -617,6 +620,7 @@ func (c *cluster) setConfig(who caller, nodeName string, vmid int, p map[string]
 			// afterwards does not undo that.
 			if p := devPath(v); !slices.Contains(g.run.hotplugged, p) {
 				g.run.hotplugged = append(g.run.hotplugged, p)
+				g.run.access[p] = accessOf(v)
 			}
 		}
 		g.conf.vals[k] = v

@@ -327,6 +327,14 @@ func (c *cluster) plainGuestCommand(n *node, g *guest, argv []string, stdout, st
 	switch {
 	case slices.Equal(argv, []string{"cat", "/etc/os-release"}):
 		x.out.WriteString(g.disk.osRelease())
+	case slices.Equal(argv, []string{"cat", "/etc/ssh/ssh_host_ed25519_key.pub"}):
+		if g.disk.hostKeys == "" {
+			code = x.fail(1, "cat: /etc/ssh/ssh_host_ed25519_key.pub: No such file or directory")
+		} else {
+			fmt.Fprintf(&x.out, "ssh-ed25519 %s root@%s\n", g.disk.hostKeys, g.conf.vals["hostname"])
+		}
+	case slices.Equal(argv, []string{"cat", "/etc/machine-id"}):
+		fmt.Fprintln(&x.out, g.disk.machineID)
 	case slices.Equal(argv, []string{"cat", "/proc/driver/nvidia/version"}):
 		if n.DriverVersion == "" {
 			code = x.fail(1, "cat: /proc/driver/nvidia/version: No such file or directory")

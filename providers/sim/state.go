@@ -120,9 +120,12 @@ type runState struct {
 	// is created inside at once (device_passthrough_hotplug, pve-container
 	// src/PVE/LXC.pm).
 	hotplugged []string
-	features   string // the features option the container started with
-	unpriv     bool
-	pid        int
+	// access is how each passed device node is made inside: its mode and
+	// owner, from the devN value it was passed with.
+	access   map[string]nodeAccess
+	features string // the features option the container started with
+	unpriv   bool
+	pid      int
 }
 
 // cluster is the whole simulated state, guarded by one mutex. Long operations
@@ -132,6 +135,7 @@ type cluster struct {
 	world   *World
 	now     func() time.Time
 	rng     *rand.Rand
+	ids     *rand.Rand
 	nodes   []*node
 	guests  map[int]*guest
 	tasks   map[string]*task
@@ -150,6 +154,7 @@ type cluster struct {
 func newCluster(ctx context.Context, w *World) *cluster {
 	c := &cluster{
 		world: w, now: time.Now, rng: rand.New(rand.NewPCG(uint64(w.Spec.Seed), 0x9e3779b97f4a7c15)),
+		ids:    rand.New(rand.NewPCG(uint64(w.Spec.Seed), 0x2545f4914f6cdd1d)),
 		guests: map[int]*guest{}, tasks: map[string]*task{}, journal: &journal{},
 		stats: map[string]int{}, pid: 4000, ctx: ctx, fullClones: map[string]int{},
 	}
@@ -183,6 +188,7 @@ func newCluster(ctx context.Context, w *World) *cluster {
 			g.conf.vals["ostype"] = "ubuntu"
 		}
 		g.disk = newDisk(g.conf.vals["ostype"])
+		g.disk.hostKeys, g.disk.machineID = c.randomID(), c.randomID()
 		if wg.Running {
 			g.run = c.startRuntime(g)
 			// A guest that was running before phoenix came is long initialised.
@@ -230,6 +236,11 @@ func (c *cluster) randomBetween(lo, hi Duration) time.Duration {
 }
 
 // chance reports whether an event of probability p happens.
+// randomID is a fresh identity: SSH host keys or a machine-id. Its own
+// source, so that identities leave the seeded draws of faults and delays as
+// they were.
+func (c *cluster) randomID() string { return fmt.Sprintf("%016x", c.ids.Uint64()) }
+
 func (c *cluster) chance(p float64) bool {
 	return p > 0 && c.rng.Float64() < p
 }
@@ -238,6 +249,10 @@ func (c *cluster) chance(p float64) bool {
 // whose paths exist on the node now; they and the network appear later.
 func (c *cluster) startRuntime(g *guest) *runState {
 	now := c.now()
+	if g.disk.machineID == "" {
+		// systemd-machine-id-setup at boot, for an emptied machine-id.
+		g.disk.machineID = c.randomID()
+	}
 	c.pid++
 	r := &runState{started: now, pid: c.pid}
 	r.netUp = now.Add(c.randomBetween(c.world.Spec.Durations.NetworkUp[0], c.world.Spec.Durations.NetworkUp[1]))
@@ -245,10 +260,12 @@ func (c *cluster) startRuntime(g *guest) *runState {
 	r.features = g.conf.vals["features"]
 	r.unpriv = g.conf.vals["unprivileged"] == "1"
 	n := c.node(g.node)
+	r.access = map[string]nodeAccess{}
 	for _, k := range sortedDevKeys(g.conf.vals) {
 		path := devPath(g.conf.vals[k])
 		if n.hasDevice(path) {
 			r.devices = append(r.devices, path)
+			r.access[path] = accessOf(g.conf.vals[k])
 		}
 	}
 	return r
