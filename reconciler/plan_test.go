@@ -388,7 +388,8 @@ func TestPlanCases(t *testing.T) {
 			mutate: func(o *Observed) { o.Hosts["pve1"] = &HostObservation{Info: HostInfo{PCIGPUs: 2}} },
 			want: map[string][]string{"base": {"no-op"},
 				"gpu": {"no-op", "error [node]: node pve1 has 2 NVIDIA GPU(s) on PCI but no /dev/nvidia* device nodes: its driver is not working; fix the host driver first"},
-				"app": {"no-op", "error [blocked]: its template gpu cannot be converged"}},
+				// Its own problem says more than its template's.
+				"app": {"no-op", "error [node]: node pve1 has 2 NVIDIA GPU(s) on PCI but no /dev/nvidia* device nodes: its driver is not working; fix the host driver first"}},
 		},
 		"a damaged state block is reported and its records not trusted": {
 			mutate: func(o *Observed) {

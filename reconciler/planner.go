@@ -90,10 +90,7 @@ func (p *planner) guest(r *spec.Resolved) GuestPlan {
 	t := p.targetOf(r)
 	g := GuestPlan{Name: r.Name, Kind: r.Kind, VMID: t.vmid, Generation: t.generation, Node: r.Settings.Node, Parent: r.Parent,
 		Changes: []Change{}, Errors: []Problem{}, Notes: []string{}}
-	if parent, ok := p.planned[r.Parent]; ok && len(parent.Errors) > 0 {
-		g.Errors = append(g.Errors, problem(ProblemBlocked, "its template %s cannot be converged", r.Parent))
-		return g
-	}
+	// A guest's own problems come first: they say more than its template's.
 	if pr := p.conflict(r, t.vmid); pr != nil {
 		g.Errors = append(g.Errors, *pr)
 		return g
@@ -101,6 +98,10 @@ func (p *planner) guest(r *spec.Resolved) GuestPlan {
 	d, problems := desiredConfig(r, p.obs.Hosts[r.Settings.Node])
 	if len(problems) > 0 {
 		g.Errors = append(g.Errors, problems...)
+		return g
+	}
+	if parent, ok := p.planned[r.Parent]; ok && len(parent.Errors) > 0 {
+		g.Errors = append(g.Errors, problem(ProblemBlocked, "its template %s cannot be converged", r.Parent))
 		return g
 	}
 	if og := p.obs.Guests[t.vmid]; og != nil {
