@@ -371,7 +371,7 @@ func TestPlanCases(t *testing.T) {
 			want: map[string][]string{
 				"base": {"no-op"},
 				"gpu":  {"no-op", "error [conflict]: name gpu is used by guest 123 on pve1, which is not managed by phoenix: rename one of them"},
-				"app":  {"no-op", "error [blocked]: its template gpu cannot be converged"},
+				"app":  {"no-op", "error [conflict]: VMID 950 is held by container \"someone-elses\" on pve1, which is not managed by phoenix (no phoenix-managed tag); phoenix never touches it: pick another vmid, or tag it phoenix-managed to adopt it"},
 			},
 		},
 		"an unmanaged guest on a wanted VMID": {
