@@ -450,7 +450,7 @@ func TestRunfileDigest(t *testing.T) {
 			failed[g.Name] = g.Err.Error()
 		}
 	}
-	if !strings.Contains(failed["gpu-base"], "checksum did NOT match") {
+	if !strings.Contains(failed["gpu-base"], "does not match") {
 		t.Errorf("gpu-base: %q, want the digest mismatch", failed["gpu-base"])
 	}
 	if _, ok := failed["nginx"]; ok || len(failed) != 4 {

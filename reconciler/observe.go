@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
 
+	"github.com/phoenixhv/phoenix/reconciler/features"
 	"github.com/phoenixhv/phoenix/spec"
 )
 
@@ -79,6 +81,11 @@ func readsPending(s GuestSummary, cfg Config) bool {
 type HostObservation struct {
 	Info HostInfo
 	Err  error
+	// Runfile is where the runfile of the host's driver will come from,
+	// asked only when a guest on the node is to install the driver (nil
+	// otherwise); RunfileErr is why the node could not say.
+	Runfile    *RunfileSource
+	RunfileErr error
 }
 
 // NodeOf returns the Node that runs commands on a node by name.
@@ -175,10 +182,64 @@ func Observe(ctx context.Context, cluster Cluster, nodes NodeOf, res *spec.Resol
 		})
 	}
 	wg.Wait()
+	for node, h := range obs.Hosts {
+		if !driverDue(res, obs, node, h) {
+			continue
+		}
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			n, err := nodes(node)
+			if err != nil {
+				h.RunfileErr = err
+				return
+			}
+			v := h.Info.DriverVersion
+			q := RunfileQuery{Version: v, Path: features.RunfilePath(v), URLs: features.RunfileURLs(res.Cluster.NVIDIA, v)}
+			var src RunfileSource
+			h.RunfileErr = rd.retry("find the driver runfile for "+node, func() (err error) { src, err = n.FindRunfile(ctx, q); return err })
+			if h.RunfileErr == nil {
+				h.Runfile = &src
+			}
+		})
+	}
+	wg.Wait()
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	return obs, nil
+}
+
+// driverDue reports whether a guest on a node with a working driver is to
+// install that driver's userspace: a guest that has none, or whose record is
+// of another version or not its own. Only then is the node asked where the
+// runfile will come from, so that a converged cluster asks nothing.
+func driverDue(res *spec.Resolution, obs *Observed, node string, h *HostObservation) bool {
+	if h.Err != nil || h.Info.DriverVersion == "" {
+		return false
+	}
+	for _, r := range res.Guests {
+		if r.Settings.Node != node || !slices.Contains(r.Effective, spec.FeatureNVIDIADriver) {
+			continue
+		}
+		seen := false
+		for _, vmid := range append([]int{r.VMID}, r.RenewalVMIDs...) {
+			og := obs.Guests[vmid]
+			if og == nil {
+				continue
+			}
+			seen = true
+			rec, ok := og.records()[spec.FeatureNVIDIADriver]
+			trusted := ok && (rec.VMID == og.VMID || slices.Contains(r.Inherited, spec.FeatureNVIDIADriver))
+			if !trusted || rec.Version != h.Info.DriverVersion {
+				return true
+			}
+		}
+		if !seen && (r.Parent == "" || !slices.Contains(r.Inherited, spec.FeatureNVIDIADriver)) {
+			return true
+		}
+	}
+	return false
 }
 
 // reader retries the reads of an observation while their failure is worth

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/phoenixhv/phoenix/reconciler/features"
 	"github.com/phoenixhv/phoenix/spec"
 )
 
@@ -282,6 +283,10 @@ func (p *planner) converge(g *GuestPlan, r *spec.Resolved, d desired, og *Observ
 	}
 	features, records, notes := p.features(r, og)
 	g.Notes = append(g.Notes, notes...)
+	if pr := p.runfileProblem(r, features); pr != nil {
+		g.Errors = append(g.Errors, *pr)
+		return
+	}
 	next := &future{config: afterFields(og.Config.Values, fields), records: records, vmid: og.VMID, node: og.Node}
 	if grow > 0 {
 		next.config["rootfs"] = withSize(next.config["rootfs"], grow)
@@ -615,6 +620,36 @@ func (p *planner) features(r *spec.Resolved, og *ObservedGuest) ([]Change, map[s
 	}
 	uninstalls, notes := p.removed(r, records, final)
 	return append(uninstalls, out...), final, notes
+}
+
+// runfileProblem reports a driver install that cannot happen: no source has
+// the runfile of the host's driver, or the node could not say. A driver from
+// NVIDIA's apt repository, or a datacenter driver when only the consumer
+// URL is asked, has no runfile where phoenix looks; the plan says so before
+// anything is made, not a download halfway through an apply.
+func (p *planner) runfileProblem(r *spec.Resolved, changes []Change) *Problem {
+	if !slices.ContainsFunc(changes, func(c Change) bool { return c.Feature == spec.FeatureNVIDIADriver }) {
+		return nil
+	}
+	host, node := p.obs.Hosts[r.Settings.Node], r.Settings.Node
+	var pr Problem
+	switch {
+	case host == nil:
+		return nil
+	case host.RunfileErr != nil:
+		pr = problem(ProblemObserve, "finding the runfile of NVIDIA driver %s on node %s failed: %v", host.Info.DriverVersion, node, host.RunfileErr)
+	case host.Runfile == nil || host.Runfile.Found():
+		return nil
+	default:
+		var tried []string
+		for _, t := range host.Runfile.Tried {
+			tried = append(tried, fmt.Sprintf("%s (HTTP %s)", t.URL, t.Status))
+		}
+		pr = problem(ProblemNode, "no source has the runfile of NVIDIA driver %s, which the containers on node %s need (tried %s): a driver installed from NVIDIA's apt repository has none; "+
+			"put NVIDIA-Linux-x86_64-%s.run at %s on the node, or list a source that has it in the cluster spec's nvidia.runfileURLs",
+			host.Info.DriverVersion, node, strings.Join(tried, ", "), host.Info.DriverVersion, features.RunfilePath(host.Info.DriverVersion))
+	}
+	return &pr
 }
 
 // requirementChanged says why a record whose own version and parameters are

@@ -72,7 +72,37 @@ type Node interface {
 	// RemoveRawLXC removes raw lxc.* lines from a container's config file,
 	// which no API can do, under Proxmox VE's lock of that config.
 	RemoveRawLXC(ctx context.Context, vmid int, lines [][2]string) error
+	// FindRunfile says where the runfile of a driver version will come
+	// from: the node's own copy, or the first of the URLs that has it.
+	FindRunfile(ctx context.Context, q RunfileQuery) (RunfileSource, error)
 }
+
+// RunfileQuery asks a node for a driver version's runfile.
+type RunfileQuery struct {
+	Version string
+	// Path is where the node keeps the runfile; URLs are the sources, in
+	// the order they are tried.
+	Path string
+	URLs []string
+}
+
+// RunfileSource is where a runfile will come from: the node has it
+// (Cached), or URL has it, or (neither) no source has it.
+type RunfileSource struct {
+	Cached bool
+	URL    string
+	// Tried are the sources asked before the answer.
+	Tried []RunfileTry
+}
+
+// RunfileTry is one source asked, and its HTTP status (000: no answer).
+type RunfileTry struct {
+	URL    string
+	Status string
+}
+
+// Found reports whether the runfile is somewhere.
+func (s RunfileSource) Found() bool { return s.Cached || s.URL != "" }
 
 // GuestSummary is one guest as /cluster/resources lists it.
 type GuestSummary struct {

@@ -187,6 +187,12 @@ func (o *Observed) Fingerprint() map[string]string {
 		if h.Err != nil {
 			parts = append(parts, "probe failed")
 		}
+		switch {
+		case h.RunfileErr != nil:
+			parts = append(parts, "runfile unknown")
+		case h.Runfile != nil:
+			parts = append(parts, fmt.Sprintf("runfile cached=%t url=%s", h.Runfile.Cached, h.Runfile.URL))
+		}
 		out["node "+node] = digestOf(parts...)
 	}
 	return out

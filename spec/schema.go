@@ -261,8 +261,10 @@ var fieldDescriptions = map[string]string{
 	"SSHSettings.KnownHostsFile": "The known_hosts file that authenticates the nodes. Overrides PROXMOX_VE_SSH_KNOWN_HOSTS.",
 	"SSHSettings.Nodes":          "Nodes maps a node name to the address to dial, where /cluster/status's node IP is not the one phoenix can reach. Values are a host, an IP address or host:port.",
 
-	"NVIDIASettings.RunfileURL": "RunfileURL is a URL pattern in which {version} is replaced by the host's driver version. An http(s) URL that contains {version}.",
-	"NVIDIASettings.SHA256":     "SHA256 maps a driver version to the runfile's expected digest. Keys are driver versions such as 580.76.05; values are 64 lower-case hex digits.",
+	"NVIDIASettings.RunfileURL": "RunfileURL is a URL pattern in which {version} is replaced by the host's driver version. It is tried before RunfileURLs. An http(s) URL that contains {version}.",
+	"NVIDIASettings.RunfileURLs": "RunfileURLs are URL patterns tried in order until one has the host's version. Unset, NVIDIA's consumer (XFree86) and datacenter (tesla) download paths are tried. " +
+		"Each an http(s) URL that contains {version}; a site mirror or proxy goes here.",
+	"NVIDIASettings.SHA256": "SHA256 maps a driver version to the runfile's expected digest. Keys are driver versions such as 580.76.05; values are 64 lower-case hex digits.",
 
 	"GuestSpec.VMID":          "The Proxmox VMID, 100..999999999, unique among the documents.",
 	"GuestSpec.Node":          "The node the guest lives on. Default: its template's node, then the Cluster's defaults.node.",

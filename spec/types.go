@@ -72,8 +72,12 @@ type SSHSettings struct {
 // NVIDIASettings locate the userspace driver runfiles.
 type NVIDIASettings struct {
 	// RunfileURL is a URL pattern in which {version} is replaced by the host's
-	// driver version.
+	// driver version. It is tried before RunfileURLs.
 	RunfileURL string `json:"runfileURL,omitempty"`
+	// RunfileURLs are URL patterns tried in order until one has the host's
+	// version. Unset, NVIDIA's consumer (XFree86) and datacenter (tesla)
+	// download paths are tried.
+	RunfileURLs []string `json:"runfileURLs,omitempty"`
 	// SHA256 maps a driver version to the runfile's expected digest.
 	SHA256 map[string]string `json:"sha256,omitempty"`
 }

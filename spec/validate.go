@@ -100,14 +100,20 @@ func (v *validator) cluster(c *Cluster) {
 			bad(field, "want a host, IP address or host:port, got %q", addr)
 		}
 	}
-	if u := sp.NVIDIA.RunfileURL; u != "" {
+	checkRunfileURL := func(field, u string) {
 		parsed, err := url.Parse(strings.ReplaceAll(u, "{version}", "0"))
 		switch {
-		case err != nil || (parsed.Scheme != "https" && parsed.Scheme != "http") || parsed.Host == "":
-			bad("spec.nvidia.runfileURL", "want an http(s) URL, got %q", u)
+		case err != nil || (parsed.Scheme != "https" && parsed.Scheme != "http") || parsed.Host == "" || strings.ContainsAny(u, " \t\n"):
+			bad(field, "want an http(s) URL, got %q", u)
 		case !strings.Contains(u, "{version}"):
-			bad("spec.nvidia.runfileURL", "the URL must contain {version}, replaced by the host's driver version")
+			bad(field, "the URL must contain {version}, replaced by the host's driver version")
 		}
+	}
+	if u := sp.NVIDIA.RunfileURL; u != "" {
+		checkRunfileURL("spec.nvidia.runfileURL", u)
+	}
+	for i, u := range sp.NVIDIA.RunfileURLs {
+		checkRunfileURL(fmt.Sprintf("spec.nvidia.runfileURLs[%d]", i), u)
 	}
 	for _, ver := range sortedKeys(sp.NVIDIA.SHA256) {
 		field := "spec.nvidia.sha256." + ver

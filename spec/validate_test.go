@@ -391,6 +391,22 @@ spec:
 				{29, "spec.version", `malformed version "one"`},
 			},
 		},
+		"runfile sources": {
+			src: `apiVersion: phoenix/v1alpha1
+kind: Cluster
+metadata: {name: c}
+spec:
+  nvidia:
+    runfileURLs:
+      - https://mirror.lab.example/NVIDIA-Linux-x86_64-{version}.run
+      - ftp://mirror.lab.example/{version}.run
+      - https://mirror.lab.example/latest.run
+`,
+			want: []problem{
+				{8, "spec.nvidia.runfileURLs[1]", `want an http(s) URL, got "ftp://mirror.lab.example/{version}.run"`},
+				{9, "spec.nvidia.runfileURLs[2]", "must contain {version}"},
+			},
+		},
 		"featureConfig for a feature the guest does not have": {
 			src: header + `  featureConfig:
     docker: {}

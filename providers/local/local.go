@@ -76,6 +76,11 @@ func (n *Node) RemoveRawLXC(ctx context.Context, vmid int, lines [][2]string) er
 	return n.ops().RemoveRawLXC(ctx, vmid, lines)
 }
 
+// FindRunfile says where a driver version's runfile will come from.
+func (n *Node) FindRunfile(ctx context.Context, q reconciler.RunfileQuery) (reconciler.RunfileSource, error) {
+	return n.ops().FindRunfile(ctx, q)
+}
+
 // keptEnv are the variables a command inherits from phoenix. Over SSH a
 // command gets a fresh login environment; here it gets the same few, so
 // phoenix's own secrets (PROXMOX_VE_PASSWORD, API tokens) never reach pct or

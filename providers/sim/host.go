@@ -38,6 +38,9 @@ func (c *cluster) hostCommand(ctx context.Context, nodeName string, argv []strin
 		if x.name == "phoenix/remove-raw-lxc" {
 			return c.removeRawLXC(n, x, stderr)
 		}
+		if x.name == "phoenix/runfile-source" {
+			return c.runfileSource(n, x, stdout)
+		}
 		if x.name == "phoenix/host-probe" {
 			c.mu.Lock()
 			if c.chance(c.world.Spec.Faults.Exec.Scripts[x.name]) {
@@ -152,6 +155,33 @@ func (c *cluster) removeRawLXC(n *node, x *script, stderr io.Writer) int {
 	}
 	g.conf.lxc = slices.DeleteFunc(g.conf.lxc, func(l [2]string) bool { return drop[l[0]+": "+l[1]] })
 	c.journal.add(c.now(), Event{Node: n.Name, VMID: vmid, Kind: "exec", Name: x.name, OK: true})
+	return 0
+}
+
+// runfileSource models phoenix's check of where a runfile will come from:
+// the node's copy, or the first source that publishes the host's version.
+func (c *cluster) runfileSource(n *node, x *script, stdout io.Writer) int {
+	c.mu.Lock()
+	var b strings.Builder
+	if x.files()[x.env["NVIDIA_RUNFILE"]] != "" {
+		b.WriteString("cached\n")
+	} else {
+		found := false
+		for _, u := range runfileURLs(x.env) {
+			if n.publishes(u, x.env["NVIDIA_VERSION"]) {
+				fmt.Fprintf(&b, "tried %s 200\nfound %s\n", u, u)
+				found = true
+				break
+			}
+			fmt.Fprintf(&b, "tried %s 404\n", u)
+		}
+		if !found {
+			b.WriteString("none\n")
+		}
+	}
+	c.journal.add(c.now(), Event{Node: n.Name, Kind: "exec", Name: x.name, OK: true})
+	c.mu.Unlock()
+	_, _ = io.WriteString(stdout, b.String())
 	return 0
 }
 

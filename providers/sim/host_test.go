@@ -153,12 +153,17 @@ func TestHostDownload(t *testing.T) {
 		{
 			name: "a URL for another version is not the runfile",
 			env:  []string{"NVIDIA_VERSION=" + v, "NVIDIA_URL=" + nvidiaURL("570.172.08"), "NVIDIA_RUNFILE=" + nodeRunfile(v)},
-			code: 22, stderr: "curl: (22) The requested URL returned error: 404\n",
+			code: 1, stderr: "no source has the runfile of NVIDIA driver " + v + ": tried " + nvidiaURL("570.172.08") + " (curl: (22) The requested URL returned error: 404)\n",
+		},
+		{
+			name: "the sources are tried in order: a datacenter path has no consumer driver",
+			env: []string{"NVIDIA_VERSION=" + v, "NVIDIA_URLS=https://us.download.nvidia.com/tesla/" + v + "/NVIDIA-Linux-x86_64-" + v + ".run\n" + nvidiaURL(v),
+				"NVIDIA_RUNFILE=" + nodeRunfile(v) + ".other"},
 		},
 		{
 			name: "a wrong sha256 is refused",
 			env:  []string{"NVIDIA_VERSION=" + v, "NVIDIA_URL=" + nvidiaURL(v), "NVIDIA_RUNFILE=" + nodeRunfile(v), "NVIDIA_SHA256=" + RunfileSHA256("570.172.08")},
-			code: 1, stderr: nodeRunfile(v) + ": FAILED\nsha256sum: WARNING: 1 computed checksum did NOT match\n",
+			code: 1, stderr: "sha256 of " + nvidiaURL(v) + " does not match " + RunfileSHA256("570.172.08") + ": not installing it\n",
 		},
 		{name: "the right sha256", env: downloadEnv(v)},
 		{
@@ -178,8 +183,9 @@ func TestHostDownload(t *testing.T) {
 
 	want := []string{
 		"nvidia-driver/download check failed: ",
-		"nvidia-driver/download apply failed: curl: (22) The requested URL returned error: 404",
-		"nvidia-driver/download apply failed: " + nodeRunfile(v) + ": FAILED",
+		"nvidia-driver/download apply failed: no source has the runfile of NVIDIA driver " + v + ": tried " + nvidiaURL("570.172.08") + " (curl: (22) The requested URL returned error: 404)",
+		"nvidia-driver/download apply ok",
+		"nvidia-driver/download apply failed: sha256 of " + nvidiaURL(v) + " does not match " + RunfileSHA256("570.172.08") + ": not installing it",
 		"nvidia-driver/download apply ok",
 		"nvidia-driver/download apply ok",
 		"nvidia-driver/download check ok",

@@ -18,7 +18,7 @@ import (
 //
 //	phoenix/initialized            check: running, network up, $PHOENIX_DEVICES visible
 //	base/packages                  needs network
-//	nvidia-driver/download         $NVIDIA_VERSION $NVIDIA_URL $NVIDIA_RUNFILE [$NVIDIA_SHA256]: on the
+//	nvidia-driver/download         $NVIDIA_VERSION $NVIDIA_URLS $NVIDIA_RUNFILE [$NVIDIA_SHA256]: on the
 //	                               node (then pct push), or inside a CT with network
 //	nvidia-driver/userspace        $NVIDIA_VERSION $NVIDIA_RUNFILE: needs the pushed runfile, network,
 //	                               visible devices and --no-kernel-module, and installs the version the
@@ -229,14 +229,22 @@ var builtinSteps = map[string]stepModel{
 				return x.fail(6, "curl: (6) Could not resolve host: download.nvidia.com")
 			}
 			v := x.env["NVIDIA_VERSION"]
-			if v == "" || x.env["NVIDIA_RUNFILE"] == "" || !strings.Contains(x.env["NVIDIA_URL"], v) {
-				return x.fail(22, "curl: (22) The requested URL returned error: 404")
+			if v == "" || x.env["NVIDIA_RUNFILE"] == "" {
+				return x.fail(2, "NVIDIA_VERSION and NVIDIA_RUNFILE must be set")
 			}
-			if want := x.env["NVIDIA_SHA256"]; want != "" && want != RunfileSHA256(v) {
-				return x.fail(1, "%s: FAILED\nsha256sum: WARNING: 1 computed checksum did NOT match", x.env["NVIDIA_RUNFILE"])
+			var tried []string
+			for _, u := range runfileURLs(x.env) {
+				if !x.n.publishes(u, v) {
+					tried = append(tried, u+" (curl: (22) The requested URL returned error: 404)")
+					continue
+				}
+				if want := x.env["NVIDIA_SHA256"]; want != "" && want != RunfileSHA256(v) {
+					return x.fail(1, "sha256 of %s does not match %s: not installing it", u, want)
+				}
+				x.files()[x.env["NVIDIA_RUNFILE"]] = runfileID(v)
+				return 0
 			}
-			x.files()[x.env["NVIDIA_RUNFILE"]] = runfileID(v)
-			return 0
+			return x.fail(1, "no source has the runfile of NVIDIA driver %s: tried %s", v, strings.Join(tried, ", "))
 		},
 	},
 	"nvidia-driver/userspace": {
@@ -474,6 +482,36 @@ func cmpOr(v, def string) string {
 func firstLine(s string) string {
 	l, _, _ := strings.Cut(s, "\n")
 	return l
+}
+
+// runfileURLs are the sources a download or a source check tries, in order.
+func runfileURLs(env map[string]string) []string {
+	if urls := strings.Fields(env["NVIDIA_URLS"]); len(urls) > 0 {
+		return urls
+	}
+	return strings.Fields(env["NVIDIA_URL"])
+}
+
+// publishes reports whether url serves the runfile of driver version v, as
+// NVIDIA publishes them: consumer drivers under XFree86/Linux-x86_64/<v>/,
+// datacenter drivers under tesla/<v>/, and none for drivers from NVIDIA's
+// apt repository. Another host is a site mirror, which has what it has: every
+// version in this world.
+func (n *node) publishes(url, v string) bool {
+	nvidia := strings.HasPrefix(url, "https://download.nvidia.com/") || strings.HasPrefix(url, "https://us.download.nvidia.com/") ||
+		strings.HasPrefix(url, "http://download.nvidia.com/") || strings.HasPrefix(url, "http://us.download.nvidia.com/")
+	file := "/NVIDIA-Linux-x86_64-" + v + ".run"
+	switch {
+	case !strings.HasSuffix(url, file):
+		return false
+	case !nvidia:
+		return true
+	case n.DriverSource == "datacenter":
+		return strings.Contains(url, "/tesla/"+v+"/")
+	case n.DriverSource == "apt":
+		return false
+	}
+	return strings.Contains(url, "/XFree86/Linux-x86_64/"+v+"/")
 }
 
 // runfileID names the content of a downloaded runfile.

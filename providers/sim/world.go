@@ -57,8 +57,13 @@ type WorldNode struct {
 	CapsMajor int `yaml:"capsMajor"`
 	// UVMLoaded is false on a host where nothing has loaded nvidia-uvm since
 	// boot: /dev/nvidia-uvm* are missing.
-	UVMLoaded *bool          `yaml:"uvmLoaded"`
-	Storages  []WorldStorage `yaml:"storages"`
+	UVMLoaded *bool `yaml:"uvmLoaded"`
+	// DriverSource is where NVIDIA publishes the runfile of the host's
+	// driver: consumer (the default: download.nvidia.com/XFree86/),
+	// datacenter (H100/H200 class: tesla/), or apt (installed from NVIDIA's
+	// apt repository: no runfile anywhere).
+	DriverSource string         `yaml:"driverSource"`
+	Storages     []WorldStorage `yaml:"storages"`
 	// OSTemplates are the container template volumes present on the node.
 	OSTemplates []string `yaml:"osTemplates"`
 	// Bridges are the node's Linux bridges, the first of them holding the
@@ -376,6 +381,11 @@ func (w *World) check() error {
 		nodes[n.Name] = n
 		if n.GPUs < 0 || n.GPUs > 16 {
 			bad("node %s: gpus %d is outside 0..16", n.Name, n.GPUs)
+		}
+		switch n.DriverSource {
+		case "", "consumer", "datacenter", "apt":
+		default:
+			bad("node %s: driverSource %q: want consumer, datacenter or apt", n.Name, n.DriverSource)
 		}
 		if n.DriverVersion != "" && !versionRE.MatchString(n.DriverVersion) {
 			bad("node %s: malformed driverVersion %q", n.Name, n.DriverVersion)

@@ -62,8 +62,8 @@ func TestExecNamedScripts(t *testing.T) {
 	// A failing step is a result with the step's own exit status and words.
 	dl.Phase, dl.Env["NVIDIA_URL"] = "apply", "https://example.com/elsewhere.run"
 	res, err := n.ExecHost(ctx, dl)
-	if err != nil || res.ExitCode != 22 || !strings.Contains(res.Stderr, "404") {
-		t.Errorf("download from a bad URL: %+v, %v; want exit 22 from curl", res, err)
+	if err != nil || res.ExitCode != 1 || !strings.Contains(res.Stderr, "tried https://example.com/elsewhere.run (curl: (22)") {
+		t.Errorf("download from a bad URL: %+v, %v; want exit 1 naming the source tried", res, err)
 	}
 
 	// The container must see the devices it is told to wait for; it has

@@ -195,6 +195,11 @@ func (n *Node) RemoveRawLXC(ctx context.Context, vmid int, lines [][2]string) er
 	return n.ops.RemoveRawLXC(ctx, vmid, lines)
 }
 
+// FindRunfile says where a driver version's runfile will come from.
+func (n *Node) FindRunfile(ctx context.Context, q reconciler.RunfileQuery) (reconciler.RunfileSource, error) {
+	return n.ops.FindRunfile(ctx, q)
+}
+
 // connection returns the node's connection, dialling it if there is none.
 // Concurrent callers share one dial.
 func (n *Node) connection(ctx context.Context) (*gossh.Client, error) {

@@ -93,8 +93,37 @@ type Context struct {
 	NVIDIA  spec.NVIDIASettings
 }
 
-// DefaultRunfileURL is where NVIDIA publishes the Linux driver runfiles.
-const DefaultRunfileURL = "https://download.nvidia.com/XFree86/Linux-x86_64/{version}/NVIDIA-Linux-x86_64-{version}.run"
+// DefaultRunfileURLs are where NVIDIA publishes the Linux driver runfiles:
+// the consumer drivers under XFree86/, the datacenter ones (H100, H200
+// class) under tesla/. Drivers from NVIDIA's apt repository have no runfile.
+var DefaultRunfileURLs = []string{
+	"https://download.nvidia.com/XFree86/Linux-x86_64/{version}/NVIDIA-Linux-x86_64-{version}.run",
+	"https://us.download.nvidia.com/tesla/{version}/NVIDIA-Linux-x86_64-{version}.run",
+}
+
+// RunfileURLs are the URLs a node tries, in order, for a driver version's
+// runfile.
+func RunfileURLs(s spec.NVIDIASettings, version string) []string {
+	patterns := s.RunfileURLs
+	if len(patterns) == 0 {
+		patterns = DefaultRunfileURLs
+	}
+	if s.RunfileURL != "" {
+		patterns = append([]string{s.RunfileURL}, patterns...)
+	}
+	var out []string
+	for _, p := range patterns {
+		if u := strings.ReplaceAll(p, "{version}", version); !slices.Contains(out, u) {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// RunfilePath is where a node keeps a driver version's runfile.
+func RunfilePath(version string) string {
+	return RunfileDir + "/NVIDIA-Linux-x86_64-" + version + ".run"
+}
 
 // RunfileDir is where a node keeps downloaded runfiles.
 const RunfileDir = "/var/lib/phoenix"
@@ -142,12 +171,9 @@ func Steps(c *spec.Catalog, feature string, ctx Context) ([]Step, error) {
 			return nil, fmt.Errorf("nvidia-driver: the host has no NVIDIA driver")
 		}
 		file := "NVIDIA-Linux-x86_64-" + v + ".run"
-		url := ctx.NVIDIA.RunfileURL
-		if url == "" {
-			url = DefaultRunfileURL
-		}
+		urls := RunfileURLs(ctx.NVIDIA, v)
 		download := step("download", map[string]string{
-			"NVIDIA_VERSION": v, "NVIDIA_URL": strings.ReplaceAll(url, "{version}", v), "NVIDIA_RUNFILE": RunfileDir + "/" + file,
+			"NVIDIA_VERSION": v, "NVIDIA_URLS": strings.Join(urls, "\n"), "NVIDIA_RUNFILE": RunfilePath(v),
 		})
 		if sum := ctx.NVIDIA.SHA256[v]; sum != "" {
 			download.Env["NVIDIA_SHA256"] = sum

@@ -69,7 +69,8 @@ func TestNVIDIADriverOrderAndParameters(t *testing.T) {
 		t.Errorf("wait step %+v", steps[0])
 	}
 	dl := steps[1]
-	if dl.Where != OnHost || dl.Env["NVIDIA_URL"] != "https://download.nvidia.com/XFree86/Linux-x86_64/580.76.05/NVIDIA-Linux-x86_64-580.76.05.run" ||
+	if dl.Where != OnHost || dl.Env["NVIDIA_URLS"] != "https://download.nvidia.com/XFree86/Linux-x86_64/580.76.05/NVIDIA-Linux-x86_64-580.76.05.run\n"+
+		"https://us.download.nvidia.com/tesla/580.76.05/NVIDIA-Linux-x86_64-580.76.05.run" ||
 		dl.Env["NVIDIA_SHA256"] != strings.Repeat("a", 64) {
 		t.Errorf("download %+v", dl)
 	}

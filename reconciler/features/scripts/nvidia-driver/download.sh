@@ -3,33 +3,46 @@
 # runfile for the host's exact driver version once per node, so that every
 # container on it gets the same file by pct push, with or without internet.
 #   NVIDIA_VERSION  the host kernel module's version
-#   NVIDIA_URL      where to fetch it
+#   NVIDIA_URLS     where to fetch it: URLs tried in order, one per line
+#                   (NVIDIA publishes consumer drivers under XFree86/ and
+#                   datacenter ones under tesla/); NVIDIA_URL alone works too
 #   NVIDIA_RUNFILE  where to keep it on the node
-#   NVIDIA_SHA256   optional: the expected digest
+#   NVIDIA_SHA256   optional: the expected digest, enforced when given
 set -eu
 phase=${1:-apply}
-: "${NVIDIA_VERSION:?}" "${NVIDIA_URL:?}" "${NVIDIA_RUNFILE:?}"
+: "${NVIDIA_VERSION:?}" "${NVIDIA_RUNFILE:?}"
+urls=${NVIDIA_URLS:-${NVIDIA_URL:?}}
 
 digest_ok() {
 	[ -z "${NVIDIA_SHA256:-}" ] && return 0
-	echo "$NVIDIA_SHA256  $NVIDIA_RUNFILE" | sha256sum -c --status -
+	echo "$NVIDIA_SHA256  $1" | sha256sum -c --status -
 }
 
 case "$phase" in
 check | verify)
-	[ -s "$NVIDIA_RUNFILE" ] && digest_ok
+	[ -s "$NVIDIA_RUNFILE" ] && digest_ok "$NVIDIA_RUNFILE"
 	;;
 apply)
 	mkdir -p "$(dirname "$NVIDIA_RUNFILE")"
 	tmp="$NVIDIA_RUNFILE.part"
-	curl -fsSL --retry 3 -o "$tmp" "$NVIDIA_URL"
-	if [ -n "${NVIDIA_SHA256:-}" ] && ! echo "$NVIDIA_SHA256  $tmp" | sha256sum -c --status -; then
-		rm -f "$tmp"
-		echo "sha256 of $NVIDIA_URL does not match $NVIDIA_SHA256" >&2
-		exit 1
-	fi
-	chmod 0755 "$tmp"
-	mv "$tmp" "$NVIDIA_RUNFILE"
+	trap 'rm -f "$tmp"' EXIT
+	tried=
+	for url in $urls; do
+		if curl -fsSL --retry 3 -o "$tmp" "$url" 2>"$tmp.err"; then
+			if ! digest_ok "$tmp"; then
+				echo "sha256 of $url does not match $NVIDIA_SHA256: not installing it" >&2
+				exit 1
+			fi
+			chmod 0755 "$tmp"
+			mv "$tmp" "$NVIDIA_RUNFILE"
+			rm -f "$tmp.err"
+			exit 0
+		fi
+		tried="$tried${tried:+, }$url ($(tail -n 1 "$tmp.err"))"
+		rm -f "$tmp.err"
+	done
+	echo "no source has the runfile of NVIDIA driver $NVIDIA_VERSION: tried $tried" >&2
+	exit 1
 	;;
 *)
 	echo "unknown phase $phase" >&2
