@@ -195,6 +195,50 @@ func TestHostDownload(t *testing.T) {
 	}
 }
 
+// TestHostRunfileSource: the node's answer to where a runfile comes from
+// follows where NVIDIA publishes its driver: consumer drivers under
+// XFree86/, datacenter ones under tesla/, apt-installed ones nowhere; a site
+// mirror has every version; a runfile the node keeps wins.
+func TestHostRunfileSource(t *testing.T) {
+	t.Parallel()
+	const v = labDriver
+	tesla := "https://us.download.nvidia.com/tesla/" + v + "/NVIDIA-Linux-x86_64-" + v + ".run"
+	mirror := "https://mirror.lab.example/NVIDIA-Linux-x86_64-" + v + ".run"
+	env := func(urls ...string) []string {
+		return []string{"NVIDIA_VERSION=" + v, "NVIDIA_RUNFILE=" + nodeRunfile(v), "NVIDIA_URLS=" + strings.Join(urls, "\n")}
+	}
+	cases := map[string]struct {
+		source string
+		urls   []string
+		want   string
+	}{
+		"consumer": {"consumer", []string{nvidiaURL(v), tesla},
+			"tried " + nvidiaURL(v) + " 200\nfound " + nvidiaURL(v) + "\n"},
+		"datacenter": {"datacenter", []string{nvidiaURL(v), tesla},
+			"tried " + nvidiaURL(v) + " 404\ntried " + tesla + " 200\nfound " + tesla + "\n"},
+		"apt": {"apt", []string{nvidiaURL(v), tesla},
+			"tried " + nvidiaURL(v) + " 404\ntried " + tesla + " 404\nnone\n"},
+		"a site mirror": {"apt", []string{mirror}, "tried " + mirror + " 200\nfound " + mirror + "\n"},
+		"another version": {"consumer", []string{nvidiaURL("570.172.08")}, "tried " + nvidiaURL("570.172.08") + " 404\nnone\n"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			l := startLab(t, "ssh-cluster.yaml", func(w *World) { w.Spec.Nodes[0].DriverSource = tc.source })
+			if r := l.script("pve1", 0, "phoenix/runfile-source", "", "true", env(tc.urls...)...); r.code != 0 || r.stdout != tc.want {
+				t.Errorf("got %+v, want %q", r, tc.want)
+			}
+		})
+	}
+
+	// Once downloaded, the node's copy is the answer.
+	l := startLab(t, "ssh-cluster.yaml", func(w *World) { w.Spec.Nodes[0].DriverSource = "datacenter" })
+	wantExit(t, "download", l.script("pve1", 0, "nvidia-driver/download", "apply", downloadBody, env(nvidiaURL(v), tesla)...), 0)
+	if r := l.script("pve1", 0, "phoenix/runfile-source", "", "true", env(nvidiaURL(v), tesla)...); r.stdout != "cached\n" {
+		t.Errorf("after the download: %+v", r)
+	}
+}
+
 func TestHostRefusesWhatIsNotAHostCommand(t *testing.T) {
 	t.Parallel()
 	l := startLab(t, "ssh-cluster.yaml", nil)
