@@ -218,7 +218,7 @@ func TestHostRunfileSource(t *testing.T) {
 			"tried " + nvidiaURL(v) + " 404\ntried " + tesla + " 200\nfound " + tesla + "\n"},
 		"apt": {"apt", []string{nvidiaURL(v), tesla},
 			"tried " + nvidiaURL(v) + " 404\ntried " + tesla + " 404\nnone\n"},
-		"a site mirror": {"apt", []string{mirror}, "tried " + mirror + " 200\nfound " + mirror + "\n"},
+		"a site mirror":   {"apt", []string{mirror}, "tried " + mirror + " 200\nfound " + mirror + "\n"},
 		"another version": {"consumer", []string{nvidiaURL("570.172.08")}, "tried " + nvidiaURL("570.172.08") + " 404\nnone\n"},
 	}
 	for name, tc := range cases {
