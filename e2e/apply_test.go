@@ -24,6 +24,10 @@ type rig struct {
 	res     *spec.Resolution
 	cluster *proxmox.Client
 	pool    *ssh.Pool
+	// creds are the canary credentials the rig runs with; out collects
+	// what phoenix wrote, to look for them in (canary_test.go).
+	creds sim.Credentials
+	out   *outputs
 }
 
 func newRig(t *testing.T, edit func(*sim.World)) *rig { return newRigTB(t, edit) }
@@ -46,7 +50,11 @@ func newRigAuth(t testing.TB, edit func(*sim.World), ticket bool) *rig {
 	if err := sim.CheckWorld(w); err != nil {
 		t.Fatal(err)
 	}
-	s, err := sim.Start(w, sim.Options{})
+	creds, err := sim.CanaryCredentials()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := sim.Start(w, sim.Options{Credentials: creds})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,16 +64,19 @@ func newRigAuth(t testing.TB, edit func(*sim.World), ticket bool) *rig {
 		t.Fatal(err)
 	}
 	env := s.Env()
+	// The key itself, as terraform-provider-proxmox users give it.
+	env[ssh.EnvPrivateKey] = string(creds.ClientKey)
 	if ticket {
 		delete(env, proxmox.EnvToken)
 	}
+	out := &outputs{}
 	getenv := func(k string) string { return env[k] }
 	cfg, err := proxmox.ConfigFromEnv(getenv, res.Cluster)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg.TaskPoll, cfg.TaskPollMax = 2*time.Millisecond, 50*time.Millisecond
-	client, err := proxmox.New(context.Background(), cfg, nil)
+	client, err := proxmox.New(context.Background(), cfg, out.logger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +98,10 @@ func newRigAuth(t testing.TB, edit func(*sim.World), ticket bool) *rig {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = pool.Close() })
-	return &rig{t: t, sim: s, res: res, cluster: client, pool: pool}
+	r := &rig{t: t, sim: s, res: res, cluster: client, pool: pool, creds: creds, out: out}
+	// Cleanups run last-in first-out: this one while the simulator serves.
+	t.Cleanup(r.checkLeaks)
+	return r
 }
 
 func (r *rig) node(name string) (reconciler.Node, error) { return r.pool.Node(name) }
@@ -97,17 +111,20 @@ func (r *rig) options() reconciler.ApplyOptions {
 		Parallelism: 4,
 		Retry:       reconciler.RetryPolicy{Initial: 5 * time.Millisecond, Max: 100 * time.Millisecond, MaxElapsed: time.Minute, Attempts: 6},
 		WaitTimeout: time.Minute,
+		Log:         r.out.logger(), Events: r.out.event,
 	}
 }
 
 // plan observes and plans.
 func (r *rig) plan(opts reconciler.PlanOptions) (*reconciler.Observed, *reconciler.Plan) {
 	r.t.Helper()
-	obs, err := reconciler.Observe(context.Background(), r.cluster, r.node, r.res, reconciler.ObserveOptions{})
+	obs, err := reconciler.Observe(context.Background(), r.cluster, r.node, r.res, reconciler.ObserveOptions{Log: r.out.logger()})
 	if err != nil {
 		r.t.Fatalf("observe: %v", err)
 	}
-	return obs, reconciler.MakePlan(r.res, obs, opts)
+	plan := reconciler.MakePlan(r.res, obs, opts)
+	r.recordPlan(plan)
+	return obs, plan
 }
 
 // apply plans and applies once, and checks that the apply kept to the plan
@@ -117,6 +134,7 @@ func (r *rig) apply(ctx context.Context, opts reconciler.ApplyOptions) *reconcil
 	obs, plan := r.plan(opts.PlanOptions)
 	from := r.lastSeq()
 	res := reconciler.Apply(ctx, r.cluster, r.node, r.res, obs, plan, opts)
+	r.recordApply(obs, plan, res)
 	r.checkContract(plan, res, from)
 	return res
 }

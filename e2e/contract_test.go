@@ -113,6 +113,11 @@ func covered(journal []sim.Event, g reconciler.GuestPlan, c reconciler.Change) b
 		return task("vztemplate")
 	case reconciler.Replace, reconciler.Delete:
 		return task("vzdestroy")
+	case reconciler.Adopt:
+		// The tag and the record go in one config write.
+		return slices.ContainsFunc(journal, func(e sim.Event) bool {
+			return e.OK && e.VMID == g.VMID && e.Kind == "api" && e.Name == fmt.Sprintf("PUT /nodes/%s/lxc/%d/config", g.Node, g.VMID)
+		})
 	case reconciler.UpdateConfig:
 		return slices.ContainsFunc(journal, func(e sim.Event) bool {
 			return e.OK && e.VMID == g.VMID && (e.Kind == "api" && e.Name == fmt.Sprintf("PUT /nodes/%s/lxc/%d/config", g.Node, g.VMID) ||

@@ -180,6 +180,7 @@ spec:
 		specEdit{"containers.yaml", "  vmid: 950\n", "  vmid: 952\n"})
 	prune := r.options()
 	prune.Prune = true
+	prune.PruneMax = 4 // the four renamed guests go at once: more than the default limit
 	r.apply(t.Context(), prune)
 	_, p = r.plan(reconciler.PlanOptions{Prune: true})
 	if old := superseded(p, 901); old == nil || old.Action != reconciler.Delete {

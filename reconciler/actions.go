@@ -80,6 +80,8 @@ func (e *engine) execute(ctx context.Context, j *job, g GuestPlan, c Change, obs
 			}
 		}
 		return e.retry(ctx, g, Event{Action: ConvertToTemplate}, func() error { return e.cluster.ConvertToTemplate(ctx, g.Node, g.VMID) })
+	case Adopt:
+		return e.adopt(ctx, g, r, og)
 	case Replace:
 		// Destruction happens only where the approved plan showed it.
 		if j.plan.Action != Replace {
@@ -129,10 +131,15 @@ func featuresBeyondNesting(before, after string) bool {
 func (e *engine) create(ctx context.Context, g GuestPlan, r *spec.Resolved) error {
 	d, _ := desiredConfig(r, e.hosts[r.Settings.Node])
 	opts := createOptionsOf(d)
-	opts["description"] = RenderDescription("", &State{V: 1, Name: r.Name, Kind: string(r.Kind), Generation: g.Generation})
+	// Born with its owner: this deployment's, at this VMID.
+	desc, err := BoundedDescription("", ownedState(e.res, r, g.VMID, g.Generation))
+	if err != nil {
+		return err
+	}
+	opts["description"] = desc
 	req := CreateRequest{Node: g.Node, VMID: g.VMID, OSTemplate: r.Settings.OSTemplate, Storage: r.Settings.Storage,
 		DiskGiB: r.Settings.DiskGiB, Options: opts}
-	err := e.retry(ctx, g, Event{Action: Create}, func() error { return e.cluster.Create(ctx, req) })
+	err = e.retry(ctx, g, Event{Action: Create}, func() error { return e.cluster.Create(ctx, req) })
 	// After a dropped connection the create may have happened: the next
 	// observation tells whose guest holds the VMID.
 	if errors.Is(err, ErrAlreadyExists) {
@@ -147,12 +154,19 @@ func (e *engine) clone(ctx context.Context, g GuestPlan, r *spec.Resolved, obs *
 	if src == nil || !src.Template {
 		return fmt.Errorf("template %s is not ready", r.Parent)
 	}
-	// The clone is born with its own identity and the template's records:
-	// the records are what it inherits.
-	state := &State{V: 1, Name: r.Name, Kind: string(r.Kind), Parent: r.Parent, Generation: g.Generation,
-		Features: maps.Clone(src.records()), IdentityDue: !r.IsTemplate()}
+	// The clone is born with its own identity, its owner (this deployment,
+	// at its VMID: not the template's record that Proxmox copies) and the
+	// template's records: the records are what it inherits.
+	state := ownedState(e.res, r, g.VMID, g.Generation)
+	state.Features, state.IdentityDue = maps.Clone(src.records()), !r.IsTemplate()
+	// Proxmox's clone takes a description of any length, but every later
+	// write of the record is held to the limit: so is this one.
+	desc, err := BoundedDescription(src.User, state)
+	if err != nil {
+		return err
+	}
 	req := CloneRequest{Node: parent.Settings.Node, SourceVMID: g.Source, NewID: g.VMID, Hostname: r.Name,
-		Description: RenderDescription(src.User, state), Full: r.Settings.CloneMode == spec.CloneFull}
+		Description: desc, Full: r.Settings.CloneMode == spec.CloneFull}
 	if r.Settings.Node != parent.Settings.Node {
 		req.Target = r.Settings.Node
 	}
@@ -162,7 +176,7 @@ func (e *engine) clone(ctx context.Context, g GuestPlan, r *spec.Resolved, obs *
 	lock := e.lock(fmt.Sprintf("clone %d", g.Source))
 	lock.Lock()
 	defer lock.Unlock()
-	err := e.retry(ctx, g, Event{Action: Clone}, func() error { return e.cluster.Clone(ctx, req) })
+	err = e.retry(ctx, g, Event{Action: Clone}, func() error { return e.cluster.Clone(ctx, req) })
 	if errors.Is(err, ErrAlreadyExists) {
 		return nil
 	}
@@ -278,20 +292,65 @@ func (e *engine) delete(ctx context.Context, j *job) error {
 	return nil
 }
 
+// deleteManaged deletes a guest once the cluster's listing shows it a
+// container on its node, and its config still this deployment's own. A VM's
+// VMID misses every container path, which would read as "already deleted":
+// the listing tells, and a VM is refused.
 func (e *engine) deleteManaged(ctx context.Context, g GuestPlan) error {
-	st, err := e.cluster.Status(ctx, g.Node, g.VMID)
+	var guests []GuestSummary
+	if err := e.retry(ctx, g, Event{Action: Delete, Step: "observe"}, func() (err error) { guests, err = e.cluster.Guests(ctx); return err }); err != nil {
+		return err
+	}
+	i := slices.IndexFunc(guests, func(s GuestSummary) bool { return s.VMID == g.VMID })
+	if i < 0 {
+		return nil // gone already: a delete is safe to repeat
+	}
+	st := guests[i]
+	switch {
+	case isVM(&ObservedGuest{GuestSummary: st}):
+		return withKind(ErrorRefused, fmt.Errorf("VMID %d is a VM (%s), not a container: phoenix never deletes a VM", g.VMID, st.Type))
+	case st.Node != g.Node:
+		return withKind(ErrorChanged, fmt.Errorf("%s moved from %s to %s: not deleting it; plan again", g.Name, g.Node, st.Node))
+	}
+	cfg, err := e.cluster.GuestConfig(ctx, g.Node, g.VMID)
 	if errors.Is(err, ErrNotFound) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	cfg, err := e.cluster.GuestConfig(ctx, g.Node, g.VMID)
-	if err != nil {
-		return err
-	}
 	if !managedTags(cfg.Values["tags"]) {
 		return withKind(ErrorChanged, fmt.Errorf("%s lost its %s tag: not deleting it", g.Name, ManagedTag))
 	}
-	return e.destroy(ctx, g, &ObservedGuest{GuestSummary: st, Config: cfg})
+	og := &ObservedGuest{GuestSummary: st, Config: cfg, Managed: true}
+	og.Template = cfg.Values["template"] == "1"
+	og.User, og.State, og.StateErr = ParseDescription(cfg.Values["description"])
+	if f := ownership(og, deploymentOf(e.res), specAt(e.res, g.VMID)); f.foreign() {
+		return withKind(ErrorChanged, fmt.Errorf("%s is not this deployment's (%s): not deleting it", g.Name, f.reason))
+	}
+	return e.destroy(ctx, g, og)
+}
+
+// adopt takes a guest over: phoenix's tag and this deployment's record, in
+// one write with the digest it was observed with, so that a guest that
+// changed meanwhile is observed again rather than overwritten.
+func (e *engine) adopt(ctx context.Context, g GuestPlan, r *spec.Resolved, og *ObservedGuest) error {
+	if og == nil {
+		return withKind(ErrorChanged, fmt.Errorf("VMID %d is empty now: there is nothing to adopt; plan again", g.VMID))
+	}
+	if isVM(og) {
+		return withKind(ErrorRefused, fmt.Errorf("VMID %d is a VM: phoenix never adopts a VM", g.VMID))
+	}
+	desc, err := BoundedDescription(og.User, adoptedState(e.res, r, og))
+	if err != nil {
+		return err
+	}
+	set := map[string]string{"tags": adoptedTags(og), "description": desc}
+	return e.retry(ctx, g, Event{Action: Adopt}, func() error {
+		err := e.cluster.SetConfig(ctx, g.Node, g.VMID, set, nil, og.Config.Digest)
+		if errors.Is(err, ErrConflict) {
+			return backoff.Permanent(err)
+		}
+		return err
+	})
 }

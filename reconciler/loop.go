@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -28,6 +29,10 @@ type Loop struct {
 	ready   bool
 	// failures are the guests backing off, by name.
 	failures map[string]*failure
+	// progress is the pass in flight's last sign of life (see Health).
+	progress progress
+	// guard is what the loop knows of the spec tree's changes (--prune).
+	guard pruneGuard
 }
 
 // LoopOptions tune the loop. Zero values take the defaults.
@@ -44,9 +49,25 @@ type LoopOptions struct {
 	Log                        *slog.Logger
 	// Pass, when set, is told about each pass when it ends (metrics).
 	Pass func(PassInfo, *Plan, *ApplyResult, []GuestStatus)
+	// PruneGrace is how long the spec tree must have been unchanged before
+	// a pass prunes (with Apply.Prune); default DefaultPruneGrace, negative
+	// for none. A pass a file event started (Trigger) never prunes.
+	PruneGrace time.Duration
+	// SpecsModified, when set, says when the spec tree last changed on
+	// disk (spec.Modified), so that a deploy in progress holds the prune
+	// back even before a file event or a changed spec set says so.
+	SpecsModified func() (time.Time, error)
 	// Rand returns a number in [0,1) for jitter (default math/rand).
 	Rand func() float64
 	Now  func() time.Time
+	// StallTimeout is how long a pass may go without progress before
+	// Health reports it stalled (default DefaultStallTimeout).
+	StallTimeout time.Duration
+	// Lease, when set, is taken before each pass and let go when it ends
+	// (see LeaseEachPass): the pass runs under the context it returns,
+	// which ends when the lease is lost. A pass that cannot take it changes
+	// nothing and fails with the reason (who holds it).
+	Lease func(context.Context) (context.Context, func(), error)
 }
 
 // failure is a guest that did not converge in a recent pass.
@@ -72,6 +93,9 @@ type PassInfo struct {
 	// Error is why the pass could not run (bad specs, the API unreachable).
 	Error  string `json:"error,omitempty"`
 	Failed int    `json:"failed"`
+	// PruneHeld says why this pass deleted nothing that is in no spec, when
+	// it would have with --prune (the spec files changed a moment ago).
+	PruneHeld string `json:"pruneHeld,omitempty"`
 	// Problems counts the guests the plan could not converge (conflicts,
 	// impossible specs, nodes to fix, failed observations).
 	Problems int `json:"problems"`
@@ -114,6 +138,12 @@ func NewLoop(cluster Cluster, nodes NodeOf, load func() (*spec.Resolution, error
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.StallTimeout <= 0 {
+		opts.StallTimeout = DefaultStallTimeout
+	}
+	if opts.PruneGrace == 0 {
+		opts.PruneGrace = DefaultPruneGrace
+	}
 	return &Loop{cluster: cluster, nodes: nodes, load: load, opts: opts, trigger: make(chan struct{}, 1),
 		report: Report{Guests: []GuestStatus{}}, failures: map[string]*failure{}}
 }
@@ -121,17 +151,33 @@ func NewLoop(cluster Cluster, nodes NodeOf, load func() (*spec.Resolution, error
 // Trigger asks for a pass now (the specs changed). Passes never overlap: a
 // trigger during a pass starts the next one when it ends.
 func (l *Loop) Trigger() {
+	l.guard.noteEvent(l.opts.Now())
 	select {
 	case l.trigger <- struct{}{}:
 	default:
 	}
 }
 
-// Ready reports whether a full pass has completed.
+// Ready reports whether the last pass that ended ran to its end: the specs
+// loaded and the cluster observed, planned and applied, whatever single
+// guests did (their failures are in the report, not in readiness). A pass
+// that could not run (bad specs, the API unreachable) makes the loop not
+// ready until a pass runs again; so does having had no pass yet.
 func (l *Loop) Ready() bool {
+	return l.Readiness() == nil
+}
+
+// Readiness is Ready with the reason when not ready.
+func (l *Loop) Readiness() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.ready
+	switch {
+	case l.report.Pass == nil:
+		return errors.New("no pass has ended yet")
+	case !l.ready:
+		return fmt.Errorf("the last pass (started %s) could not run: %s", l.report.Pass.Started.Format(time.RFC3339), l.report.Pass.Error)
+	}
+	return nil
 }
 
 // Report returns the latest report.
@@ -189,24 +235,48 @@ func (l *Loop) nextWait() time.Duration {
 func (l *Loop) Pass(ctx context.Context, stop <-chan struct{}) error {
 	info := PassInfo{Started: l.opts.Now()}
 	log := l.opts.Log
+	l.progress.begin(info.Started)
+	defer l.progress.end()
 	var plan *Plan
 	var result *ApplyResult
 	var statuses []GuestStatus
+	triggered := l.guard.takeEvent()
+	leased := ctx
 	err := func() error {
+		if l.opts.Lease != nil {
+			lctx, release, err := l.opts.Lease(ctx)
+			if err != nil {
+				return err
+			}
+			defer release()
+			ctx, leased = lctx, lctx
+		}
 		res, err := l.load()
 		if err != nil {
 			return err
+		}
+		l.progress.mark(l.opts.Now(), "the specs loaded")
+		planOpts := l.opts.Apply.PlanOptions
+		if hold := l.pruneHold(res, triggered, info.Started); hold != "" && planOpts.Prune {
+			planOpts.PruneHold = hold
 		}
 		obs, err := Observe(ctx, l.cluster, l.nodes, res, l.opts.Observe)
 		if err != nil {
 			return err
 		}
-		plan = MakePlan(res, obs, l.opts.Apply.PlanOptions)
+		l.progress.mark(l.opts.Now(), "the cluster observed")
+		plan = MakePlan(res, obs, planOpts)
+		if hold := planOpts.PruneHold; hold != "" && heldBack(plan, hold) > 0 {
+			info.PruneHeld = hold
+			log.Info("prune held back", "guests", heldBack(plan, hold), "reason", hold)
+		}
 		opts := l.opts.Apply
+		opts.PlanOptions = planOpts
 		opts.Skip, opts.Stop = l.backingOff(res, plan), stop
 		userEvents := opts.Events
 		opts.Events = func(ev Event) {
 			LogEvent(log, ev)
+			l.progress.event(l.opts.Now(), ev)
 			if userEvents != nil {
 				userEvents(ev)
 			}
@@ -222,11 +292,14 @@ func (l *Loop) Pass(ctx context.Context, stop <-chan struct{}) error {
 			if obs, err = Observe(ctx, l.cluster, l.nodes, res, l.opts.Observe); err != nil {
 				return err
 			}
-			plan = MakePlan(res, obs, l.opts.Apply.PlanOptions)
+			plan = MakePlan(res, obs, planOpts)
 		}
 		statuses = Status(res, obs, plan)
 		return nil
 	}()
+	if cause := context.Cause(leased); errors.Is(cause, ErrLeaseLost) {
+		err = cause
+	}
 	info.Duration = l.opts.Now().Sub(info.Started)
 	if result != nil {
 		for _, g := range result.Guests {
@@ -246,6 +319,7 @@ func (l *Loop) Pass(ctx context.Context, stop <-chan struct{}) error {
 	l.mu.Lock()
 	if err != nil {
 		info.Error = err.Error()
+		l.ready = false
 		log.Error("pass failed", "error", err, "duration", info.Duration)
 	} else {
 		l.report.Guests = statuses
@@ -253,8 +327,8 @@ func (l *Loop) Pass(ctx context.Context, stop <-chan struct{}) error {
 			t := info.Started.Add(info.Duration)
 			l.report.LastGood = &t
 		}
-		// Ready after the first full pass, whatever single guests did: the
-		// loop is working.
+		// Ready while passes run to their end, whatever single guests
+		// did: the loop is working.
 		l.ready = true
 		log.Info("pass done", "duration", info.Duration, "changed", info.Changed, "failed", info.Failed, "problems", info.Problems)
 	}

@@ -27,13 +27,17 @@ const (
 	ConvertToTemplate
 	Replace
 	Delete
+	// Adopt takes over a guest phoenix did not make, or that is not this
+	// deployment's, where its spec says adopt: true: it is tagged and gets
+	// this deployment's record.
+	Adopt
 )
 
-var actionNames = [...]string{"no-op", "create", "clone", "update", "resize", "start", "restart", "stop", "identity", "install", "reinstall", "uninstall", "convert", "replace", "delete"}
+var actionNames = [...]string{"no-op", "create", "clone", "update", "resize", "start", "restart", "stop", "identity", "install", "reinstall", "uninstall", "convert", "replace", "delete", "adopt"}
 
 // Actions lists every action, for documentation and tests.
 var Actions = []Action{NoOp, Create, Clone, UpdateConfig, Resize, Start, Restart, Stop, RenewIdentity, InstallFeature, ReinstallFeature,
-	UninstallFeature, ConvertToTemplate, Replace, Delete}
+	UninstallFeature, ConvertToTemplate, Replace, Delete, Adopt}
 
 func (a Action) String() string {
 	if int(a) < len(actionNames) {
@@ -118,6 +122,10 @@ type GuestPlan struct {
 	// be changed in place (a template cannot run installs): a warning, its
 	// clones converge on their own.
 	Stale string `json:"stale,omitempty"`
+	// Foreign says why a guest that carries phoenix's tag is not this
+	// deployment's (another deployment's, a hand-made clone or a restored
+	// backup of a managed guest, a VM): phoenix changes and deletes none.
+	Foreign string `json:"foreign,omitempty"`
 }
 
 // Plan is the whole dry run: a value, rendered elsewhere, applied elsewhere.
@@ -193,6 +201,14 @@ func (p *Plan) Guest(name string) (*GuestPlan, bool) {
 type PlanOptions struct {
 	AllowReplace bool `json:"allowReplace,omitempty"`
 	Prune        bool `json:"prune,omitempty"`
+	// PruneMax is the most guests one prune deletes (--prune-max). Zero is
+	// the default: a quarter of the deployment's guests, at least one, at
+	// most DefaultPruneMax. A prune that would delete more deletes nothing:
+	// its guests show the count as a problem.
+	PruneMax int `json:"pruneMax,omitempty"`
+	// PruneHold, when set, says why this pass deletes nothing even with
+	// Prune (the loop: the spec files changed a moment ago).
+	PruneHold string `json:"-"`
 	// RemoveRawGPULines allows removing the raw lxc.* lines that pass NVIDIA
 	// devices (the way hand-written scripts did it), which no API can do:
 	// phoenix edits the config file on the node.

@@ -345,7 +345,7 @@ func TestPlanCases(t *testing.T) {
 		"a managed guest no longer in the specs is deleted only with --prune": {
 			mutate: func(o *Observed) {
 				o.Guests[960] = &ObservedGuest{GuestSummary: GuestSummary{VMID: 960, Type: "lxc", Node: "pve1", Name: "old", Status: "running"},
-					Managed: true, Config: Config{Values: map[string]string{}}}
+					Managed: true, Config: Config{Values: map[string]string{}}, State: ownRecord("old", 960)}
 			},
 			want: map[string][]string{"base": {"no-op"}, "gpu": {"no-op"}, "app": {"no-op"},
 				"old": {"no-op", "note: managed by phoenix but in no spec: run with --prune to delete it"}},
@@ -353,9 +353,9 @@ func TestPlanCases(t *testing.T) {
 		"pruned": {
 			mutate: func(o *Observed) {
 				o.Guests[960] = &ObservedGuest{GuestSummary: GuestSummary{VMID: 960, Type: "lxc", Node: "pve1", Name: "old", Status: "running"},
-					Managed: true, Config: Config{Values: map[string]string{}}}
+					Managed: true, Config: Config{Values: map[string]string{}}, State: ownRecord("old", 960)}
 				o.Guests[961] = &ObservedGuest{GuestSummary: GuestSummary{VMID: 961, Type: "lxc", Node: "pve1", Name: "kept", Status: "stopped"},
-					Managed: true, Config: Config{Values: map[string]string{"protection": "1"}}}
+					Managed: true, Config: Config{Values: map[string]string{"protection": "1"}}, State: ownRecord("kept", 961)}
 			},
 			opts: PlanOptions{Prune: true},
 			want: map[string][]string{"base": {"no-op"}, "gpu": {"no-op"}, "app": {"no-op"},
@@ -371,13 +371,13 @@ func TestPlanCases(t *testing.T) {
 			want: map[string][]string{
 				"base": {"no-op"},
 				"gpu":  {"no-op", "error [conflict]: name gpu is used by guest 123 on pve1, which is not managed by phoenix: rename one of them"},
-				"app":  {"no-op", "error [conflict]: VMID 950 is held by container \"someone-elses\" on pve1, which is not managed by phoenix (no phoenix-managed tag); phoenix never touches it: pick another vmid, or tag it phoenix-managed to adopt it"},
+				"app":  {"no-op", "error [conflict]: VMID 950 is held by container \"someone-elses\" on pve1, which is not managed by phoenix (no phoenix-managed tag); phoenix never touches it: pick another vmid, or set adopt: true in its spec to have phoenix take it over"},
 			},
 		},
 		"an unmanaged guest on a wanted VMID": {
 			mutate: func(o *Observed) { o.Guests[950].Managed = false },
 			want: map[string][]string{"base": {"no-op"}, "gpu": {"no-op"},
-				"app": {"no-op", "error [conflict]: VMID 950 is held by container \"app\" on pve1, which is not managed by phoenix (no phoenix-managed tag); phoenix never touches it: pick another vmid, or tag it phoenix-managed to adopt it"}},
+				"app": {"no-op", "error [conflict]: VMID 950 is held by container \"app\" on pve1, which is not managed by phoenix (no phoenix-managed tag); phoenix never touches it: pick another vmid, or set adopt: true in its spec to have phoenix take it over"}},
 		},
 		"a GPU the node does not have": {
 			res: resolve(t, strings.Replace(lineage, "  gpus: [1]\n", "  gpus: [3]\n", 1)),

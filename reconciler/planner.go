@@ -34,6 +34,10 @@ type planner struct {
 	// superseded are the template generations a newer one replaces, by
 	// VMID: planned after the spec's guests, with the orphans.
 	superseded map[int]supersededGeneration
+	// dep is the deployment whose guests these are; namedAt is the spec's
+	// guest that names a VMID (as its VMID or a renewal VMID).
+	dep     string
+	namedAt map[int]*spec.Resolved
 }
 
 // target is the guest a spec's guest is planned at: its VMID, and for a
@@ -63,7 +67,15 @@ type future struct {
 
 func newPlanner(res *spec.Resolution, obs *Observed, opts PlanOptions) *planner {
 	p := &planner{res: res, obs: obs, opts: opts, planned: map[string]*GuestPlan{}, final: map[string]*future{},
-		observedByName: map[string][]int{}, targets: map[string]target{}, superseded: map[int]supersededGeneration{}}
+		observedByName: map[string][]int{}, targets: map[string]target{}, superseded: map[int]supersededGeneration{},
+		dep: deploymentOf(res), namedAt: map[int]*spec.Resolved{}}
+	for _, r := range res.Guests {
+		for _, vmid := range append([]int{r.VMID}, r.RenewalVMIDs...) {
+			if p.namedAt[vmid] == nil {
+				p.namedAt[vmid] = r
+			}
+		}
+	}
 	for _, vmid := range slices.Sorted(maps.Keys(obs.Guests)) {
 		name := obs.Guests[vmid].Name
 		p.observedByName[name] = append(p.observedByName[name], vmid)
@@ -93,6 +105,9 @@ func (p *planner) guest(r *spec.Resolved) GuestPlan {
 		Changes: []Change{}, Errors: []Problem{}, Notes: []string{}}
 	// A guest's own problems come first: they say more than its template's.
 	if pr := p.conflict(r, t.vmid); pr != nil {
+		if og := p.obs.Guests[t.vmid]; og != nil && og.Managed {
+			g.Foreign = p.owner(og).reason
+		}
 		g.Errors = append(g.Errors, *pr)
 		return g
 	}
@@ -106,7 +121,16 @@ func (p *planner) guest(r *spec.Resolved) GuestPlan {
 		return g
 	}
 	if og := p.obs.Guests[t.vmid]; og != nil {
+		if f := p.owner(og); f.foreign() {
+			// Only a spec that adopts gets here (conflict): the guest is
+			// planned as it will be once adopted.
+			g.Changes = append(g.Changes, Change{Action: Adopt, Reason: "adopt: true: " + f.reason + "; phoenix tags it and records it as this deployment's"})
+			og = adopted(p.res, r, og)
+		}
 		p.existing(&g, r, d, og)
+		if g.Action == UpdateConfig && len(g.Changes) > 0 && g.Changes[0].Action == Adopt {
+			g.Action = Adopt
+		}
 	} else {
 		p.missing(&g, r, d)
 	}
@@ -130,7 +154,7 @@ func (p *planner) generationsOf(r *spec.Resolved) []*ObservedGuest {
 	var out []*ObservedGuest
 	for _, vmid := range append([]int{r.VMID}, r.RenewalVMIDs...) {
 		og := p.obs.Guests[vmid]
-		if og != nil && og.Managed && og.State != nil && og.State.Name == r.Name && og.State.Kind == string(spec.KindTemplate) {
+		if og != nil && og.Managed && og.State != nil && og.State.Name == r.Name && og.State.Kind == string(spec.KindTemplate) && !p.owner(og).foreign() {
 			out = append(out, og)
 		}
 	}
@@ -151,16 +175,24 @@ func (p *planner) targetOf(r *spec.Resolved) target {
 	return target{vmid: r.VMID}
 }
 
-// conflict reports a VMID or name held by something phoenix does not own.
+// conflict reports a VMID or name held by something this deployment does
+// not own: a guest without the tag, or one whose record is not this
+// deployment's at this VMID. A spec that says adopt: true takes such a
+// container over; a VM never.
 func (p *planner) conflict(r *spec.Resolved, vmid int) *Problem {
 	if og := p.obs.Guests[vmid]; og != nil {
-		switch {
-		case og.Type == "qemu":
+		switch f := p.owner(og); {
+		case isVM(og):
 			pr := problem(ProblemConflict, "VMID %d is held by the VM %q; phoenix never touches it: pick another vmid", vmid, og.Name)
 			return &pr
+		case adopts(r):
 		case !og.Managed:
-			pr := problem(ProblemConflict, "VMID %d is held by container %q on %s, which is not managed by phoenix (no %s tag); phoenix never touches it: pick another vmid, or tag it %s to adopt it",
-				vmid, og.Name, og.Node, ManagedTag, ManagedTag)
+			pr := problem(ProblemConflict, "VMID %d is held by container %q on %s, which is not managed by phoenix (no %s tag); phoenix never touches it: pick another vmid, or set adopt: true in its spec to have phoenix take it over",
+				vmid, og.Name, og.Node, ManagedTag)
+			return &pr
+		case f.foreign():
+			pr := problem(ProblemConflict, "VMID %d is held by container %q on %s, which is not this deployment's: %s; phoenix never touches it: pick another vmid, or set adopt: true in its spec to have phoenix take it over",
+				vmid, og.Name, og.Node, f.reason)
 			return &pr
 		}
 	}
@@ -183,7 +215,7 @@ func (p *planner) missing(g *GuestPlan, r *spec.Resolved, d desired) {
 		return
 	}
 	start := &ObservedGuest{GuestSummary: GuestSummary{VMID: g.VMID, Type: "lxc", Node: r.Settings.Node, Name: r.Name, Status: "stopped"},
-		Managed: true, State: &State{V: 1, Name: r.Name, Kind: string(r.Kind), Parent: r.Parent, Generation: g.Generation}}
+		Managed: true, State: ownedState(p.res, r, g.VMID, g.Generation)}
 	if r.Parent == "" {
 		g.Action = Create
 		g.Changes = append(g.Changes, Change{Action: Create, Reason: fmt.Sprintf("from %s on %s", r.Settings.OSTemplate, r.Settings.Storage)})
@@ -206,6 +238,11 @@ func (p *planner) missing(g *GuestPlan, r *spec.Resolved, d desired) {
 		start.Config.Values["hostname"] = r.Name
 		start.State.Features = maps.Clone(parent.records)
 		start.State.IdentityDue = !r.IsTemplate()
+		// The template's notes come along too, to share the clone's
+		// description with its record.
+		if src := p.obs.Guests[parent.vmid]; src != nil {
+			start.User = src.User
+		}
 	}
 	p.converge(g, r, d, start, true)
 }
@@ -297,6 +334,7 @@ func (p *planner) converge(g *GuestPlan, r *spec.Resolved, d desired, og *Observ
 		}
 		// A template keeps its disk: what it cannot install stays missing.
 		next.records = og.records()
+		p.recordRoom(g, r, og, next.records)
 		p.final[r.Name] = next
 		return
 	}
@@ -323,6 +361,7 @@ func (p *planner) converge(g *GuestPlan, r *spec.Resolved, d desired, og *Observ
 	case r.Stopped && running:
 		g.Changes = append(g.Changes, Change{Action: Stop, Reason: "its spec says state: stopped"})
 	}
+	p.recordRoom(g, r, og, next.records)
 	p.final[r.Name] = next
 }
 
@@ -626,7 +665,9 @@ func (p *planner) features(r *spec.Resolved, og *ObservedGuest) ([]Change, map[s
 // the runfile of the host's driver, or the node could not say. A driver from
 // NVIDIA's apt repository, or a datacenter driver when only the consumer
 // URL is asked, has no runfile where phoenix looks; the plan says so before
-// anything is made, not a download halfway through an apply.
+// anything is made, not a download halfway through an apply. A plain-http
+// source is not used for a version without a digest, and the problem names
+// it with what to add.
 func (p *planner) runfileProblem(r *spec.Resolved, changes []Change) *Problem {
 	if !slices.ContainsFunc(changes, func(c Change) bool { return c.Feature == spec.FeatureNVIDIADriver }) {
 		return nil
@@ -645,9 +686,21 @@ func (p *planner) runfileProblem(r *spec.Resolved, changes []Change) *Problem {
 		for _, t := range host.Runfile.Tried {
 			tried = append(tried, fmt.Sprintf("%s (HTTP %s)", t.URL, t.Status))
 		}
-		pr = problem(ProblemNode, "no source has the runfile of NVIDIA driver %s, which the containers on node %s need (tried %s): a driver installed from NVIDIA's apt repository has none; "+
+		v := host.Info.DriverVersion
+		what := "tried " + strings.Join(tried, ", ")
+		if len(tried) == 0 {
+			what = "no source tried"
+		}
+		// Plain http is used only for a runfile whose digest is known.
+		if _, skipped := features.RunfileSources(p.res.Cluster.NVIDIA, v); len(skipped) > 0 {
+			pr = problem(ProblemNode, "no source has the runfile of NVIDIA driver %s, which the containers on node %s need (%s; not used: %s, plain http without a digest for %s): "+
+				"give the runfile's sha256 for %s in the cluster spec's nvidia.sha256, list an https source in nvidia.runfileURLs, or put NVIDIA-Linux-x86_64-%s.run at %s on the node",
+				v, node, what, strings.Join(skipped, ", "), v, v, v, features.RunfilePath(v))
+			break
+		}
+		pr = problem(ProblemNode, "no source has the runfile of NVIDIA driver %s, which the containers on node %s need (%s): a driver installed from NVIDIA's apt repository has none; "+
 			"put NVIDIA-Linux-x86_64-%s.run at %s on the node, or list a source that has it in the cluster spec's nvidia.runfileURLs",
-			host.Info.DriverVersion, node, strings.Join(tried, ", "), host.Info.DriverVersion, features.RunfilePath(host.Info.DriverVersion))
+			v, node, what, v, features.RunfilePath(v))
 	}
 	return &pr
 }
@@ -761,7 +814,10 @@ func paramDiff(before, after map[string]string) string {
 
 // orphans plans the managed guests no spec wants: deleted with --prune.
 // Old generations of a renewed template go the same way once no linked
-// clone uses their disk.
+// clone uses their disk. Only this deployment's own guests are candidates;
+// a foreign one (another deployment's, a copy made outside phoenix, a VM)
+// is listed with the reason and never touched. A prune that would delete
+// more of the deployment's guests at once than the limit deletes nothing.
 func (p *planner) orphans() []GuestPlan {
 	wanted := map[int]bool{}
 	for _, r := range p.res.Guests {
@@ -771,8 +827,13 @@ func (p *planner) orphans() []GuestPlan {
 		}
 	}
 	var out []GuestPlan
+	owned := 0
 	for _, vmid := range slices.Sorted(maps.Keys(p.obs.Guests)) {
 		og := p.obs.Guests[vmid]
+		f := p.owner(og)
+		if og.Managed && !f.foreign() {
+			owned++
+		}
 		if sg, ok := p.superseded[vmid]; ok {
 			out = append(out, p.supersededPlan(og, sg))
 			continue
@@ -781,15 +842,23 @@ func (p *planner) orphans() []GuestPlan {
 			continue
 		}
 		kind := spec.KindContainer
-		if og.Template {
+		switch {
+		case isVM(og):
+			kind = "VM"
+		case og.Template:
 			kind = spec.KindTemplate
 		}
 		g := GuestPlan{Name: og.Name, Kind: kind, VMID: vmid, Node: og.Node, Changes: []Change{}, Errors: []Problem{}, Notes: []string{}}
 		switch {
+		case f.foreign():
+			g.Foreign = f.reason
+			g.Notes = append(g.Notes, fmt.Sprintf("not this deployment's: %s. phoenix never changes or deletes it; %s", f.reason, f.hint))
 		case !p.opts.Prune:
 			g.Notes = append(g.Notes, "managed by phoenix but in no spec: run with --prune to delete it")
 		case og.Config.Values["protection"] == "1":
 			g.Errors = append(g.Errors, problem(ProblemFlag, "in no spec, but has protection: 1; phoenix never deletes a protected guest"))
+		case p.opts.PruneHold != "":
+			g.Notes = append(g.Notes, "managed by phoenix and in no spec, but this pass deletes nothing: "+p.opts.PruneHold)
 		default:
 			g.Action = Delete
 			reason := "managed by phoenix and in no spec"
@@ -800,6 +869,7 @@ func (p *planner) orphans() []GuestPlan {
 		}
 		out = append(out, g)
 	}
+	p.limitPrune(out, owned)
 	// Clones before the templates they may be linked to: in the plan's
 	// order, and in the apply, where a template's deletion waits for those
 	// of its linked clones.
@@ -825,6 +895,36 @@ func (p *planner) orphans() []GuestPlan {
 	return out
 }
 
+// limitPrune holds a prune to its limit: when the plan deletes more of the
+// deployment's guests than the limit, it deletes none of them, and each
+// says so with the count (a half-written spec tree looks like a deployment
+// that lost most of its guests). Otherwise each deletion says the count.
+func (p *planner) limitPrune(out []GuestPlan, owned int) {
+	deletes := 0
+	for _, g := range out {
+		if g.Action == Delete {
+			deletes++
+		}
+	}
+	if deletes == 0 {
+		return
+	}
+	limit, named := pruneLimit(p.opts, owned)
+	for i := range out {
+		g := &out[i]
+		if g.Action != Delete {
+			continue
+		}
+		if deletes <= limit {
+			g.Changes[0].Reason += fmt.Sprintf(" (this prune deletes %d of the deployment's %d guests; the limit is %d)", deletes, owned, limit)
+			continue
+		}
+		g.Action, g.Changes = NoOp, []Change{}
+		g.Errors = append(g.Errors, problem(ProblemFlag, "prune refused: it would delete %d of the deployment's %d guests at once, more than %s; nothing is deleted. If that is meant, run with --prune-max %d",
+			deletes, owned, named, deletes))
+	}
+}
+
 // supersededPlan plans an old generation of a template.
 func (p *planner) supersededPlan(og *ObservedGuest, sg supersededGeneration) GuestPlan {
 	g := GuestPlan{Name: og.Name, Kind: spec.KindTemplate, VMID: og.VMID, Node: og.Node, Changes: []Change{}, Errors: []Problem{}, Notes: []string{}}
@@ -841,11 +941,18 @@ func (p *planner) supersededPlan(og *ObservedGuest, sg supersededGeneration) Gue
 		g.Notes = append(g.Notes, what+"; it has protection: 1, so phoenix never deletes it")
 	case !p.opts.Prune:
 		g.Notes = append(g.Notes, what+"; no clone uses its disk: run with --prune to delete it")
+	case p.opts.PruneHold != "":
+		g.Notes = append(g.Notes, what+"; no clone uses its disk, but this pass deletes nothing: "+p.opts.PruneHold)
 	default:
 		g.Action = Delete
 		g.Changes = append(g.Changes, Change{Action: Delete, Reason: what + ", and no clone uses its disk"})
 	}
 	return g
+}
+
+// owner decides whether this deployment owns an observed guest.
+func (p *planner) owner(og *ObservedGuest) foreignGuest {
+	return ownership(og, p.dep, p.namedAt[og.VMID])
 }
 
 func boolInt(b bool) int {

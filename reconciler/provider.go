@@ -8,6 +8,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Cluster is the Proxmox VE API as the reconciler needs it. Every method is
@@ -58,7 +59,8 @@ type Cluster interface {
 // the host itself.
 type Node interface {
 	// Exec runs a named script inside a running container:
-	// pct exec VMID -- env K=V... /bin/sh -c BODY NAME PHASE.
+	// pct exec VMID -- env K=V... /bin/sh -c BODY NAME PHASE, under
+	// timeout(1) when the script has a Timeout.
 	Exec(ctx context.Context, vmid int, s Script) (Result, error)
 	// ExecHost runs a named script on the node itself.
 	ExecHost(ctx context.Context, s Script) (Result, error)
@@ -75,6 +77,9 @@ type Node interface {
 	// FindRunfile says where the runfile of a driver version will come
 	// from: the node's own copy, or the first of the URLs that has it.
 	FindRunfile(ctx context.Context, q RunfileQuery) (RunfileSource, error)
+	// LeaseNode takes, renews and releases the cluster-wide lease
+	// (lease.go) through this node.
+	LeaseNode
 }
 
 // RunfileQuery asks a node for a driver version's runfile.
@@ -196,7 +201,16 @@ type Script struct {
 	// prints it (stdout and stderr), where the node can stream them. The
 	// Result still holds the whole output.
 	Output func(line string) `json:"-"`
+	// Timeout, when set, bounds the script where it runs, not only the
+	// wait for it: the node runs it under timeout(1), which sends it (and
+	// the processes it started) SIGTERM once Timeout has passed and SIGKILL
+	// ScriptKillAfter later. It then exits 124, or 137 after the SIGKILL.
+	Timeout time.Duration
 }
+
+// ScriptKillAfter is how long a script that ran out of time has between
+// SIGTERM and SIGKILL.
+const ScriptKillAfter = 30 * time.Second
 
 // Argv is how a script runs: env K=V... /bin/sh -c BODY NAME PHASE, with
 // the variables sorted so the command is the same every time.

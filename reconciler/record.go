@@ -2,6 +2,9 @@ package reconciler
 
 import (
 	"context"
+	"time"
+
+	"github.com/phoenixhv/phoenix/spec"
 )
 
 // Writing the state record: what phoenix has achieved on a guest lives in the
@@ -21,7 +24,7 @@ func (e *engine) record(ctx context.Context, g GuestPlan, feature string, rec Fe
 			rec.Requires = requirementsOf(e.res, feature, s.Features)
 			s.Features[feature] = rec
 			return true
-		}, &State{V: 1, Name: r.Name, Kind: string(r.Kind), Parent: r.Parent, Generation: g.Generation})
+		}, ownedState(e.res, r, g.VMID, g.Generation))
 	})
 }
 
@@ -42,10 +45,9 @@ func (e *engine) forget(ctx context.Context, g GuestPlan, feature string) error 
 // status can tell it later without state of its own. It is best effort: the
 // failure is reported anyway.
 func (e *engine) recordError(ctx context.Context, g GuestPlan, step string, err error) {
-	msg := err.Error()
-	if len(msg) > 1000 {
-		msg = msg[:1000] + "..."
-	}
+	// A summary: the newest output says why, the apply's output has it all;
+	// what does not fit beside the notes is cut further when written.
+	msg := cutMessage(err.Error(), maxErrorText)
 	_ = e.updateState(ctx, g, func(s *State) bool {
 		s.Error = &StateError{At: e.opts.Now().UTC(), Step: step, Message: msg, Kind: ErrorKindOf(err)}
 		return true
@@ -81,5 +83,69 @@ func (e *engine) updateState(ctx context.Context, g GuestPlan, change func(*Stat
 	if !change(state) {
 		return nil
 	}
-	return e.cluster.SetConfig(ctx, g.Node, g.VMID, map[string]string{"description": RenderDescription(user, state)}, nil, cfg.Digest)
+	// A record from before ownership records is this deployment's here
+	// (the plan found it so): it gets its owner with this write.
+	stampOwner(state, deploymentOf(e.res), g.VMID)
+	desc, err := BoundedDescription(user, state)
+	if err != nil {
+		return err
+	}
+	return e.cluster.SetConfig(ctx, g.Node, g.VMID, map[string]string{"description": desc}, nil, cfg.Digest)
+}
+
+// recordRoom checks, as the plan is made, that the guest's description will
+// hold its record beside the user's notes (Proxmox VE keeps
+// DescriptionLimit characters): the record as it will be once the plan is
+// applied, with room for a failure whose message is cut to the marker. A
+// guest whose record could not be written is a problem of the plan, so that
+// nothing is done that phoenix cannot record; the notes and the records are
+// never cut. A guest with nothing to do gets a note: its record stands, but
+// a failure could not be recorded.
+func (p *planner) recordRoom(g *GuestPlan, r *spec.Resolved, og *ObservedGuest, records map[string]FeatureRecord) {
+	s := ownedState(p.res, r, og.VMID, g.Generation)
+	if og.State != nil && og.StateErr == nil {
+		c := *og.State
+		s = &c
+		stampOwner(s, deploymentOf(p.res), og.VMID)
+	}
+	s.Features = records
+	if s.IdentityDue && s.Identity == nil {
+		s.Identity = &latestRecordTime
+	}
+	step := "confirm"
+	for _, c := range g.Changes {
+		if n := stepName(c); len(n) > len(step) {
+			step = n
+		}
+	}
+	s.Error = &StateError{At: latestRecordTime, Step: step, Message: errorCut, Kind: longestErrorKind()}
+	_, err := BoundedDescription(og.User, s)
+	switch {
+	case err == nil:
+	case len(g.Changes) == 0:
+		g.Notes = append(g.Notes, err.Error()+": a failure on it could not be recorded")
+	default:
+		g.Errors = append(g.Errors, problem(ProblemSpec, "%v", err))
+	}
+}
+
+// latestRecordTime takes the most characters a time in a record takes (UTC,
+// nanoseconds): what the plan counts for a time it cannot know yet.
+var latestRecordTime = time.Date(9999, 12, 31, 23, 59, 59, 999_999_999, time.UTC)
+
+// longestErrorKind is the kind of a recorded failure that takes the most
+// characters.
+func longestErrorKind() ErrorKind {
+	var out ErrorKind
+	for _, k := range ErrorKinds {
+		if len(k) > len(out) {
+			out = k
+		}
+	}
+	for _, k := range ProblemKinds {
+		if len(k) > len(out) {
+			out = ErrorKind(k)
+		}
+	}
+	return out
 }

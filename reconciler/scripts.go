@@ -180,15 +180,11 @@ func (e *engine) runScript(ctx context.Context, g GuestPlan, c Change, node Node
 	ev.Outcome = Started
 	e.event(g, ev)
 	live := e.heartbeat(g, base, start)
-	script := Script{Name: s.Name, Phase: phase, Body: s.BodyFor(phase), Env: s.Env, Output: live.line}
+	script := Script{Name: s.Name, Phase: phase, Body: s.BodyFor(phase), Env: s.Env, Output: live.line, Timeout: s.TimeoutFor(phase)}
 	var res Result
 	err := e.retry(ctx, g, base, func() error {
 		var err error
-		if s.Where == features.OnHost {
-			res, err = node.ExecHost(ctx, script)
-		} else {
-			res, err = node.Exec(ctx, g.VMID, script)
-		}
+		res, err = execBounded(ctx, g, node, s, script)
 		return err
 	})
 	live.stop()
@@ -209,6 +205,87 @@ func (e *engine) runScript(ctx context.Context, g GuestPlan, c Change, node Node
 	e.event(g, ev)
 	return res, err
 }
+
+// scriptAnswerGrace is how long past a script's own bound (its Timeout and
+// the SIGKILL after it) phoenix waits for its exit status: what is still
+// missing then is a node or a connection that stopped answering.
+const scriptAnswerGrace = 30 * time.Second
+
+// execBounded runs one phase of a step where it runs. The script carries its
+// bound (Timeout), which the node enforces where the script runs; the wait
+// for its exit status is bounded too, a little later, for a node that no
+// longer answers. A script that ran out of its time is a *StepTimeoutError.
+func execBounded(ctx context.Context, g GuestPlan, node Node, s features.Step, script Script) (Result, error) {
+	bctx, cancel := context.WithTimeout(ctx, script.Timeout+ScriptKillAfter+scriptAnswerGrace)
+	defer cancel()
+	start := time.Now()
+	var res Result
+	var err error
+	if s.Where == features.OnHost {
+		res, err = node.ExecHost(bctx, script)
+	} else {
+		res, err = node.Exec(bctx, g.VMID, script)
+	}
+	where := "in the guest"
+	if s.Where == features.OnHost {
+		where = "on node " + g.Node
+	}
+	switch {
+	case err != nil && ctx.Err() == nil && bctx.Err() != nil:
+		return res, &StepTimeoutError{Step: s.Name, Phase: script.Phase, Timeout: script.Timeout, Where: where, NoAnswer: true}
+	case err == nil && (res.ExitCode == exitTimedOut || res.ExitCode == exitKilled) && time.Since(start) >= script.Timeout:
+		// timeout(1)'s statuses, once the time is up: a script that exits
+		// 124 by itself, sooner, failed as any other.
+		msg := ""
+		if res.ExitCode != exitTimedOut || strings.TrimSpace(res.Stdout+res.Stderr) != "" {
+			msg = lastLine(res)
+		}
+		return res, &StepTimeoutError{Step: s.Name, Phase: script.Phase, Timeout: script.Timeout, Where: where,
+			ExitCode: res.ExitCode, Output: msg}
+	}
+	return res, err
+}
+
+// What timeout(1) exits with once it signalled the script: 124 when SIGTERM
+// ended it, 128+9 when it needed SIGKILL.
+const (
+	exitTimedOut = 124
+	exitKilled   = 137
+)
+
+// StepTimeoutError is a feature script that ran out of its time: timeout(1)
+// stopped it where it ran (or, NoAnswer, its node gave no exit status even
+// after that). It fails that guest, which backs off; it is not tried again in
+// the same apply.
+type StepTimeoutError struct {
+	Step, Phase string
+	Timeout     time.Duration
+	// Where says where it ran: in the guest, or on node N.
+	Where    string
+	ExitCode int
+	// Output is the last line the script printed.
+	Output   string
+	NoAnswer bool
+}
+
+func (e *StepTimeoutError) Error() string {
+	if e.NoAnswer {
+		return fmt.Sprintf("step %s %s ran out of its %v, and no exit status came within %v more: phoenix stopped waiting for its node",
+			e.Step, e.Phase, e.Timeout, ScriptKillAfter+scriptAnswerGrace)
+	}
+	how := "SIGTERM"
+	if e.ExitCode == exitKilled {
+		how = "SIGKILL, as it outlived SIGTERM by " + ScriptKillAfter.String()
+	}
+	msg := fmt.Sprintf("step %s %s ran out of its %v and was stopped %s (%s)", e.Step, e.Phase, e.Timeout, e.Where, how)
+	if e.Output != "" {
+		msg += "; its last output: " + e.Output
+	}
+	return msg
+}
+
+// ErrorKind makes it a timeout for the loop and the metrics.
+func (e *StepTimeoutError) ErrorKind() ErrorKind { return ErrorTimeout }
 
 // live tracks a running script: the last line it printed, and a heartbeat
 // that reports it at a steady interval.
@@ -285,8 +362,11 @@ func (e *engine) poll(ctx context.Context, g GuestPlan, node Node, s features.St
 	b.InitialInterval, b.MaxInterval, b.MaxElapsedTime = e.opts.Retry.Initial/4, e.opts.Retry.Max/4, 0
 	var last string
 	for {
-		res, err := node.Exec(ctx, g.VMID, Script{Name: s.Name, Phase: "check", Body: s.BodyFor("check"), Env: s.Env})
+		script := Script{Name: s.Name, Phase: "check", Body: s.BodyFor("check"), Env: s.Env, Timeout: s.TimeoutFor("check")}
+		res, err := execBounded(ctx, g, node, s, script)
 		switch {
+		case ctx.Err() != nil:
+			// The wait ran out while the check ran: said below.
 		case err == nil && res.ExitCode == 0:
 			return nil
 		case err == nil:

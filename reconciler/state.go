@@ -35,6 +35,14 @@ type State struct {
 	// Name and Kind are the spec this guest was made for.
 	Name string `json:"name"`
 	Kind string `json:"kind"`
+	// Dep is the deployment that made (or adopted) the guest, and VMID the
+	// VMID it was made at. A copy of the guest at another VMID (a hand-made
+	// clone, a restored backup) carries a record that is not its own, and
+	// another deployment's guest one that names that deployment: phoenix
+	// changes and deletes neither. Records older than version 3 have
+	// neither field.
+	Dep  string `json:"dep,omitempty"`
+	VMID int    `json:"vmid,omitempty"`
 	// Parent is the Template it was cloned from, empty for a root.
 	Parent string `json:"parent,omitempty"`
 	// Generation counts a template's renewals: a renewed template is made
@@ -118,21 +126,23 @@ func trimLeadingNewline(s string) string {
 
 // StateVersion is the version of the state block phoenix writes. Version 2
 // added the records' requirements, the template generation and the kind of
-// the last error; a version 1 block reads as one without them.
-const StateVersion = 2
+// the last error; version 3 the owner (the deployment and the VMID the guest
+// was made at). Older blocks read as ones without them.
+const StateVersion = 3
 
 // RenderDescription puts the state block, at the current version, after the
-// user's text.
+// user's text. Where the two would be longer than Proxmox VE keeps
+// (DescriptionLimit), the last error's message is cut to fit, its oldest
+// output first; the user's text and the records are never cut, so the
+// result may still be too long: BoundedDescription says so.
 func RenderDescription(user string, s *State) string {
-	current := *s
-	current.V = StateVersion
-	body, err := json.Marshal(&current)
-	if err != nil {
-		panic(err) // a State always encodes
-	}
 	user = strings.TrimRight(user, "\n")
 	if user != "" {
 		user += "\n"
 	}
-	return user + stateBegin + "\n" + string(body) + "\n" + stateEnd
+	desc := user + renderBlock(s)
+	if s.Error == nil || descriptionLength(desc) <= DescriptionLimit {
+		return desc
+	}
+	return user + fitError(user, s)
 }

@@ -71,10 +71,15 @@ func FuzzParseDescription(f *testing.F) {
 			return
 		}
 		// What parses renders and parses back to the same state, at the
-		// version phoenix writes.
+		// version phoenix writes; an error message too long to fit beside
+		// the notes comes back cut.
 		_, again, err := ParseDescription(RenderDescription(user, s))
 		s.V = StateVersion
-		if err != nil || !cmp.Equal(s, again, cmpopts.EquateEmpty()) {
+		opts := []cmp.Option{cmpopts.EquateEmpty()}
+		if err == nil && s.Error != nil && again.Error != nil && strings.Contains(again.Error.Message, errorCut) {
+			opts = append(opts, cmpopts.IgnoreFields(StateError{}, "Message"))
+		}
+		if err != nil || !cmp.Equal(s, again, opts...) {
 			t.Fatalf("round trip: %v\n%+v\n%+v", err, s, again)
 		}
 	})

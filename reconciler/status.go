@@ -61,7 +61,7 @@ func Status(res *spec.Resolution, obs *Observed, plan *Plan) []GuestStatus {
 		gp, _ := plan.Guest(r.Name)
 		og := obs.Guests[gp.VMID]
 		st := GuestStatus{Name: r.Name, Kind: r.Kind, VMID: gp.VMID, Node: r.Settings.Node}
-		exists := og != nil && og.Managed
+		exists := og != nil && og.Managed && gp.Foreign == ""
 		cond := func(t string, ok bool, msg string) {
 			st.Conditions = append(st.Conditions, Condition{Type: t, Status: ok, Message: msg})
 		}
@@ -71,6 +71,8 @@ func Status(res *spec.Resolution, obs *Observed, plan *Plan) []GuestStatus {
 			existsMsg = "not created yet"
 		case !og.Managed:
 			existsMsg = fmt.Sprintf("VMID %d is held by %q, not managed by phoenix", r.VMID, og.Name)
+		case gp.Foreign != "":
+			existsMsg = fmt.Sprintf("VMID %d is held by %q, which is not this deployment's: %s", gp.VMID, og.Name, gp.Foreign)
 		}
 		cond(CondExists, exists, existsMsg)
 		var configMsg, featureMsg []string

@@ -17,10 +17,13 @@ type Diagnostic struct {
 	Message string
 }
 
+// String shows the diagnostic on one line, with any character that is not
+// printable ASCII escaped (see escapeText).
 func (d Diagnostic) String() string {
 	var b strings.Builder
+	d = d.escaped()
 	if d.File != "" {
-		b.WriteString(d.File)
+		b.WriteString(escapeText(d.File))
 		if d.Line > 0 {
 			fmt.Fprintf(&b, ":%d", d.Line)
 		}
@@ -50,10 +53,20 @@ func (ds Diagnostics) Error() string {
 	return strings.Join(lines, "\n")
 }
 
+// escaped is d with its subject, field and message escaped: a name or value
+// from a spec file shows what it holds, invisible characters included.
+func (d Diagnostic) escaped() Diagnostic {
+	d.Subject, d.Field, d.Message = escapeText(d.Subject), escapeText(d.Field), escapeText(d.Message)
+	return d
+}
+
 // sorted orders diagnostics by file, then line, keeping the order in which
-// problems were found on the same line.
+// problems were found on the same line, each escaped.
 func (ds Diagnostics) sorted() Diagnostics {
-	out := slices.Clone(ds)
+	out := make(Diagnostics, len(ds))
+	for i, d := range ds {
+		out[i] = d.escaped()
+	}
 	slices.SortStableFunc(out, func(a, b Diagnostic) int {
 		return cmp.Or(cmp.Compare(a.File, b.File), cmp.Compare(a.Line, b.Line))
 	})

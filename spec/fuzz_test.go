@@ -24,6 +24,8 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(header + "  gpus: all\n  features: [vllm]\n  featureConfig: {vllm: {version: 1.2.3}}\n"))
 	f.Add([]byte("a: &a {<<: *a}\n"))
 	f.Add([]byte("--- !!binary\n---\n[\n"))
+	f.Add([]byte(header + "---\napiVersion: phoenix/v1alpha1\nkind: Container\nmetadata: {name: \"a\\u200bb\"}\nspec: {vmid: 101, from: {template: \"BASE\\u202e\"}}\n"))
+	f.Add([]byte("apiVersion: phoenix/v1alpha1\nkind: Template\nmetadata: {name: \"\xff\x07\"}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		set, err := Parse("fuzz.yaml", data)
 		if err != nil {
@@ -34,6 +36,13 @@ func FuzzParse(f *testing.F) {
 			for _, d := range diags {
 				if d.File != "fuzz.yaml" || d.Line < 1 || strings.TrimSpace(d.Message) == "" {
 					t.Fatalf("diagnostic without a place or message: %#v", d)
+				}
+				// What a spec file holds is shown escaped: one line of
+				// printable ASCII per diagnostic.
+				for _, r := range d.String() {
+					if r < 0x20 || r > 0x7e {
+						t.Fatalf("diagnostic shows %U as it is: %q", r, d.String())
+					}
 				}
 			}
 			return

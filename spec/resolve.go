@@ -80,7 +80,9 @@ func (r *Resolved) IsTemplate() bool { return r.Kind == KindTemplate }
 // Resolution is a spec set with every guest resolved.
 type Resolution struct {
 	Cluster ClusterSpec
-	Catalog *Catalog
+	// Deployment is the deployment the guests belong to (Set.DeploymentID).
+	Deployment string
+	Catalog    *Catalog
 	// Guests are in lineage order: every parent before its clones, roots and
 	// siblings by VMID, each subtree together (a depth-first walk).
 	Guests []*Resolved
@@ -99,23 +101,26 @@ func (r *Resolution) Guest(name string) (*Resolved, bool) {
 func Resolve(set *Set) (*Resolution, error) {
 	res := newResolver(set)
 	if broken := res.lin.broken(); len(broken) > 0 {
-		return nil, fmt.Errorf("cannot resolve the lineage of %s: validate the specs first", strings.Join(broken, ", "))
+		return nil, fmt.Errorf("cannot resolve the lineage of %s: validate the specs first", escapeText(strings.Join(broken, ", ")))
 	}
-	out := &Resolution{Catalog: res.catalog, byName: map[string]*Resolved{}}
+	out := &Resolution{Catalog: res.catalog, Deployment: set.DeploymentID(), byName: map[string]*Resolved{}}
 	if set.Cluster != nil {
 		out.Cluster = set.Cluster.Spec
 	}
-	var walk func(g *Guest)
-	walk = func(g *Guest) {
+	// A depth-first walk with a stack of its own: a lineage thousands of
+	// levels deep takes no more than the stack's memory.
+	stack := slices.Clone(res.lin.roots)
+	slices.Reverse(stack)
+	for len(stack) > 0 {
+		g := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
 		r := res.resolve(g)
 		out.Guests = append(out.Guests, r)
 		out.byName[r.Name] = r
-		for _, c := range res.lin.children[g] {
-			walk(c)
+		children := res.lin.children[g]
+		for i := len(children) - 1; i >= 0; i-- {
+			stack = append(stack, children[i])
 		}
-	}
-	for _, g := range res.lin.roots {
-		walk(g)
 	}
 	return out, nil
 }
@@ -129,7 +134,9 @@ func LoadResolved(paths ...string) (*Resolution, error) {
 	return Resolve(set)
 }
 
-// lineage links guests to the templates they are cloned from.
+// lineage links guests to the templates they are cloned from. A name is a
+// hostname, in which case does not count: byName holds each guest under its
+// folded name (nameKey), the first document of a name where several share it.
 type lineage struct {
 	byName   map[string]*Guest
 	parent   map[*Guest]*Guest
@@ -140,7 +147,17 @@ type lineage struct {
 	missing map[*Guest]bool
 	cycles  [][]string
 	onCycle map[*Guest]bool
+	// whole holds, for every guest, whether its chain of templates reaches a
+	// root without a missing template or a cycle.
+	whole map[*Guest]bool
 }
+
+// nameKey is the form of a guest's name that two names share when they are
+// the same hostname: hostnames ignore case (RFC 4343).
+func nameKey(name string) string { return strings.ToLower(name) }
+
+// guest finds a guest by name, in any case.
+func (l *lineage) guest(name string) *Guest { return l.byName[nameKey(name)] }
 
 func byVMID(a, b *Guest) int {
 	if a.Spec.VMID != b.Spec.VMID {
@@ -155,8 +172,8 @@ func newLineage(guests []*Guest) *lineage {
 		missing: map[*Guest]bool{}, onCycle: map[*Guest]bool{},
 	}
 	for _, g := range guests {
-		if _, dup := l.byName[g.Name()]; !dup {
-			l.byName[g.Name()] = g
+		if _, dup := l.byName[nameKey(g.Name())]; !dup {
+			l.byName[nameKey(g.Name())] = g
 		}
 	}
 	for _, g := range guests {
@@ -164,13 +181,13 @@ func newLineage(guests []*Guest) *lineage {
 		if name == "" {
 			continue
 		}
-		p, ok := l.byName[name]
+		p, ok := l.byName[nameKey(name)]
 		if !ok || p.Kind != KindTemplate || p == g {
 			if p != g {
 				l.missing[g] = true
 			} else {
 				l.onCycle[g] = true
-				l.cycles = append(l.cycles, []string{name, name})
+				l.cycles = append(l.cycles, []string{g.Name(), g.Name()})
 			}
 			continue
 		}
@@ -200,8 +217,9 @@ func newLineage(guests []*Guest) *lineage {
 			state[m] = 2
 		}
 	}
+	l.findWhole(guests)
 	for _, g := range guests {
-		if l.byName[g.Name()] != g || l.onCycle[g] || l.missing[g] {
+		if l.guest(g.Name()) != g || l.onCycle[g] || l.missing[g] {
 			continue
 		}
 		if p := l.parent[g]; p != nil {
@@ -217,34 +235,47 @@ func newLineage(guests []*Guest) *lineage {
 	return l
 }
 
+// findWhole works out, once for every guest, whether its chain of templates
+// is whole: each walk up the chain stops at the first guest already known,
+// so that all walks together visit every guest once, however deep the
+// lineage. The cycles are known by now, so no walk goes round one.
+func (l *lineage) findWhole(guests []*Guest) {
+	l.whole = make(map[*Guest]bool, len(guests))
+	var path []*Guest
+	for _, g := range guests {
+		path = path[:0]
+		whole := true
+		for cur := g; cur != nil; cur = l.parent[cur] {
+			if known, ok := l.whole[cur]; ok {
+				whole = known
+				break
+			}
+			path = append(path, cur)
+			if l.missing[cur] || l.onCycle[cur] {
+				whole = false
+				break
+			}
+		}
+		for _, m := range path {
+			l.whole[m] = whole
+		}
+	}
+}
+
+// intact reports whether g's chain of templates reaches a root: no template
+// on it is missing, none is on a cycle.
+func (l *lineage) intact(g *Guest) bool { return l.whole[g] }
+
 // broken names the guests whose lineage cannot be resolved, and those below them.
 func (l *lineage) broken() []string {
 	var out []string
-	for name, g := range l.byName {
-		if _, ok := l.ancestors(g); !ok {
-			out = append(out, name)
+	for _, g := range l.byName {
+		if !l.intact(g) {
+			out = append(out, g.Name())
 		}
 	}
 	slices.Sort(out)
 	return out
-}
-
-// ancestors returns g's ancestors, root first; false when the chain is broken.
-func (l *lineage) ancestors(g *Guest) ([]*Guest, bool) {
-	var chain []*Guest
-	for cur := g; ; {
-		if l.missing[cur] || l.onCycle[cur] {
-			return nil, false
-		}
-		p := l.parent[cur]
-		if p == nil {
-			break
-		}
-		chain = append(chain, p)
-		cur = p
-	}
-	slices.Reverse(chain)
-	return chain, true
 }
 
 // resolver computes Resolved values, each once, parents first.
@@ -255,12 +286,20 @@ type resolver struct {
 	lin     *lineage
 	done    map[*Guest]*Resolved
 	config  map[*Guest]map[string]Params // merged featureConfig
+	// below holds the lineage of each template's clones: its own lineage
+	// and its name. A clone's lineage extends its template's in the same
+	// array where it can (spread marks a lineage some clone extended
+	// already), so that a chain thousands of levels deep keeps one array of
+	// names, not one per level.
+	below  map[*Guest][]string
+	spread map[*Guest]bool
 }
 
 func newResolver(set *Set) *resolver {
 	r := &resolver{
 		set: set, catalog: newCatalog(set.Features), lin: newLineage(set.Guests),
 		done: map[*Guest]*Resolved{}, config: map[*Guest]map[string]Params{},
+		below: map[*Guest][]string{}, spread: map[*Guest]bool{},
 	}
 	if set.Cluster != nil {
 		r.cluster = set.Cluster.Spec
@@ -268,28 +307,67 @@ func newResolver(set *Set) *resolver {
 	return r
 }
 
-// resolve works out g, whose lineage must be intact.
+// resolve works out g, whose lineage must be intact, and the templates above
+// it that are not worked out yet, root-most first: a loop, not a recursion,
+// so that a lineage of any depth fits the stack.
 func (r *resolver) resolve(g *Guest) *Resolved {
 	if out, ok := r.done[g]; ok {
 		return out
 	}
-	chain, _ := r.lin.ancestors(g)
+	var todo []*Guest
+	for cur := g; cur != nil; cur = r.lin.parent[cur] {
+		if _, ok := r.done[cur]; ok {
+			break
+		}
+		todo = append(todo, cur)
+		if !r.lin.intact(cur) {
+			break // a broken chain may go round a cycle
+		}
+	}
+	for i := len(todo) - 1; i >= 0; i-- {
+		r.resolveOne(todo[i])
+	}
+	return r.done[g]
+}
+
+// lineageBelow is the lineage of p's clones: p's own, then p.
+func (r *resolver) lineageBelow(p *Guest) []string {
+	if l, ok := r.below[p]; ok {
+		return l
+	}
+	var above []string
+	if pp := r.lin.parent[p]; pp != nil {
+		above = r.below[pp]
+		if r.spread[pp] {
+			// Another clone of pp has put its name after pp's lineage: copy.
+			above = slices.Clone(above)
+		}
+		r.spread[pp] = true
+	}
+	l := append(above, p.Name())
+	r.below[p] = l
+	return l
+}
+
+// resolveOne works out g once its template is.
+func (r *resolver) resolveOne(g *Guest) {
 	out := &Resolved{
 		Guest: g, Name: g.Name(), Kind: g.Kind, VMID: g.Spec.VMID,
 		Lineage: []string{}, Params: map[string]Params{},
 	}
 	var parent *Resolved
 	var parentConfig map[string]Params
-	if p := r.lin.parent[g]; p != nil {
-		parent = r.resolve(p)
+	if p := r.lin.parent[g]; p != nil && r.done[p] != nil {
+		parent = r.done[p]
 		parentConfig = r.config[p]
 		out.Parent = p.Name()
 		out.Settings = parent.Settings
+		// Clipped, so that appending to one guest's lineage never writes
+		// into the array another's shares.
+		below := r.lineageBelow(p)
+		out.Lineage = below[:len(below):len(below)]
 	} else {
 		out.Settings = r.rootDefaults()
-	}
-	for _, a := range chain {
-		out.Lineage = append(out.Lineage, a.Name())
 	}
 	for _, c := range r.lin.children[g] {
 		out.Children = append(out.Children, c.Name())
@@ -361,7 +439,6 @@ func (r *resolver) resolve(g *Guest) *Resolved {
 		out.Install = []string{}
 	}
 	r.done[g] = out
-	return out
 }
 
 func (r *resolver) rootDefaults() Settings {

@@ -196,6 +196,7 @@ var fieldRules = map[string][]rule{
 	"envelope.APIVersion": {required, constant(APIVersion)},
 	"envelope.Kind":       {required}, // the const is the kind's own, set in document
 
+	"ClusterSpec.Deployment":  {optPattern(deploymentID), maxLength(maxDeploymentID)},
 	"ClusterDefaults.Node":    {optPattern(nodeName)},
 	"ClusterDefaults.Storage": {optPattern(storageID)},
 	"ClusterDefaults.Bridge":  {optPattern(bridgeName)},
@@ -233,6 +234,7 @@ var fieldRules = map[string][]rule{
 	"Step.Name":            {required, pattern(featureName)},
 	"Step.Check":           {required, minLength(1)},
 	"Step.Apply":           {required, minLength(1)},
+	"Step.Timeout":         {optPattern(stepTimeout)},
 }
 
 // fieldDescriptions document every field, keyed by "Type.Field". Where types.go
@@ -246,8 +248,10 @@ var fieldDescriptions = map[string]string{
 
 	"Metadata.Name": "The document's name. For a Template or Container it is also the hostname: an RFC 1123 label of up to 63 letters, digits and hyphens, not starting or ending with a hyphen. For a Feature: lower-case letters, digits and hyphens, not a built-in feature's name.",
 
-	"ClusterSpec.Endpoint": "Endpoint is the API URL, https://pve1:8006/ (with or without /api2/json). Overrides PROXMOX_VE_ENDPOINT; credentials never go in it.",
-	"ClusterSpec.CAFile":   "CAFile is a PEM bundle that signs the API's certificate. Overrides PROXMOX_VE_CA_FILE.",
+	"ClusterSpec.Deployment": "Deployment names this spec set's deployment: every guest phoenix makes records it, and phoenix changes and deletes only its own deployment's guests. " +
+		"Default: the Cluster's metadata.name (then default). 1 to 63 letters, digits and - _ .; set it to tell two spec sets on one cluster apart, or to keep a renamed Cluster's guests.",
+	"ClusterSpec.Endpoint": "Endpoint is the API URL, https://pve1:8006/ (with or without /api2/json): the cluster these specs are for. It must be PROXMOX_VE_ENDPOINT, unless PHOENIX_ALLOW_SPEC_ENDPOINT=1 lets it choose; credentials never go in it.",
+	"ClusterSpec.CAFile":   "CAFile is a PEM bundle that signs the API's certificate. It must be PROXMOX_VE_CA_FILE, unless PHOENIX_ALLOW_SPEC_ENDPOINT=1 lets it choose.",
 	"ClusterSpec.Defaults": "Values for guest fields that neither the guest nor the templates it is cloned from set.",
 	"ClusterSpec.SSH":      "How phoenix reaches the nodes over SSH to run pct.",
 	"ClusterSpec.NVIDIA":   "Where the NVIDIA userspace driver runfiles come from.",
@@ -261,9 +265,9 @@ var fieldDescriptions = map[string]string{
 	"SSHSettings.KnownHostsFile": "The known_hosts file that authenticates the nodes. Overrides PROXMOX_VE_SSH_KNOWN_HOSTS.",
 	"SSHSettings.Nodes":          "Nodes maps a node name to the address to dial, where /cluster/status's node IP is not the one phoenix can reach. Values are a host, an IP address or host:port.",
 
-	"NVIDIASettings.RunfileURL": "RunfileURL is a URL pattern in which {version} is replaced by the host's driver version. It is tried before RunfileURLs. An http(s) URL that contains {version}.",
+	"NVIDIASettings.RunfileURL": "RunfileURL is a URL pattern in which {version} is replaced by the host's driver version. It is tried before RunfileURLs. An http(s) URL that contains {version}; plain http only beside sha256, and used only for a version it gives the digest of.",
 	"NVIDIASettings.RunfileURLs": "RunfileURLs are URL patterns tried in order until one has the host's version. Unset, NVIDIA's consumer (XFree86) and datacenter (tesla) download paths are tried. " +
-		"Each an http(s) URL that contains {version}; a site mirror or proxy goes here.",
+		"Each an http(s) URL that contains {version}; a site mirror or proxy goes here. Plain http only beside sha256, and used only for a version it gives the digest of.",
 	"NVIDIASettings.SHA256": "SHA256 maps a driver version to the runfile's expected digest. Keys are driver versions such as 580.76.05; values are 64 lower-case hex digits.",
 
 	"GuestSpec.VMID":          "The Proxmox VMID, 100..999999999, unique among the documents.",
@@ -280,6 +284,8 @@ var fieldDescriptions = map[string]string{
 	"GuestSpec.Tags":          "Proxmox tags, one per entry: a letter, digit or _, then letters, digits and _ - + . (Proxmox stores them lower-case, sorted).",
 	"GuestSpec.OnBoot":        "Whether the guest starts when its node boots.",
 	"GuestSpec.Protection":    "Whether Proxmox protects the guest from removal.",
+	"GuestSpec.Adopt": "Adopt lets phoenix take over the guest that holds the VMID: one it did not make, or that another deployment made, or a copy of a managed guest (a hand-made clone, a restored backup). " +
+		"Phoenix tags it and writes its own record into it. Not inherited. Never a VM.",
 
 	"From.OSTemplate": "A container template volume to create the guest from: STORAGE:vztmpl/FILE, e.g. local:vztmpl/ubuntu-24.04-standard_24.04-2_amd64.tar.zst.",
 	"From.Template":   "The name of the Template to clone.",
@@ -316,6 +322,8 @@ var fieldDescriptions = map[string]string{
 	"Step.Verify": "An optional shell body run after apply: exit status 0 means the step worked.",
 	"Step.Uninstall": "An optional shell body that undoes the step, run when the feature is taken out of a guest's spec (steps in reverse order). " +
 		"A feature is removed only when every step has one; otherwise it stays installed and the plan says so.",
+	"Step.Timeout": "Timeout bounds one run of apply or uninstall, e.g. 20m or 1h30m (default 30m); check and verify get at most 5m. " +
+		"Between 1s and 24h. A step that runs out is stopped inside the guest (timeout(1), which the guest needs) and fails that guest.",
 }
 
 // rule changes a field's schema, or says the field is required.

@@ -135,7 +135,8 @@ func TestSchemaDescriptionsFollowDocComments(t *testing.T) {
 // from any other must be added here, so that its translation is checked.
 var regexpsInSchema = []*regexp.Regexp{
 	hostnameLabel, nodeName, storageID, bridgeName, nicName, osTemplate, tagFormat,
-	featureName, envName, driverVersion, sha256Hex, majorMinor, semverish, versionWord,
+	featureName, envName, driverVersion, sha256Hex, majorMinor, semverish, versionWord, stepTimeout,
+	deploymentID,
 }
 
 // TestSchemaPatternsAreECMA262 has Node.js compile every pattern the schema

@@ -43,9 +43,17 @@ type Cluster struct {
 // ClusterSpec overrides the connection settings taken from the environment and
 // sets defaults for guests.
 type ClusterSpec struct {
-	// Endpoint is the API URL, https://pve1:8006/ (with or without /api2/json).
+	// Deployment names this spec set's deployment: every guest phoenix makes
+	// records it, and phoenix changes and deletes only its own deployment's
+	// guests. Default: the Cluster's metadata.name.
+	Deployment string `json:"deployment,omitempty"`
+	// Endpoint is the API URL, https://pve1:8006/ (with or without /api2/json):
+	// the cluster these specs are for. Where credentials go is the
+	// environment's to say: it must be PROXMOX_VE_ENDPOINT, unless
+	// PHOENIX_ALLOW_SPEC_ENDPOINT=1 lets the spec choose.
 	Endpoint string `json:"endpoint,omitempty"`
-	// CAFile is a PEM bundle that signs the API's certificate.
+	// CAFile is a PEM bundle that signs the API's certificate. Like Endpoint,
+	// it must be PROXMOX_VE_CA_FILE unless PHOENIX_ALLOW_SPEC_ENDPOINT=1.
 	CAFile   string          `json:"caFile,omitempty"`
 	Defaults ClusterDefaults `json:"defaults,omitempty"`
 	SSH      SSHSettings     `json:"ssh,omitempty"`
@@ -76,7 +84,9 @@ type NVIDIASettings struct {
 	RunfileURL string `json:"runfileURL,omitempty"`
 	// RunfileURLs are URL patterns tried in order until one has the host's
 	// version. Unset, NVIDIA's consumer (XFree86) and datacenter (tesla)
-	// download paths are tried.
+	// download paths are tried. The runfile runs as root in every GPU
+	// container: a plain-http source is used only for a version SHA256
+	// gives the digest of.
 	RunfileURLs []string `json:"runfileURLs,omitempty"`
 	// SHA256 maps a driver version to the runfile's expected digest.
 	SHA256 map[string]string `json:"sha256,omitempty"`
@@ -124,6 +134,11 @@ type GuestSpec struct {
 	// Templates have no run state.
 	State      RunState `json:"state,omitempty"`
 	Protection *bool    `json:"protection,omitempty"`
+	// Adopt lets phoenix take over the guest that holds the VMID: one it did
+	// not make, or that another deployment made, or a copy of a managed
+	// guest (a hand-made clone, a restored backup). Phoenix tags it and
+	// writes its own record into it. Not inherited.
+	Adopt bool `json:"adopt,omitempty"`
 	// Renewal lets a Template be made again when it goes stale (a host driver
 	// upgrade leaves its installs behind) while linked clones use its disk.
 	Renewal *Renewal `json:"renewal,omitempty"`
@@ -238,6 +253,28 @@ type Step struct {
 	Apply     string `json:"apply"`
 	Verify    string `json:"verify,omitempty"`
 	Uninstall string `json:"uninstall,omitempty"`
+	// Timeout bounds one run of apply or uninstall, e.g. 20m or 1h30m
+	// (default 30m); check and verify get at most 5m. A step that runs out
+	// is stopped inside the guest and fails that guest.
+	Timeout string `json:"timeout,omitempty"`
+}
+
+// DefaultDeployment is the deployment of a spec set without a Cluster
+// document, or whose Cluster has neither a name nor spec.deployment.
+const DefaultDeployment = "default"
+
+// DeploymentID is the deployment a spec set's guests belong to: the
+// Cluster's spec.deployment, else its metadata.name, else DefaultDeployment.
+func (s *Set) DeploymentID() string {
+	switch {
+	case s.Cluster == nil:
+		return DefaultDeployment
+	case s.Cluster.Spec.Deployment != "":
+		return s.Cluster.Spec.Deployment
+	case s.Cluster.Metadata.Name != "":
+		return s.Cluster.Metadata.Name
+	}
+	return DefaultDeployment
 }
 
 // Set is every document loaded from the spec files.

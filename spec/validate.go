@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Limits and formats Proxmox VE enforces, so that a spec it would reject fails
@@ -19,6 +20,8 @@ const (
 	maxCores    = 8192
 	minMemory   = 16
 	maxHostname = 63
+	// maxDeploymentID keeps the id short: it is in every guest's record.
+	maxDeploymentID = 63
 )
 
 var (
@@ -40,7 +43,33 @@ var (
 	envName       = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	driverVersion = regexp.MustCompile(`^[0-9]+\.[0-9]+(\.[0-9]+)?$`)
 	sha256Hex     = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	// A deployment id, recorded in every guest phoenix makes.
+	deploymentID = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9_.-]*[A-Za-z0-9])?$`)
+	// A step's timeout: hours, minutes and seconds, such as 20m or 1h30m.
+	stepTimeout = regexp.MustCompile(`^([0-9]+[hms])+$`)
 )
+
+// The range of a step's timeout.
+const (
+	minStepTimeout = time.Second
+	maxStepTimeout = 24 * time.Hour
+)
+
+// ParseStepTimeout reads a Feature step's timeout; empty is none (the
+// default applies).
+func ParseStepTimeout(s string) (time.Duration, error) {
+	if s == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(s)
+	switch {
+	case !stepTimeout.MatchString(s) || err != nil:
+		return 0, fmt.Errorf("timeout %q: want hours, minutes and seconds such as 20m, 90s or 1h30m", s)
+	case d < minStepTimeout || d > maxStepTimeout:
+		return 0, fmt.Errorf("timeout %s is outside %v..%v", s, minStepTimeout, maxStepTimeout)
+	}
+	return d, nil
+}
 
 type validator struct {
 	set   *Set
@@ -71,12 +100,22 @@ func (v *validator) cluster(c *Cluster) {
 		v.report(c.Source, c.pos, strings.TrimSpace("Cluster "+c.Metadata.Name), field, format, args...)
 	}
 	sp := c.Spec
+	switch id := sp.Deployment; {
+	case id != "" && (!deploymentID.MatchString(id) || len(id) > maxDeploymentID):
+		bad("spec.deployment", "%q is not a deployment id: 1 to %d letters, digits and - _ ., starting and ending with a letter or digit", id, maxDeploymentID)
+	case id == "" && c.Metadata.Name != "" && (!deploymentID.MatchString(c.Metadata.Name) || len(c.Metadata.Name) > maxDeploymentID):
+		bad("metadata.name", "%q is the deployment id (without spec.deployment), which is 1 to %d letters, digits and - _ ., starting and ending with a letter or digit: rename it or set spec.deployment",
+			c.Metadata.Name, maxDeploymentID)
+	}
 	if sp.Endpoint != "" {
 		u, err := url.Parse(sp.Endpoint)
-		if err != nil || u.Scheme != "https" || u.Host == "" {
-			bad("spec.endpoint", "want an https:// URL such as https://pve1:8006/, got %q", sp.Endpoint)
-		} else if u.User != nil {
+		switch {
+		// Before anything quotes the URL: a password may hold what ends
+		// the authority for a URL parser (/ ? #), no endpoint holds an @.
+		case strings.Contains(sp.Endpoint, "@"):
 			bad("spec.endpoint", "credentials never go in spec files: remove them from the URL and set PROXMOX_VE_API_TOKEN or PROXMOX_VE_USERNAME/PROXMOX_VE_PASSWORD")
+		case err != nil || u.Scheme != "https" || u.Host == "":
+			bad("spec.endpoint", "want an https:// URL such as https://pve1:8006/, got %q", sp.Endpoint)
 		}
 	}
 	if d := sp.Defaults.Node; d != "" && !nodeName.MatchString(d) {
@@ -107,6 +146,10 @@ func (v *validator) cluster(c *Cluster) {
 			bad(field, "want an http(s) URL, got %q", u)
 		case !strings.Contains(u, "{version}"):
 			bad(field, "the URL must contain {version}, replaced by the host's driver version")
+		// The runfile runs as root in every GPU container; anyone on the
+		// path can answer plain http.
+		case parsed.Scheme == "http" && len(sp.NVIDIA.SHA256) == 0:
+			bad(field, "a plain-http source needs the runfile's digest: give it for each driver version in spec.nvidia.sha256, or use https (the runfile runs as root in every GPU container)")
 		}
 	}
 	if u := sp.NVIDIA.RunfileURL; u != "" {
@@ -184,6 +227,9 @@ func (v *validator) features() {
 			if strings.TrimSpace(s.Apply) == "" {
 				bad(field+".apply", "a step needs an apply body")
 			}
+			if _, err := ParseStepTimeout(s.Timeout); err != nil {
+				bad(field+".timeout", "%v", err)
+			}
 		}
 	}
 	for _, cycle := range v.res.catalog.requireCycles() {
@@ -210,11 +256,16 @@ func (v *validator) guests() {
 	for _, g := range v.set.Guests {
 		v.guestFields(g)
 		subject := string(g.Kind) + " " + g.Name()
-		if prev := names[g.Name()]; prev != nil && g.Name() != "" {
+		// Hostnames ignore case: GPU-base and gpu-base are one name.
+		switch prev := names[nameKey(g.Name())]; {
+		case prev == nil || g.Name() == "":
+			names[nameKey(g.Name())] = g
+		case prev.Name() == g.Name():
 			v.report(g.Source, g.pos, subject, "metadata.name", "name %s is also used by the %s at %s:%d",
 				g.Name(), prev.Kind, prev.Source.File, prev.Source.Line)
-		} else {
-			names[g.Name()] = g
+		default:
+			v.report(g.Source, g.pos, subject, "metadata.name", "name %s is the same hostname as %s, the %s at %s:%d (hostnames ignore case)",
+				g.Name(), prev.Name(), prev.Kind, prev.Source.File, prev.Source.Line)
 		}
 		if prev := vmids[g.Spec.VMID]; prev != nil && g.Spec.VMID != 0 {
 			v.report(g.Source, g.pos, subject, "spec.vmid", "VMID %d is also used by %s %s at %s:%d",
@@ -234,7 +285,7 @@ func (v *validator) guests() {
 			}
 		}
 		if t := g.Spec.From.Template; t != "" && lin.missing[g] {
-			switch p := lin.byName[t]; {
+			switch p := lin.guest(t); {
 			case p == nil:
 				v.report(g.Source, g.pos, subject, "spec.from.template", "no Template named %s", t)
 			case p.Kind != KindTemplate:
@@ -244,19 +295,20 @@ func (v *validator) guests() {
 		}
 	}
 	for _, cycle := range lin.cycles {
-		g := lin.byName[cycle[0]]
+		g := lin.guest(cycle[0])
 		v.report(g.Source, g.pos, string(g.Kind)+" "+g.Name(), "spec.from.template",
 			"cycle in the clone lineage: %s", formatCycle(cycle))
 	}
 	// What needs the lineage: inheritance rules, effective features.
 	for _, g := range v.set.Guests {
-		if lin.byName[g.Name()] != g {
+		if lin.guest(g.Name()) != g {
 			continue
 		}
-		if _, ok := lin.ancestors(g); ok {
+		if lin.intact(g) {
 			v.guestResolved(g)
 		}
 	}
+	v.staticAddresses()
 }
 
 // guestFields checks one document on its own.

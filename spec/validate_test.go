@@ -463,6 +463,25 @@ spec: {}
 				{29, "spec.steps", "a Feature needs at least one step"},
 			},
 		},
+		"step timeouts": {
+			src: `apiVersion: phoenix/v1alpha1
+kind: Feature
+metadata: {name: slow}
+spec:
+  steps:
+    - {name: a, check: "true", apply: "true", timeout: 1h30m}
+    - {name: b, check: "true", apply: "true", timeout: 20}
+    - {name: c, check: "true", apply: "true", timeout: 500ms}
+    - {name: d, check: "true", apply: "true", timeout: 25h}
+    - {name: e, check: "true", apply: "true", timeout: 0s}
+`,
+			want: []problem{
+				{7, "spec.steps[1].timeout", `timeout "20": want hours, minutes and seconds such as 20m, 90s or 1h30m`},
+				{8, "spec.steps[2].timeout", `timeout "500ms": want hours, minutes and seconds`},
+				{9, "spec.steps[3].timeout", "timeout 25h is outside 1s..24h0m0s"},
+				{10, "spec.steps[4].timeout", "timeout 0s is outside 1s..24h0m0s"},
+			},
+		},
 		"a feature cannot require itself": {
 			src: `apiVersion: phoenix/v1alpha1
 kind: Feature

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -35,30 +36,44 @@ starts no new one; a second aborts them. Either way the next apply resumes.
 apply PLANFILE carries out a plan saved with plan --out PLANFILE, exactly, without
 asking; it refuses when a spec file or the cluster changed since the plan was made.
 
+One phoenix writes at a time: apply holds the cluster-wide lease (a lock of the
+cluster file system, /etc/pve/priv/lock/phoenix) from before it observes until it
+is done. While another apply or a pass of run holds it, apply fails at once and
+names the holder, or with --lock-timeout waits for it that long. A lease that
+cannot be renewed stops the apply and says so.
+
 Exit status: 0 when every guest converged, 1 otherwise (a failure, a guest the plan
-could not converge, a stop).`,
+could not converge, a stop, the lease held by another).`,
 		Args: specArgs,
 	}
 	specPaths(cmd)
 	autoApprove := cmd.Flags().Bool("auto-approve", false, "apply without asking")
 	parallelism := cmd.Flags().Int("parallelism", 4, "guests converged at once")
 	allowReplace := cmd.Flags().Bool("allow-replace", false, "destroy and recreate guests whose parent or privilege mode changed")
-	prune := cmd.Flags().Bool("prune", false, "delete managed guests that are in no spec")
+	prune := cmd.Flags().Bool("prune", false, "delete this deployment's guests that are in no spec (up to --prune-max at once)")
+	pruneMax := pruneMaxFlag(cmd)
 	removeRaw := cmd.Flags().Bool("remove-raw-gpu-lines", false, "remove the raw lxc.* lines that pass NVIDIA devices from config files (no API can)")
 	output := cmd.Flags().StringP("output", "o", "text", "output format: text or json")
 	quiet := cmd.Flags().BoolP("quiet", "q", false, "print failures and the summary only, not each step")
+	lockTimeout := lockTimeoutFlag(cmd)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if err := checkLockTimeout(*lockTimeout); err != nil {
+			return err
+		}
 		if *output != "text" && *output != "json" {
 			return fmt.Errorf("unknown --output %q (text or json)", *output)
 		}
 		if *parallelism < 1 {
 			return fmt.Errorf("--parallelism must be at least 1")
 		}
+		if *pruneMax < 0 {
+			return fmt.Errorf("--prune-max must be 0 (the default limit) or more, got %d", *pruneMax)
+		}
 		opts := reconciler.ApplyOptions{
-			PlanOptions: reconciler.PlanOptions{AllowReplace: *allowReplace, Prune: *prune, RemoveRawGPULines: *removeRaw},
+			PlanOptions: reconciler.PlanOptions{AllowReplace: *allowReplace, Prune: *prune, PruneMax: *pruneMax, RemoveRawGPULines: *removeRaw},
 			Parallelism: *parallelism,
 		}
-		flags := applyFlags{autoApprove: *autoApprove, output: *output, quiet: *quiet}
+		flags := applyFlags{autoApprove: *autoApprove, output: *output, quiet: *quiet, lockTimeout: *lockTimeout}
 		saved, err := readSavedPlan(args)
 		if err != nil {
 			return err
@@ -76,15 +91,18 @@ type applyFlags struct {
 	autoApprove bool
 	output      string
 	quiet       bool
+	// lockTimeout is how long to wait for the lease another holds.
+	lockTimeout time.Duration
 }
 
 func runApply(ctx context.Context, cmd *cobra.Command, paths []string, opts reconciler.ApplyOptions, flags applyFlags) error {
-	o, err := observeSpecs(ctx, cmd, paths, os.Getenv)
+	o, lease, err := observeLeased(ctx, cmd, paths, "phoenix apply", flags.lockTimeout)
 	if err != nil {
 		return err
 	}
 	defer o.close()
-	return carryOut(ctx, cmd, o, reconciler.MakePlan(o.res, o.obs, opts.PlanOptions), opts, flags)
+	defer releaseLease(cmd, lease)
+	return leaseKept(lease, carryOut(lease.Context(), cmd, o, reconciler.MakePlan(o.res, o.obs, opts.PlanOptions), opts, flags))
 }
 
 // carryOut shows the plan, asks unless told not to, applies it and reports.

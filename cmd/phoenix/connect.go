@@ -23,7 +23,8 @@ const EnvNodeAccess = "PHOENIX_NODE_ACCESS"
 
 // connection is the wired outside world: the API client and the nodes.
 type connection struct {
-	cluster *proxmox.Client
+	// cluster redacts the descriptions it writes (see redactedClient).
+	cluster *redactedClient
 	nodes   reconciler.NodeOf
 	close   func()
 }
@@ -48,7 +49,9 @@ func connectWith(ctx context.Context, cs spec.ClusterSpec, getenv func(string) s
 		// New's errors name the endpoint and the variable to check.
 		return nil, err
 	}
-	conn := &connection{cluster: client, close: func() {}}
+	red := redactorOf(ctx)
+	warnShortSecrets(log, red)
+	conn := &connection{cluster: &redactedClient{Client: client, red: red}, close: func() {}}
 	if getenv(EnvNodeAccess) == "local" {
 		host, _ := os.Hostname()
 		conn.nodes = func(name string) (reconciler.Node, error) {
@@ -59,19 +62,28 @@ func connectWith(ctx context.Context, cs spec.ClusterSpec, getenv func(string) s
 		}
 		return conn, nil
 	}
+	// The pool is made on first use; a failure to make it is not kept, so
+	// that a fixed setting (a known_hosts file created) counts at the next
+	// command.
 	var (
-		once    sync.Once
-		pool    *ssh.Pool
-		poolErr error
+		mu   sync.Mutex
+		pool *ssh.Pool
 	)
 	conn.nodes = func(name string) (reconciler.Node, error) {
-		once.Do(func() { pool, poolErr = newPool(ctx, client, cs, getenv) })
-		if poolErr != nil {
-			return nil, poolErr
+		mu.Lock()
+		defer mu.Unlock()
+		if pool == nil {
+			p, err := newPool(client, cs, getenv)
+			if err != nil {
+				return nil, err
+			}
+			pool = p
 		}
 		return pool.Node(name)
 	}
 	conn.close = func() {
+		mu.Lock()
+		defer mu.Unlock()
 		if pool != nil {
 			_ = pool.Close()
 		}
@@ -79,23 +91,30 @@ func connectWith(ctx context.Context, cs spec.ClusterSpec, getenv func(string) s
 	return conn, nil
 }
 
-// newPool reads the SSH settings (environment and Cluster spec) and adds
-// the node addresses /cluster/status reports where the spec pins none.
-func newPool(ctx context.Context, client *proxmox.Client, cs spec.ClusterSpec, getenv func(string) string) (*ssh.Pool, error) {
+// newPool reads the SSH settings (environment and Cluster spec); the nodes the
+// spec pins no address for are found through /cluster/status when they are
+// dialled, looked up again when the list is old or a dial fails.
+func newPool(client *proxmox.Client, cs spec.ClusterSpec, getenv func(string) string) (*ssh.Pool, error) {
 	cfg, err := ssh.ConfigFromEnv(getenv, cs.SSH)
 	if err != nil {
 		return nil, err
 	}
-	nodes, err := client.Nodes(ctx)
+	pool, err := ssh.NewPool(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("list nodes: %w", err)
+		return nil, err
 	}
-	addresses := map[string]string{}
-	for _, n := range nodes {
-		addresses[n.Name] = n.IP
-	}
-	cfg.Discovered(addresses)
-	return ssh.NewPool(cfg)
+	pool.SetDiscovery(func(ctx context.Context) (map[string]string, error) {
+		nodes, err := client.Nodes(ctx)
+		if err != nil {
+			return nil, err
+		}
+		addresses := map[string]string{}
+		for _, n := range nodes {
+			addresses[n.Name] = n.IP
+		}
+		return addresses, nil
+	}, 0)
+	return pool, nil
 }
 
 // observation is where plan, apply and status start: the resolved specs, the

@@ -5,6 +5,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/phoenixhv/phoenix/providers/proxmox"
 )
 
 // TestSystemdUnitCommandParses checks that the unit's ExecStart is a command
@@ -41,7 +43,8 @@ func TestSystemdUnitCommandParses(t *testing.T) {
 
 	known := map[string]bool{"PROXMOX_VE_ENDPOINT": true, "PROXMOX_VE_CA_FILE": true, "PROXMOX_VE_API_TOKEN": true,
 		"PROXMOX_VE_USERNAME": true, "PROXMOX_VE_PASSWORD": true, "PROXMOX_VE_INSECURE": true, "PROXMOX_VE_SSH_USERNAME": true,
-		"PROXMOX_VE_SSH_PRIVATE_KEY": true, "PROXMOX_VE_SSH_KNOWN_HOSTS": true, "PROXMOX_VE_SSH_PORT": true, EnvNodeAccess: true}
+		"PROXMOX_VE_SSH_PRIVATE_KEY": true, "PROXMOX_VE_SSH_KNOWN_HOSTS": true, "PROXMOX_VE_SSH_PORT": true, EnvNodeAccess: true,
+		proxmox.EnvAllowSpecEndpoint: true}
 	env, err := os.ReadFile("../../examples/deploy/phoenix.env")
 	if err != nil {
 		t.Fatal(err)

@@ -4,6 +4,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -91,10 +92,15 @@ func terraformFlags(args []string) []string {
 
 // run executes the CLI and returns the process exit status: 0 on success, 1 on
 // error (or invalid specs), other values where a command documents them.
+// Everything it writes passes the redactor of the environment's credentials.
 func run(args []string, stdout, stderr io.Writer) int {
+	red := credentialRedactor(os.Getenv)
+	out, errOut := red.Writer(stdout), red.Writer(stderr)
+	defer func() { _ = out.Flush(); _ = errOut.Flush() }()
+	stdout, stderr = out, errOut
 	cmd := newRootCmd(stdout, stderr)
 	cmd.SetArgs(terraformFlags(args))
-	err := cmd.Execute()
+	err := cmd.ExecuteContext(withRedactor(context.Background(), red))
 	if err == nil {
 		return 0
 	}

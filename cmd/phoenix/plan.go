@@ -27,6 +27,12 @@ node, storage, OS template and bridges the guest needs.
 --out PLANFILE (terraform's -out PLANFILE works too) also saves the plan, with the
 digests of the spec files and of the cluster it was made from, for apply PLANFILE.
 
+Guests carrying the phoenix-managed tag that are not this deployment's (another
+deployment's, a hand-made clone or a restored backup of a managed guest, a VM) are
+listed with the reason and never changed or deleted. --prune plans deleting this
+deployment's guests that are in no spec, up to --prune-max at once; a prune that
+would delete more shows the count as a problem and deletes nothing.
+
 Exit status: 0 when the plan was made (with --detailed-exitcode: only when there is
 nothing to do), 1 on errors (including guests that cannot be converged), 2 with
 --detailed-exitcode when there are changes.`,
@@ -36,14 +42,18 @@ nothing to do), 1 on errors (including guests that cannot be converged), 2 with
 	detailed := cmd.Flags().Bool("detailed-exitcode", false, "exit 2 when there are changes")
 	output := cmd.Flags().StringP("output", "o", "text", "output format: text or json")
 	allowReplace := cmd.Flags().Bool("allow-replace", false, "plan replacements (destroy and recreate) instead of refusing them")
-	prune := cmd.Flags().Bool("prune", false, "plan deleting managed guests that are in no spec")
+	prune := cmd.Flags().Bool("prune", false, "plan deleting this deployment's guests that are in no spec")
+	pruneMax := pruneMaxFlag(cmd)
 	removeRaw := cmd.Flags().Bool("remove-raw-gpu-lines", false, "remove the raw lxc.* lines that pass NVIDIA devices from config files (no API can)")
 	saveTo := cmd.Flags().String("out", "", "also save the plan to `PLANFILE`, for apply PLANFILE")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		if *output != "text" && *output != "json" {
 			return fmt.Errorf("unknown --output %q (text or json)", *output)
 		}
-		opts := reconciler.PlanOptions{AllowReplace: *allowReplace, Prune: *prune, RemoveRawGPULines: *removeRaw}
+		if *pruneMax < 0 {
+			return fmt.Errorf("--prune-max must be 0 (the default limit) or more, got %d", *pruneMax)
+		}
+		opts := reconciler.PlanOptions{AllowReplace: *allowReplace, Prune: *prune, PruneMax: *pruneMax, RemoveRawGPULines: *removeRaw}
 		o, err := observeSpecs(cmd.Context(), cmd, specFiles(cmd, args), os.Getenv)
 		if err != nil {
 			return err
@@ -74,6 +84,12 @@ nothing to do), 1 on errors (including guests that cannot be converged), 2 with
 	return cmd
 }
 
+// pruneMaxFlag adds --prune-max, which plan, apply and run share.
+func pruneMaxFlag(cmd *cobra.Command) *int {
+	return cmd.Flags().Int("prune-max", 0, fmt.Sprintf("the most guests one prune deletes; 0 is a quarter of the deployment's guests, at least 1, at most %d: "+
+		"a prune that would delete more deletes nothing", reconciler.DefaultPruneMax))
+}
+
 // colorful reports whether to colour output: a terminal, and NO_COLOR unset.
 func colorful(w io.Writer) bool {
 	if _, set := os.LookupEnv("NO_COLOR"); set {
@@ -84,6 +100,6 @@ func colorful(w io.Writer) bool {
 
 // isTerminal reports whether w is a terminal.
 func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
+	f, ok := unwrapWriter(w).(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
 }

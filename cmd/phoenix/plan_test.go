@@ -79,9 +79,18 @@ func TestPlanConflictWithAnUnmanagedGuest(t *testing.T) {
 		t.Errorf("exit %d, want 1 (a guest cannot be converged)", code)
 	}
 	want := `! vllm-qwen (Container 950 on pve1): cannot be converged
-      VMID 950 is held by container "handmade" on pve1, which is not managed by phoenix (no phoenix-managed tag); phoenix never touches it: pick another vmid, or tag it phoenix-managed to adopt it`
+      VMID 950 is held by container "handmade" on pve1, which is not managed by phoenix (no phoenix-managed tag); phoenix never touches it: pick another vmid, or set adopt: true in its spec to have phoenix take it over`
 	if !strings.Contains(out, want) {
 		t.Errorf("plan output lacks the conflict:\n%s", out)
+	}
+}
+
+func TestPruneMaxIsNotNegative(t *testing.T) {
+	for _, cmd := range []string{"plan", "apply"} {
+		code, _, errOut := phoenix(t, cmd, "-f", "../../examples", "--prune", "--prune-max", "-1")
+		if code != 1 || !strings.Contains(errOut, "--prune-max must be 0 (the default limit) or more, got -1") {
+			t.Errorf("%s --prune-max -1: exit %d: %s", cmd, code, errOut)
+		}
 	}
 }
 

@@ -120,7 +120,8 @@ func (v *noticeValue) Set(s string) error {
 
 // logger is where commands log: structured lines on standard error, in the
 // format and from the level the flags ask for. Nothing phoenix logs carries a
-// secret: configs are not logged, credentials never leave the providers.
+// secret: configs are not logged, credentials never leave the providers, and
+// the handler redacts the values of the environment's credentials anyway.
 func logger(cmd *cobra.Command) *slog.Logger {
 	format, _ := cmd.Flags().GetString("log-format")
 	levelName, _ := cmd.Flags().GetString("log-level")
@@ -129,10 +130,11 @@ func logger(cmd *cobra.Command) *slog.Logger {
 		level = slog.LevelInfo
 	}
 	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewTextHandler(cmd.ErrOrStderr(), opts)
 	if format == "json" {
-		return slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), opts))
+		h = slog.NewJSONHandler(cmd.ErrOrStderr(), opts)
 	}
-	return slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), opts))
+	return slog.New(redactorOf(cmd.Context()).Handler(h))
 }
 
 func checkLogFlags(cmd *cobra.Command, _ []string) error {

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
+	"github.com/phoenixhv/phoenix/providers/redact"
 	"github.com/phoenixhv/phoenix/reconciler"
 	"github.com/phoenixhv/phoenix/spec"
 )
@@ -36,8 +37,20 @@ a refusal) waits for a change to its spec. SIGINT or SIGTERM finish the changes 
 flight and exit; a second signal aborts them. --once exits 1 unless every guest
 converged, each reason in the log.
 
-With --listen: /metrics (Prometheus), /healthz, /readyz (ready after the first
-full pass) and /status (JSON: the last pass and every guest's conditions).`,
+Each pass holds the cluster-wide lease (see apply) and lets it go when it ends,
+so that a person's apply gets in between passes. A pass that finds the lease held
+by another phoenix (after waiting up to --lock-timeout) changes nothing and fails,
+naming the holder; a loop that finds another loop on other specs (by the digest of
+their contents) wrote last says so in its log: two such loops undo each other.
+
+--prune deletes this deployment's guests that are in no spec only on a full pass
+(never on one a change to the spec files started), once the spec files have been
+unchanged for --prune-grace, and no more than --prune-max at once: a deploy that
+is not atomic never looks like a deployment that lost its guests.
+
+With --listen: /metrics (Prometheus), /healthz (fails while a pass has made no
+progress for --stall-timeout), /readyz (ready while the last pass ran to its
+end) and /status (JSON: the last pass and every guest's conditions).`,
 		Args: specArgs,
 	}
 	specPaths(cmd)
@@ -46,9 +59,23 @@ full pass) and /status (JSON: the last pass and every guest's conditions).`,
 	once := cmd.Flags().Bool("once", false, "run one pass and exit (for cron and CI)")
 	parallelism := cmd.Flags().Int("parallelism", 4, "guests converged at once")
 	allowReplace := cmd.Flags().Bool("allow-replace", false, "destroy and recreate guests whose parent or privilege mode changed")
-	prune := cmd.Flags().Bool("prune", false, "delete managed guests that are in no spec")
+	prune := cmd.Flags().Bool("prune", false, "delete this deployment's guests that are in no spec, on a full pass once the spec files have been unchanged for --prune-grace")
+	pruneMax := pruneMaxFlag(cmd)
+	pruneGrace := cmd.Flags().Duration("prune-grace", reconciler.DefaultPruneGrace, "how long the spec files must be unchanged before a pass prunes (0: no wait)")
+	stallTimeout := cmd.Flags().Duration("stall-timeout", reconciler.DefaultStallTimeout,
+		"how long a pass may go without progress (no step started, ended or printed) before /healthz fails")
 	removeRaw := cmd.Flags().Bool("remove-raw-gpu-lines", false, "remove the raw lxc.* lines that pass NVIDIA devices from config files (no API can)")
+	lockTimeout := lockTimeoutFlag(cmd)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if err := checkLockTimeout(*lockTimeout); err != nil {
+			return err
+		}
+		if *pruneMax < 0 || *pruneGrace < 0 {
+			return fmt.Errorf("--prune-max and --prune-grace must not be negative")
+		}
+		if *stallTimeout <= 0 {
+			return fmt.Errorf("--stall-timeout %v: want a positive duration such as 35m", *stallTimeout)
+		}
 		paths := specFiles(cmd, args)
 		log := logger(cmd)
 		// The first signal stops gracefully; the second cancels what runs.
@@ -82,17 +109,19 @@ full pass) and /status (JSON: the last pass and every guest's conditions).`,
 			return res, nil
 		}
 		loop := reconciler.NewLoop(conn.cluster, conn.nodes, load, reconciler.LoopOptions{
-			Interval: *interval, Log: log, Observe: reconciler.ObserveOptions{Log: log},
+			Interval: *interval, Log: log, Observe: reconciler.ObserveOptions{Log: log}, StallTimeout: *stallTimeout,
+			PruneGrace: noneIfZero(*pruneGrace), SpecsModified: func() (time.Time, error) { return spec.Modified(paths...) },
 			Apply: reconciler.ApplyOptions{
-				PlanOptions: reconciler.PlanOptions{AllowReplace: *allowReplace, Prune: *prune, RemoveRawGPULines: *removeRaw},
+				PlanOptions: reconciler.PlanOptions{AllowReplace: *allowReplace, Prune: *prune, PruneMax: *pruneMax, RemoveRawGPULines: *removeRaw},
 				Parallelism: *parallelism, Events: m.event,
 			},
+			Lease: passLease(cmd, conn, paths, *lockTimeout),
 			Pass: func(info reconciler.PassInfo, _ *reconciler.Plan, _ *reconciler.ApplyResult, st []reconciler.GuestStatus) {
 				m.pass(info, st)
 			},
 		})
 		if *listen != "" {
-			srv, err := serve(*listen, reg, loop, log)
+			srv, err := serve(*listen, reg, loop, log, redactorOf(ctx))
 			if err != nil {
 				return err
 			}
@@ -123,14 +152,29 @@ full pass) and /status (JSON: the last pass and every guest's conditions).`,
 	return cmd
 }
 
+// noneIfZero maps a flag's 0 (no wait) to the loop's "none", which is
+// negative: the loop's zero takes the default.
+func noneIfZero(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
+}
+
 // serve starts the HTTP endpoints.
-func serve(addr string, reg *prometheus.Registry, loop *reconciler.Loop, log *slog.Logger) (*http.Server, error) {
+func serve(addr string, reg *prometheus.Registry, loop *reconciler.Loop, log *slog.Logger, red *redact.Redactor) (*http.Server, error) {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		if err := loop.Health(); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !loop.Ready() {
-			http.Error(w, "no full pass yet", http.StatusServiceUnavailable)
+		if err := loop.Readiness(); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return
 		}
 		fmt.Fprintln(w, "ready")
@@ -145,7 +189,7 @@ func serve(addr string, reg *prometheus.Registry, loop *reconciler.Loop, log *sl
 	if err != nil {
 		return nil, fmt.Errorf("--listen: %w", err)
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: redactHTTP(red, mux), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	log.Info("serving", "address", ln.Addr().String())
 	return srv, nil

@@ -36,7 +36,7 @@ func specDigests(files []string) ([]reconciler.SpecFile, error) {
 }
 
 // savePlan writes a saved plan file, readable by its owner only: it names
-// the cluster's endpoint and what runs on it.
+// the cluster's endpoint and what runs on it, and no credential value.
 func savePlan(path string, plan *reconciler.Plan, o *observation, opts reconciler.PlanOptions) error {
 	specs, err := specDigests(o.files)
 	if err != nil {
@@ -47,7 +47,7 @@ func savePlan(path string, plan *reconciler.Plan, o *observation, opts reconcile
 	if err := saved.Write(&buf); err != nil {
 		return err
 	}
-	if err := os.WriteFile(path, buf.Bytes(), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(o.conn.cluster.red.String(buf.String())), 0o600); err != nil {
 		return fmt.Errorf("--out: %w", err)
 	}
 	return nil
@@ -81,20 +81,21 @@ func readSavedPlan(args []string) (*reconciler.SavedPlan, error) {
 // they were when it was made. It asks nothing: the plan was reviewed when it
 // was saved.
 func applySaved(ctx context.Context, cmd *cobra.Command, saved *reconciler.SavedPlan, opts reconciler.ApplyOptions, flags applyFlags) error {
-	for _, flag := range []string{"filename", "allow-replace", "prune", "remove-raw-gpu-lines"} {
+	for _, flag := range []string{"filename", "allow-replace", "prune", "prune-max", "remove-raw-gpu-lines"} {
 		if cmd.Flags().Changed(flag) {
-			return errors.New("a saved plan carries its spec files and its options: give the plan file alone (without -f, --allow-replace, --prune or --remove-raw-gpu-lines)")
+			return errors.New("a saved plan carries its spec files and its options: give the plan file alone (without -f, --allow-replace, --prune, --prune-max or --remove-raw-gpu-lines)")
 		}
 	}
 	paths := make([]string, len(saved.Specs))
 	for i, f := range saved.Specs {
 		paths[i] = f.Path
 	}
-	o, err := observeSpecs(ctx, cmd, paths, os.Getenv)
+	o, lease, err := observeLeased(ctx, cmd, paths, "phoenix apply", flags.lockTimeout)
 	if err != nil {
 		return err
 	}
 	defer o.close()
+	defer releaseLease(cmd, lease)
 	specs, err := specDigests(o.files)
 	if err != nil {
 		return err
@@ -110,5 +111,5 @@ func applySaved(ctx context.Context, cmd *cobra.Command, saved *reconciler.Saved
 	}
 	opts.PlanOptions = saved.Options
 	flags.autoApprove = true
-	return carryOut(ctx, cmd, o, saved.Plan, opts, flags)
+	return leaseKept(lease, carryOut(lease.Context(), cmd, o, saved.Plan, opts, flags))
 }

@@ -61,7 +61,10 @@ when it stops.`,
 		if ctx.Err() != nil { // stopped while starting: print nothing to use
 			return s.Close()
 		}
-		out := cmd.OutOrStdout()
+		// The export lines are the simulator's own credentials, there to
+		// be read: they bypass the redactor, which may know the same
+		// values from a shell set up by an earlier phoenix sim.
+		out := unwrapWriter(cmd.OutOrStdout())
 		if _, err := fmt.Fprintf(out, "%sexport PHOENIX_SIM_PID=%d\n", s.ExportLines(), os.Getpid()); err != nil {
 			return err
 		}

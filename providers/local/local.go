@@ -81,6 +81,22 @@ func (n *Node) FindRunfile(ctx context.Context, q reconciler.RunfileQuery) (reco
 	return n.ops().FindRunfile(ctx, q)
 }
 
+// TakeLease takes the cluster-wide lease through this node, or says who
+// holds it.
+func (n *Node) TakeLease(ctx context.Context, c reconciler.LeaseClaim) (*reconciler.Holder, error) {
+	return n.ops().TakeLease(ctx, c)
+}
+
+// RenewLease keeps the lease taken through this node another timeout.
+func (n *Node) RenewLease(ctx context.Context, c reconciler.LeaseClaim) error {
+	return n.ops().RenewLease(ctx, c)
+}
+
+// ReleaseLease lets the lease go.
+func (n *Node) ReleaseLease(ctx context.Context, c reconciler.LeaseClaim) error {
+	return n.ops().ReleaseLease(ctx, c)
+}
+
 // keptEnv are the variables a command inherits from phoenix. Over SSH a
 // command gets a fresh login environment; here it gets the same few, so
 // phoenix's own secrets (PROXMOX_VE_PASSWORD, API tokens) never reach pct or

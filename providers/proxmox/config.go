@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -33,6 +32,9 @@ type Config struct {
 	// to TaskPollMax (default 2 s).
 	TaskPoll    time.Duration
 	TaskPollMax time.Duration
+	// TaskTimeout bounds the wait for any one task; zero takes a bound per
+	// task type (30 min for create, clone and resize, 5 min for a start).
+	TaskTimeout time.Duration
 	// WrapTransport, when set, wraps the HTTP transport: a hook for request
 	// recording in tests and for metrics.
 	WrapTransport func(http.RoundTripper) http.RoundTripper
@@ -63,26 +65,26 @@ const (
 	EnvInsecure = "PROXMOX_VE_INSECURE"
 )
 
-// ConfigFromEnv reads the connection from the environment; what the Cluster
-// spec sets (endpoint, caFile) overrides it.
+// ConfigFromEnv reads the connection from the environment. Where credentials
+// go is the environment's to say: the Cluster spec's endpoint and caFile must
+// name the environment's, unless PHOENIX_ALLOW_SPEC_ENDPOINT lets the spec
+// choose (see specConnection). Errors name the variable and never show a
+// credential.
 func ConfigFromEnv(getenv func(string) string, cluster spec.ClusterSpec) (Config, error) {
-	c := Config{
-		Endpoint: getenv(EnvEndpoint), Username: getenv(EnvUsername), Password: getenv(EnvPassword),
-		CAFile: getenv(EnvCAFile),
-	}
-	if cluster.Endpoint != "" {
-		c.Endpoint = cluster.Endpoint
-	}
-	if cluster.CAFile != "" {
-		c.CAFile = cluster.CAFile
-	}
+	c := Config{Username: getenv(EnvUsername), Password: getenv(EnvPassword)}
 	var errs []error
-	if c.Endpoint == "" {
-		errs = append(errs, fmt.Errorf("%s is not set (and the Cluster spec has no endpoint): want e.g. https://pve1:8006/", EnvEndpoint))
-	} else if ep, err := normalizeEndpoint(c.Endpoint); err != nil {
+	endpoint, err := specConnection(getenv, cluster, &c)
+	if err != nil {
 		errs = append(errs, err)
-	} else {
-		c.Endpoint = ep
+	}
+	switch {
+	case err != nil:
+	case endpoint.raw == "":
+		errs = append(errs, fmt.Errorf("%s is not set: want e.g. https://pve1:8006/", EnvEndpoint))
+	default:
+		if c.Endpoint, err = endpointFrom(endpoint.from, endpoint.raw); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if tok := getenv(EnvToken); tok != "" {
 		id, secret, ok := strings.Cut(tok, "=")
@@ -107,25 +109,4 @@ func ConfigFromEnv(getenv func(string) string, cluster spec.ClusterSpec) (Config
 		c.Insecure = b
 	}
 	return c, errors.Join(errs...)
-}
-
-// normalizeEndpoint accepts the endpoint as users write it, with or without
-// /api2/json, and returns the API base.
-func normalizeEndpoint(raw string) (string, error) {
-	u, err := url.Parse(strings.TrimSpace(raw))
-	if err != nil || u.Host == "" {
-		return "", fmt.Errorf("endpoint %q: want a URL such as https://pve1:8006/", raw)
-	}
-	if u.Scheme != "https" {
-		return "", fmt.Errorf("endpoint %q: Proxmox VE serves its API over https only", raw)
-	}
-	if u.User != nil {
-		return "", fmt.Errorf("endpoint: remove the credentials from the URL and set %s or %s/%s", EnvToken, EnvUsername, EnvPassword)
-	}
-	path := strings.TrimSuffix(strings.TrimSuffix(u.Path, "/"), "/api2/json")
-	if path != "" {
-		return "", fmt.Errorf("endpoint %q: unexpected path %q (want https://HOST:8006/)", raw, u.Path)
-	}
-	u.Path, u.RawQuery, u.Fragment = "/api2/json", "", ""
-	return u.String(), nil
 }

@@ -113,17 +113,79 @@ type taskStatus struct {
 	ExitStatus string `json:"exitstatus"`
 }
 
-// wait waits for a task to stop. WARNINGS: N is success (logged); any other
-// exit status fails with the end of the task log.
+// taskTimeouts bound the wait for a task, by its type: generous for what
+// copies or unpacks a disk (a full clone of a large root disk on slow
+// storage), short for what only changes a container's run state. A worker
+// of Proxmox VE has no deadline of its own (fork_worker in pve-common
+// src/PVE/RESTEnvironment.pm waits for it as long as it runs): one blocked on
+// a hung storage would hold phoenix forever.
+var taskTimeouts = map[string]time.Duration{
+	"vzcreate":   30 * time.Minute,
+	"vzclone":    30 * time.Minute,
+	"resize":     30 * time.Minute,
+	"vzdestroy":  10 * time.Minute,
+	"vztemplate": 10 * time.Minute,
+	"vzstart":    5 * time.Minute,
+	"vzstop":     5 * time.Minute,
+	"vzshutdown": 5 * time.Minute,
+	"vzreboot":   5 * time.Minute,
+}
+
+// defaultTaskTimeout bounds a task of a type taskTimeouts does not list.
+const defaultTaskTimeout = 30 * time.Minute
+
+// taskTimeout is how long phoenix waits for a task of a type: the
+// configured TaskTimeout, else the type's own bound.
+func (c *Client) taskTimeout(typ string) time.Duration {
+	if c.cfg.TaskTimeout > 0 {
+		return c.cfg.TaskTimeout
+	}
+	if d, ok := taskTimeouts[typ]; ok {
+		return d
+	}
+	return defaultTaskTimeout
+}
+
+// TaskTimeoutError is a task still running when phoenix's bound on its wait
+// ran out. Phoenix stops waiting, not the task: it may still end (and
+// holds the guest's lock until it does), and the next pass sees how.
+type TaskTimeoutError struct {
+	UPID string
+	// Type and ID are the task's type (vzstart, ...) and its guest's VMID.
+	Type, ID string
+	After    time.Duration
+}
+
+func (e *TaskTimeoutError) Error() string {
+	what := e.Type
+	if e.ID != "" {
+		what += " of CT " + e.ID
+	}
+	return fmt.Sprintf("task %s (%s) still running after %v: phoenix stopped waiting for it "+
+		"(it may still end; the task log on its node says what it waits for)", e.UPID, what, e.After)
+}
+
+// ErrorKind makes a task that ran out of time a timeout to the reconciler:
+// that guest fails and backs off, the others go on.
+func (e *TaskTimeoutError) ErrorKind() reconciler.ErrorKind { return reconciler.ErrorTimeout }
+
+// wait waits for a task to stop, at most its type's bound (taskTimeout).
+// WARNINGS: N is success (logged); any other exit status fails with the end
+// of the task log.
 func (c *Client) wait(ctx context.Context, upid string) error {
 	node, err := upidNode(upid)
 	if err != nil {
 		return err
 	}
+	parts := strings.Split(upid, ":")
+	typ, id := parts[5], parts[6]
+	limit := c.taskTimeout(typ)
+	bounded, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
 	path := "/nodes/" + node + "/tasks/" + upid
 	var st taskStatus
-	err = c.poll(ctx, func() error {
-		if err := c.call(ctx, http.MethodGet, path+"/status", nil, &st); err != nil {
+	err = c.poll(bounded, func() error {
+		if err := c.call(bounded, http.MethodGet, path+"/status", nil, &st); err != nil {
 			return err
 		}
 		if st.Status != "stopped" {
@@ -131,6 +193,9 @@ func (c *Client) wait(ctx context.Context, upid string) error {
 		}
 		return nil
 	})
+	if err != nil && ctx.Err() == nil && bounded.Err() != nil {
+		return &TaskTimeoutError{UPID: upid, Type: typ, ID: id, After: limit}
+	}
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,11 @@ import (
 // hostCommand runs a command on the node itself: a named host script, or a
 // plain read of what the kernel exposes about NVIDIA devices.
 func (c *cluster) hostCommand(ctx context.Context, nodeName string, argv []string, stdout, stderr io.Writer) int {
+	wrap, argv, usage := splitTimeout(argv)
+	if usage != "" {
+		fmt.Fprintln(stderr, usage)
+		return 125
+	}
 	env, argv := splitEnv(argv)
 	if len(argv) == 0 {
 		return 0
@@ -27,7 +32,7 @@ func (c *cluster) hostCommand(ctx context.Context, nodeName string, argv []strin
 		if len(argv) >= 5 {
 			phase = argv[4]
 		}
-		x := &script{c: c, n: n, name: argv[3], phase: phase, body: argv[2], env: env}
+		x := &script{c: c, n: n, name: argv[3], phase: phase, body: argv[2], env: env, wrap: wrap}
 		if m, known := builtinSteps[x.name]; known && !m.onNode {
 			// The step's model needs a container; run on the node it would
 			// change the wrong machine, so the caller has a bug to see.
@@ -40,6 +45,9 @@ func (c *cluster) hostCommand(ctx context.Context, nodeName string, argv []strin
 		}
 		if x.name == "phoenix/runfile-source" {
 			return c.runfileSource(n, x, stdout)
+		}
+		if x.name == "phoenix/lease" {
+			return c.leaseScript(n, x, stdout, stderr)
 		}
 		if x.name == "phoenix/host-probe" {
 			c.mu.Lock()

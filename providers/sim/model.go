@@ -53,6 +53,8 @@ type script struct {
 	env   map[string]string
 	out   strings.Builder
 	err   strings.Builder
+	// wrap is the timeout(1) the script runs under, nil without one.
+	wrap *timeoutCmd
 }
 
 func (x *script) fail(code int, format string, args ...any) int {

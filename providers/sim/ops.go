@@ -193,8 +193,8 @@ var createOnly = []string{"vmid", "ostemplate", "storage", "start", "password", 
 func (c *cluster) create(who caller, nodeName string, p map[string]string) (any, *apiError) {
 	n := c.node(nodeName)
 	vmid, _ := strconv.Atoi(p["vmid"])
-	if g := c.guests[vmid]; g != nil {
-		return nil, die("CT %d already exists on node '%s'", vmid, g.node)
+	if err := c.vmidUsed(vmid); err != nil {
+		return nil, err
 	}
 	set := map[string]string{}
 	for k, v := range p {
@@ -382,8 +382,8 @@ func (c *cluster) clone(who caller, nodeName string, vmid int, p map[string]stri
 		return nil, err
 	}
 	newid, _ := strconv.Atoi(p["newid"])
-	if g := c.guests[newid]; g != nil {
-		return nil, die("CT %d already exists on node '%s'", newid, g.node)
+	if err := c.vmidUsed(newid); err != nil {
+		return nil, err
 	}
 	full := !src.isTemplate()
 	if v, ok := p["full"]; ok {

@@ -194,6 +194,11 @@ func (c *cluster) guestExec(ctx context.Context, nodeName string, vmid int, argv
 	n, boot := c.node(nodeName), g.run
 	c.mu.Unlock()
 
+	wrap, argv, usage := splitTimeout(argv)
+	if usage != "" {
+		fmt.Fprintln(stderr, usage)
+		return 125
+	}
 	env, argv := splitEnv(argv)
 	if len(argv) == 0 {
 		return 0
@@ -206,7 +211,7 @@ func (c *cluster) guestExec(ctx context.Context, nodeName string, vmid int, argv
 		if len(argv) >= 5 {
 			phase = argv[4]
 		}
-		return c.runScript(ctx, &script{c: c, n: n, g: g, boot: boot, name: argv[3], phase: phase, body: argv[2], env: env}, stdout, stderr)
+		return c.runScript(ctx, &script{c: c, n: n, g: g, boot: boot, name: argv[3], phase: phase, body: argv[2], env: env, wrap: wrap}, stdout, stderr)
 	}
 	return c.plainGuestCommand(n, g, argv, stdout, stderr)
 }
@@ -223,7 +228,13 @@ func (c *cluster) runScript(ctx context.Context, x *script, stdout, stderr io.Wr
 	}
 	applying := x.phase != "check" && x.phase != "verify"
 	fault := applying && (c.chance(c.world.Spec.Faults.Exec.Failure) || c.chance(c.world.Spec.Faults.Exec.Scripts[x.name]))
+	hang := applying && slices.Contains(c.world.Spec.Faults.Hang.Scripts, x.name)
 	c.mu.Unlock()
+	// timeout(1) counts wall-clock time, not the world's: it cuts short a
+	// script whose scaled duration is longer than its bound.
+	if hang || x.wrap != nil && c.world.Scaled(d) > x.wrap.limit {
+		return c.runUntilSignalled(ctx, x, stderr)
+	}
 	vmid := 0
 	if x.g != nil {
 		vmid = x.g.vmid

@@ -52,6 +52,26 @@ func boolInt(b bool) int {
 
 const gib = 1 << 30
 
+// vmResource is a QEMU VM's entry in /cluster/resources (pve-manager
+// src/PVE/API2/Cluster.pm): the same keys as a container's, type qemu, its
+// id under qemu/. A VM carrying a tag is still a VM.
+func vmResource(v *vm) map[string]any {
+	status := "stopped"
+	if v.running {
+		status = "running"
+	}
+	r := map[string]any{
+		"id": fmt.Sprintf("qemu/%d", v.vmid), "type": "qemu", "vmid": v.vmid, "node": v.node, "cpus": 2,
+		"name": v.name, "status": status, "template": boolInt(v.template),
+		"maxmem": 4 * gib, "maxdisk": 32 * gib, "maxcpu": 2,
+		"mem": 0, "disk": 0, "cpu": 0, "uptime": 0, "netin": 0, "netout": 0, "diskread": 0, "diskwrite": 0,
+	}
+	if v.tags != "" {
+		r["tags"] = v.tags
+	}
+	return r
+}
+
 func (s *apiServer) guestResource(g *guest) map[string]any {
 	v := g.conf.vals
 	mem, _ := strconv.Atoi(v["memory"])
@@ -102,7 +122,16 @@ func (s *apiServer) clusterResources(r request) (any, *apiError) {
 		}
 	}
 	if typ == "" || typ == "vm" {
-		for _, vmid := range slices.Sorted(maps.Keys(s.c.guests)) {
+		ids := slices.Sorted(maps.Keys(s.c.guests))
+		for vmid := range s.c.vms {
+			ids = append(ids, vmid)
+		}
+		slices.Sort(ids)
+		for _, vmid := range ids {
+			if v := s.c.vms[vmid]; v != nil {
+				out = append(out, vmResource(v))
+				continue
+			}
 			out = append(out, s.guestResource(s.c.guests[vmid]))
 		}
 	}
@@ -136,7 +165,7 @@ func (s *apiServer) nextID(r request) (any, *apiError) {
 	defer s.c.mu.Unlock()
 	if v, ok := r.params["vmid"]; ok {
 		id, _ := strconv.Atoi(v)
-		if s.c.guests[id] != nil {
+		if s.c.guests[id] != nil || s.c.vms[id] != nil {
 			return nil, paramError(map[string]string{"vmid": fmt.Sprintf("VM %d already exists", id)})
 		}
 		return strconv.Itoa(id), nil

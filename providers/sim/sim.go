@@ -55,6 +55,9 @@ type Options struct {
 	// clock, when set, replaces the wall clock the simulator reads the time
 	// from (tests move it on to let tickets expire).
 	clock func() time.Time
+	// Credentials, when set, are the ones the cluster accepts instead of
+	// those of the world or generated ones (see Credentials).
+	Credentials Credentials
 }
 
 // Sim is a running simulated cluster.
@@ -70,6 +73,7 @@ type Sim struct {
 	ssh      *sshd.Server
 	sshPort  int
 	env      map[string]string
+	creds    Credentials
 	closeErr error
 	once     sync.Once
 }
@@ -81,7 +85,7 @@ func Start(world *World, opts Options) (_ *Sim, err error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Sim{cancel: cancel, dir: opts.Dir}
+	s := &Sim{cancel: cancel, dir: opts.Dir, creds: opts.Credentials}
 	defer func() {
 		if err != nil {
 			s.Close()
@@ -96,7 +100,7 @@ func Start(world *World, opts Options) (_ *Sim, err error) {
 		s.ownDir = true
 	}
 	w := *world
-	w.Spec.Users = fillUsers(w.Spec.Users)
+	w.Spec.Users = fillUsers(opts.Credentials.users(w.Spec.Users))
 	if opts.TimeScale != 0 {
 		w.Spec.TimeScale = opts.TimeScale
 	}
@@ -235,22 +239,18 @@ func (s *Sim) writeCA() (*tls.Config, error) {
 // startSSH serves every node on its own loopback address, all on one port,
 // with a client key phoenix authenticates with and a known_hosts file.
 func (s *Sim) startSSH() error {
-	clientKey, clientPEM, err := sshd.GenerateClientKey()
+	clientKey, clientPEM, err := s.creds.clientKey()
 	if err != nil {
 		return err
 	}
 	if err := writePrivate(filepath.Join(s.dir, "id_ed25519"), clientPEM); err != nil {
 		return err
 	}
-	byIP := map[string]string{}
-	for _, n := range s.c.nodes {
-		byIP[n.ip] = n.Name
-	}
 	s.ssh, err = sshd.New(sshd.Config{
 		AuthorizedKeys: []ssh.PublicKey{clientKey.PublicKey()},
 		Handler: func(ctx context.Context, sess *sshd.Session) int {
 			host, _, _ := net.SplitHostPort(sess.LocalAddr.String())
-			nodeName, ok := byIP[host]
+			nodeName, ok := s.c.nodeAt(host)
 			if !ok {
 				fmt.Fprintf(sess.Stderr, "no simulated node at %s\n", host)
 				return 255

@@ -138,6 +138,7 @@ type cluster struct {
 	ids     *rand.Rand
 	nodes   []*node
 	guests  map[int]*guest
+	vms     map[int]*vm // QEMU VMs: listed, holding their VMIDs, missed by every lxc path
 	tasks   map[string]*task
 	order   []string // task UPIDs in start order
 	journal *journal
@@ -149,19 +150,30 @@ type cluster struct {
 	fullClones map[string]int
 	// configMethod is PUT .../config in the schema: which keys are options.
 	configMethod *pveapi.Method
+	// cfs is the cluster file system's locks and phoenix's files beside
+	// them, the same on every node (see pmxcfs.go); made on first use.
+	cfs *pmxcfs
+	// procs are the scripts that run on in containers and nodes after
+	// their session ended (see hang.go).
+	procs []*proc
 }
 
 func newCluster(ctx context.Context, w *World) *cluster {
 	c := &cluster{
 		world: w, now: time.Now, rng: rand.New(rand.NewPCG(uint64(w.Spec.Seed), 0x9e3779b97f4a7c15)),
 		ids:    rand.New(rand.NewPCG(uint64(w.Spec.Seed), 0x2545f4914f6cdd1d)),
-		guests: map[int]*guest{}, tasks: map[string]*task{}, journal: &journal{},
+		guests: map[int]*guest{}, vms: map[int]*vm{}, tasks: map[string]*task{}, journal: &journal{},
 		stats: map[string]int{}, pid: 4000, ctx: ctx, fullClones: map[string]int{},
 	}
 	for i, wn := range w.Spec.Nodes {
 		c.nodes = append(c.nodes, &node{WorldNode: wn, ip: fmt.Sprintf("127.0.0.%d", i+2), files: map[string]string{}})
 	}
 	for _, wg := range w.Spec.Guests {
+		if wg.Type == "qemu" {
+			c.vms[wg.VMID] = &vm{vmid: wg.VMID, node: wg.Node, name: wg.Name, running: wg.Running, template: wg.Template,
+				tags: normalizeTags(strings.Join(wg.Tags, ";"))}
+			continue
+		}
 		g := &guest{vmid: wg.VMID, node: wg.Node, conf: newConfig(), disk: newDisk("")}
 		for _, k := range slices.Sorted(maps.Keys(wg.Config)) {
 			// Raw lxc.* lines live apart from the options, in file order;
@@ -312,8 +324,29 @@ func devPath(v string) string {
 // nextVMID is the lowest free VMID from 100.
 func (c *cluster) nextVMID() int {
 	for id := 100; ; id++ {
-		if c.guests[id] == nil {
+		if c.guests[id] == nil && c.vms[id] == nil {
 			return id
 		}
 	}
+}
+
+// vm is a QEMU VM, as far as a container manager meets one: in the
+// cluster's listing, and holding its VMID.
+type vm struct {
+	vmid              int
+	node, name, tags  string
+	running, template bool
+}
+
+// vmidUsed is PVE::Cluster::check_vmid_unused (pve-cluster
+// src/PVE/Cluster.pm): a VMID held by a container or a VM cannot be taken,
+// and the message names which.
+func (c *cluster) vmidUsed(vmid int) *apiError {
+	if g := c.guests[vmid]; g != nil {
+		return die("CT %d already exists on node '%s'", vmid, g.node)
+	}
+	if v := c.vms[vmid]; v != nil {
+		return die("VM %d already exists on node '%s'", vmid, v.node)
+	}
+	return nil
 }

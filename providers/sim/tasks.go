@@ -71,6 +71,10 @@ func (c *cluster) newTask(nodeName, typ, id string, who caller) *task {
 // Call with c.mu held.
 func (c *cluster) startTask(nodeName, typ, id string, who caller, d time.Duration, work func(t *task) error) *task {
 	t := c.newTask(nodeName, typ, id, who)
+	if c.taskHangs(typ, id) {
+		c.hangTask(t)
+		return t
+	}
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()

@@ -41,6 +41,11 @@ type WorldSpec struct {
 	Durations Durations    `yaml:"durations"`
 	Faults    Faults       `yaml:"faults"`
 	Users     Users        `yaml:"users"`
+	// LockTimeout is how long the cluster file system keeps a lock
+	// directory nobody renews (see pmxcfs.go): 120 s, as in Proxmox VE,
+	// unless a world shortens it to see locks expire. Wall time: it is not
+	// scaled, so that a phoenix with its default renewal holds its lease.
+	LockTimeout Duration `yaml:"lockTimeout"`
 }
 
 // WorldNode is one Proxmox node.
@@ -112,11 +117,15 @@ func (s WorldStorage) IsShared() bool {
 	return slices.Contains([]string{"rbd", "nfs", "cephfs"}, s.Type)
 }
 
-// WorldGuest is a container that exists before phoenix runs.
+// WorldGuest is a container (or a VM) that exists before phoenix runs.
 type WorldGuest struct {
-	VMID     int               `yaml:"vmid"`
-	Name     string            `yaml:"name"`
-	Node     string            `yaml:"node"`
+	VMID int    `yaml:"vmid"`
+	Name string `yaml:"name"`
+	Node string `yaml:"node"`
+	// Type is lxc (the default) or qemu: a VM is modelled as far as the
+	// cluster's listing and its VMID go (it is listed, its VMID is taken),
+	// and every container path misses it, as in Proxmox VE.
+	Type     string            `yaml:"type"`
 	Running  bool              `yaml:"running"`
 	Template bool              `yaml:"template"`
 	Tags     []string          `yaml:"tags"`
@@ -153,6 +162,17 @@ type Faults struct {
 	// TaskWarnings makes a task that succeeds log a warning and end with
 	// "WARNINGS: 1", which Proxmox counts as success.
 	TaskWarnings float64 `yaml:"taskWarnings"`
+	// Hang is work that never ends by itself.
+	Hang HangFaults `yaml:"hang"`
+}
+
+// HangFaults are work that never ends by itself (see hang.go).
+type HangFaults struct {
+	// Tasks are workers that never finish: a task type (vzstart), or a type
+	// and a VMID (vzstart:960).
+	Tasks []string `yaml:"tasks"`
+	// Scripts name scripts whose apply never exits unless signalled.
+	Scripts []string `yaml:"scripts"`
 }
 
 // APIFaults apply per API request.
@@ -443,6 +463,10 @@ func (w *World) check() error {
 			bad("guest %d: no node %q", g.VMID, g.Node)
 		case g.Running && g.Template:
 			bad("guest %d: a template cannot be running", g.VMID)
+		case g.Type != "" && g.Type != "lxc" && g.Type != "qemu":
+			bad("guest %d: type %q: want lxc or qemu", g.VMID, g.Type)
+		case g.Type == "qemu" && len(g.Config) > 0:
+			bad("guest %d: the simulator models a VM's listing only: a qemu guest takes no config", g.VMID)
 		case g.Running:
 			// A container whose bridge is missing cannot have started.
 			for _, k := range slices.Sorted(maps.Keys(g.Config)) {
@@ -452,6 +476,9 @@ func (w *World) check() error {
 			}
 		}
 		vmids[g.VMID] = true
+	}
+	if l := s.LockTimeout.D(); l < 0 || l > pveLockTimeout {
+		bad("lockTimeout %v is outside 0..2m: pmxcfs keeps a lock two minutes, a world may only shorten that", l)
 	}
 	if l := s.Users.TicketLifetime.D(); l < 0 || l > pveTicketLifetime {
 		bad("users: ticketLifetime %v is outside 0..2h: Proxmox VE's tickets last two hours, a world may only shorten that", l)
@@ -463,6 +490,16 @@ func (w *World) check() error {
 	for _, p := range probs {
 		if p < 0 || p > 1 {
 			bad("fault probability %v is outside 0..1", p)
+		}
+	}
+	for _, h := range s.Faults.Hang.Tasks {
+		if !hangTaskRE.MatchString(h) {
+			bad("faults.hang.tasks: %q: want a task type such as vzstart, or type:vmid such as vzstart:960", h)
+		}
+	}
+	for _, h := range s.Faults.Hang.Scripts {
+		if h == "" {
+			bad("faults.hang.scripts: an empty script name")
 		}
 	}
 	return errors.Join(errs...)

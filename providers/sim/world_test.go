@@ -94,6 +94,8 @@ func TestParseWorldErrors(t *testing.T) {
 		"bridge twice": {w + "[{name: a, bridges: [vmbr0], ovsBridges: [vmbr0]}]}\n", "node a: interface vmbr0 is listed twice"},
 		"the NIC":      {w + "[{name: a, bridges: [eno1]}]}\n", "node a: eno1 is the node's own interface, not a bridge"},
 		"vnet name":    {w + "[{name: a, vnets: [toolongname]}]}\n", `node a: "toolongname" is not a valid SDN vnet name`},
+		"hang task":    {w + "[{name: a}], faults: {hang: {tasks: [vzstart, 'vzstart:x']}}}\n", `faults.hang.tasks: "vzstart:x": want a task type`},
+		"hang script":  {w + "[{name: a}], faults: {hang: {scripts: ['']}}}\n", "faults.hang.scripts: an empty script name"},
 		"running guest on a missing bridge": {w + "[{name: a}], guests: [{vmid: 100, node: a, running: true, config: {net0: 'name=eth0,bridge=vmbr1'}}]}\n",
 			`guest 100: running, yet net0 names bridge "vmbr1", which node a does not have`},
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"maps"
 	"net"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -67,8 +66,10 @@ const (
 // Config, as proxmox.ConfigFromEnv is for the API.
 // PROXMOX_VE_SSH_PRIVATE_KEY holds the PEM key itself, as
 // terraform-provider-proxmox reads it, or the path of a key file; without it
-// the ssh-agent at SSH_AUTH_SOCK is used. Errors name the variable and never
-// show the key. The addresses of nodes the spec does not pin are added from
+// the ssh-agent at SSH_AUTH_SOCK is used. Key material in another format (a
+// PuTTY key, base64 of a key, a public key) is recognised as such and
+// refused with the formats phoenix takes, never taken for a path. Errors
+// name the variable and never show the key. The addresses of nodes the spec does not pin are added from
 // the cluster with Discovered.
 func ConfigFromEnv(getenv func(string) string, settings spec.SSHSettings) (Config, error) {
 	cfg, err := configFromEnv(getenv)
@@ -136,13 +137,9 @@ func configFromEnv(getenv func(string) string) (Config, error) {
 			return Config{}, fmt.Errorf("%s holds a PEM block that %w", EnvPrivateKey, err)
 		}
 	case v != "":
-		path := expandHome(v, getenv)
-		key, err := os.ReadFile(path)
+		key, err := readKeyFile(v, getenv)
 		if err != nil {
-			return Config{}, fmt.Errorf("%s: want the PEM private key or the path of a key file: %w", EnvPrivateKey, err)
-		}
-		if err := checkKey(key); err != nil {
-			return Config{}, fmt.Errorf("%s: the key file %s %w", EnvPrivateKey, path, err)
+			return Config{}, err
 		}
 		cfg.PrivateKey = key
 	default:

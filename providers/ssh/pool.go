@@ -6,7 +6,8 @@
 // Each node gets one SSH connection, dialled on first use and shared by all
 // of that node's commands as multiplexed sessions; a connection that died is
 // dialled again once. Host keys are checked against a known_hosts file, with
-// no trust on first use.
+// no trust on first use. Nodes whose address the settings do not pin are
+// looked up in the cluster when dialled (see SetDiscovery).
 package ssh
 
 import (
@@ -47,6 +48,13 @@ type Pool struct {
 	mu     sync.Mutex
 	nodes  map[string]*Node
 	closed bool
+
+	// disc finds the addresses of the nodes the settings do not pin; nil
+	// when every address is given (see SetDiscovery).
+	disc *discovery
+	// life ends when the pool closes: a lookup in flight stops then.
+	life    context.Context
+	endLife context.CancelFunc
 }
 
 // NewPool checks cfg and returns a Pool. Nothing is dialled until a command
@@ -80,6 +88,7 @@ func NewPool(cfg Config) (*Pool, error) {
 		return nil, fmt.Errorf("ssh: known_hosts: %w", err)
 	}
 	p := &Pool{cfg: cfg, nodes: map[string]*Node{}}
+	p.life, p.endLife = context.WithCancel(context.Background())
 	switch {
 	case len(cfg.PrivateKey) > 0:
 		s, err := gossh.ParsePrivateKey(cfg.PrivateKey)
@@ -93,7 +102,9 @@ func NewPool(cfg Config) (*Pool, error) {
 	return p, nil
 }
 
-// Node returns the Node for a cluster node, the same one every time.
+// Node returns the Node for a cluster node, the same one every time. With
+// discovery (SetDiscovery), a node the settings do not pin is looked up when
+// it is dialled, so that a node that joined the cluster later is found.
 func (p *Pool) Node(name string) (*Node, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -104,16 +115,12 @@ func (p *Pool) Node(name string) (*Node, error) {
 		return n, nil
 	}
 	host, ok := p.cfg.Addresses[name]
-	if !ok || host == "" {
+	if (!ok || host == "") && p.disc == nil {
 		return nil, fmt.Errorf("ssh: no address for node %q", name)
-	}
-	addr := host
-	if _, _, err := net.SplitHostPort(host); err != nil {
-		addr = net.JoinHostPort(host, strconv.Itoa(p.cfg.Port))
 	}
 	n := &Node{
 		name:     name,
-		addr:     addr,
+		addr:     p.hostPort(host),
 		pool:     p,
 		sessions: make(chan struct{}, p.cfg.MaxSessions),
 	}
@@ -126,6 +133,7 @@ func (p *Pool) Node(name string) (*Node, error) {
 func (p *Pool) Close() error {
 	p.mu.Lock()
 	p.closed = true
+	p.endLife()
 	nodes := make([]*Node, 0, len(p.nodes))
 	for _, n := range p.nodes {
 		nodes = append(nodes, n)
@@ -143,12 +151,14 @@ func (p *Pool) Close() error {
 // Node runs commands on one Proxmox node over its SSH connection.
 type Node struct {
 	name     string
-	addr     string
 	pool     *Pool
 	ops      nodecmd.Ops
 	sessions chan struct{} // one token per session open on the connection
 
-	mu      sync.Mutex
+	mu sync.Mutex
+	// addr is the host:port last dialled (or pinned); empty until a
+	// discovered node is first dialled.
+	addr    string
 	client  *gossh.Client
 	dialing *dial // the dial in progress, shared by everyone waiting for it
 }
@@ -200,6 +210,22 @@ func (n *Node) FindRunfile(ctx context.Context, q reconciler.RunfileQuery) (reco
 	return n.ops.FindRunfile(ctx, q)
 }
 
+// TakeLease takes the cluster-wide lease through this node, or says who
+// holds it.
+func (n *Node) TakeLease(ctx context.Context, c reconciler.LeaseClaim) (*reconciler.Holder, error) {
+	return n.ops.TakeLease(ctx, c)
+}
+
+// RenewLease keeps the lease taken through this node another timeout.
+func (n *Node) RenewLease(ctx context.Context, c reconciler.LeaseClaim) error {
+	return n.ops.RenewLease(ctx, c)
+}
+
+// ReleaseLease lets the lease go.
+func (n *Node) ReleaseLease(ctx context.Context, c reconciler.LeaseClaim) error {
+	return n.ops.ReleaseLease(ctx, c)
+}
+
 // connection returns the node's connection, dialling it if there is none.
 // Concurrent callers share one dial.
 func (n *Node) connection(ctx context.Context) (*gossh.Client, error) {
@@ -231,11 +257,20 @@ func (n *Node) connection(ctx context.Context) (*gossh.Client, error) {
 }
 
 func (n *Node) dial(d *dial) {
-	ctx, cancel := context.WithTimeout(context.Background(), n.pool.cfg.DialTimeout)
-	defer cancel()
-	c, err := n.pool.connect(ctx, n.addr)
+	addr, err := n.resolve()
+	var c *gossh.Client
+	if err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), n.pool.cfg.DialTimeout)
+		c, err = n.pool.connect(ctx, addr)
+		cancel()
+		if errors.Is(err, reconciler.ErrUnavailable) {
+			// The node may have moved: look again before the next dial.
+			n.pool.disc.invalidate()
+		}
+	}
 	n.mu.Lock()
 	n.dialing = nil
+	n.addr = addr
 	if err == nil {
 		if n.pool.isClosed() {
 			_ = c.Close()
@@ -248,6 +283,44 @@ func (n *Node) dial(d *dial) {
 	d.client, d.err = c, err
 	n.mu.Unlock()
 	close(d.done)
+}
+
+// address is the host:port the node was last dialled at (or is pinned to).
+func (n *Node) address() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.addr == "" {
+		return n.name
+	}
+	return n.addr
+}
+
+// resolve returns the address to dial: the pinned one, or the one the
+// cluster reports now. It runs in the shared dial, bounded by its own
+// timeout, so that a caller that gives up leaves the others their answer.
+func (n *Node) resolve() (string, error) {
+	p := n.pool
+	if host := p.cfg.Addresses[n.name]; host != "" {
+		return p.hostPort(host), nil
+	}
+	ctx, cancel := context.WithTimeout(p.life, discoverTimeout)
+	defer cancel()
+	host, err := p.disc.address(ctx, n.name)
+	if err != nil {
+		return "", err
+	}
+	return p.hostPort(host), nil
+}
+
+// hostPort adds the SSH port to an address that has none.
+func (p *Pool) hostPort(host string) string {
+	if host == "" {
+		return ""
+	}
+	if _, _, err := net.SplitHostPort(host); err == nil {
+		return host
+	}
+	return net.JoinHostPort(host, strconv.Itoa(p.cfg.Port))
 }
 
 // watch forgets a connection once it has died, so the next command dials

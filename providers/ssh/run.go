@@ -38,7 +38,7 @@ func (n *Node) run(ctx context.Context, argv []string, stdout, stderr io.Writer)
 	if err := sess.Start(shellwords.Join(argv)); err != nil {
 		_ = sess.Close()
 		release()
-		return -1, fmt.Errorf("ssh: start command on %s: %w", n.addr, err)
+		return -1, fmt.Errorf("ssh: start command on %s: %w", n.address(), err)
 	}
 	done := make(chan error, 1)
 	go func() {
@@ -103,9 +103,9 @@ func (n *Node) newSession(ctx context.Context) (*gossh.Session, error) {
 		case errors.As(err, &refused):
 			// The server is alive and said no (sshd's MaxSessions lower
 			// than ours): the connection stays, the command may be retried.
-			return nil, nodecmd.TransportError(fmt.Errorf("ssh: %s refused a session: %w", n.addr, err), reconciler.ErrUnavailable, true)
+			return nil, nodecmd.TransportError(fmt.Errorf("ssh: %s refused a session: %w", n.address(), err), reconciler.ErrUnavailable, true)
 		case attempt > 0:
-			return nil, nodecmd.TransportError(fmt.Errorf("ssh: open session on %s: %w", n.addr, err), reconciler.ErrUnavailable, true)
+			return nil, nodecmd.TransportError(fmt.Errorf("ssh: open session on %s: %w", n.address(), err), reconciler.ErrUnavailable, true)
 		}
 		n.forget(c)
 	}

@@ -13,6 +13,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/phoenixhv/phoenix/spec"
 )
@@ -49,6 +50,50 @@ type Step struct {
 	Wait bool
 	// NoVerify skips the verify phase (the check is the verify).
 	NoVerify bool
+	// Timeout bounds one run of the apply or uninstall phase (see
+	// TimeoutFor); zero takes DefaultTimeout.
+	Timeout time.Duration
+}
+
+// The bounds of a step's phases. A step that runs out of its time is
+// signalled where it runs (timeout(1)), and fails that guest.
+const (
+	// DefaultTimeout bounds a step that sets no timeout of its own: a user
+	// feature's step without one.
+	DefaultTimeout = 30 * time.Minute
+	// CheckTimeout bounds a check or a verify: probes, which answer in
+	// seconds when nothing is wrong.
+	CheckTimeout = 5 * time.Minute
+)
+
+// builtinTimeouts are the apply bounds of the built-in steps: downloads and
+// the CUDA and vLLM installs fetch gigabytes, a configuration takes seconds.
+var builtinTimeouts = map[string]time.Duration{
+	"base/packages":                      20 * time.Minute,
+	"nvidia-driver/download":             30 * time.Minute,
+	"nvidia-driver/userspace":            30 * time.Minute,
+	"cuda-toolkit/repository":            10 * time.Minute,
+	"cuda-toolkit/toolkit":               60 * time.Minute,
+	"docker/engine":                      20 * time.Minute,
+	"nvidia-container-toolkit/install":   20 * time.Minute,
+	"nvidia-container-toolkit/configure": 5 * time.Minute,
+	"ollama/install":                     30 * time.Minute,
+	"vllm/install":                       60 * time.Minute,
+	"phoenix/identity":                   5 * time.Minute,
+}
+
+// TimeoutFor is the bound of one run of a phase: the step's Timeout (or
+// DefaultTimeout) for apply and uninstall; for check and verify
+// CheckTimeout, or the step's own Timeout where that is shorter.
+func (s Step) TimeoutFor(phase string) time.Duration {
+	d := s.Timeout
+	if d <= 0 {
+		d = DefaultTimeout
+	}
+	if phase == "check" || phase == "verify" {
+		return min(d, CheckTimeout)
+	}
+	return d
 }
 
 // BodyFor returns the script run for a phase.
@@ -102,22 +147,10 @@ var DefaultRunfileURLs = []string{
 }
 
 // RunfileURLs are the URLs a node tries, in order, for a driver version's
-// runfile.
+// runfile: those of RunfileSources it may use.
 func RunfileURLs(s spec.NVIDIASettings, version string) []string {
-	patterns := s.RunfileURLs
-	if len(patterns) == 0 {
-		patterns = DefaultRunfileURLs
-	}
-	if s.RunfileURL != "" {
-		patterns = append([]string{s.RunfileURL}, patterns...)
-	}
-	var out []string
-	for _, p := range patterns {
-		if u := strings.ReplaceAll(p, "{version}", version); !slices.Contains(out, u) {
-			out = append(out, u)
-		}
-	}
-	return out
+	use, _ := RunfileSources(s, version)
+	return use
 }
 
 // RunfilePath is where a node keeps a driver version's runfile.
@@ -147,7 +180,7 @@ func Initialized(devices []string) Step {
 // copies its source's disk, keys included, and Proxmox regenerates only the
 // machine-id (which it empties; systemd makes a new one at boot).
 func Identity() Step {
-	return Step{Name: "phoenix/identity", Body: script("phoenix/identity"), NoVerify: true}
+	return Step{Name: "phoenix/identity", Body: script("phoenix/identity"), NoVerify: true, Timeout: builtinTimeouts["phoenix/identity"]}
 }
 
 // Steps returns the steps of a feature on a guest, in order.
@@ -160,7 +193,8 @@ func Steps(c *spec.Catalog, feature string, ctx Context) ([]Step, error) {
 		return userSteps(def, ctx), nil
 	}
 	step := func(name string, env map[string]string) Step {
-		return Step{Name: feature + "/" + name, Body: script(feature + "/" + name), Env: env}
+		full := feature + "/" + name
+		return Step{Name: full, Body: script(full), Env: env, Timeout: builtinTimeouts[full]}
 	}
 	switch feature {
 	case spec.FeatureBase:
@@ -246,9 +280,11 @@ func userSteps(def *spec.FeatureDef, ctx Context) []Step {
 	maps.Copy(env, ctx.Params)
 	var out []Step
 	for _, s := range def.Doc.Spec.Steps {
+		// Validation refused a timeout that does not parse.
+		timeout, _ := spec.ParseStepTimeout(s.Timeout)
 		out = append(out, Step{
 			Name: def.Name + "/" + s.Name, Check: s.Check, Apply: s.Apply, Verify: s.Verify, Uninstall: s.Uninstall,
-			Env: maps.Clone(env),
+			Env: maps.Clone(env), Timeout: timeout,
 		})
 	}
 	return out

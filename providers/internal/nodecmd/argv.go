@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/phoenixhv/phoenix/reconciler"
 )
@@ -29,14 +30,33 @@ const (
 )
 
 // ExecArgv is how a named script runs inside a container:
-// pct exec VMID -- env K=V... /bin/sh -c BODY NAME PHASE. pct passes
+// pct exec VMID -- [timeout ...] env K=V... /bin/sh -c BODY NAME PHASE. pct passes
 // everything after -- to lxc-attach without a shell, so the script's words
 // arrive as they are; only the transport to the node needs quoting.
 func ExecArgv(vmid int, s reconciler.Script) ([]string, error) {
 	if err := checkScript(s); err != nil {
 		return nil, err
 	}
-	return PctExecArgv(vmid, s.Argv()...)
+	return PctExecArgv(vmid, bounded(s)...)
+}
+
+// bounded is a script's argv under timeout(1) when it has a Timeout:
+// timeout -k KILL SECONDS env ... /bin/sh -c BODY NAME PHASE. The bound is
+// kept where the script runs: a dropped SSH session or a cancelled pct exec
+// does not end a process inside a container, timeout(1) does, and it
+// signals the script's whole process group (apt-get, curl, pip below the
+// shell). Whole seconds, rounded up, and short options only: the form
+// coreutils and busybox both read.
+func bounded(s reconciler.Script) []string {
+	if s.Timeout <= 0 {
+		return s.Argv()
+	}
+	return append([]string{"timeout", "-k", seconds(reconciler.ScriptKillAfter), seconds(s.Timeout)}, s.Argv()...)
+}
+
+// seconds renders a duration as whole seconds, rounded up, at least 1.
+func seconds(d time.Duration) string {
+	return strconv.FormatInt(max(1, int64((d+time.Second-1)/time.Second)), 10)
 }
 
 // PctExecArgv is pct exec VMID -- ARGV..., for a plain command.
@@ -56,7 +76,7 @@ func HostArgv(s reconciler.Script) ([]string, error) {
 	if err := checkScript(s); err != nil {
 		return nil, err
 	}
-	return s.Argv(), nil
+	return bounded(s), nil
 }
 
 // PushArgv is pct push VMID SRC DST --perms MODE. Both paths must be

@@ -93,7 +93,7 @@ func RenderArgv(argv []string) string {
 	inEnv := false
 	for i, w := range argv {
 		switch {
-		case w == "env" && (i == 0 || argv[i-1] == "--"):
+		case w == "env" && (i == 0 || argv[i-1] == "--" || afterTimeout(argv, i)):
 			inEnv = true
 			words[i] = w
 			continue
@@ -112,6 +112,12 @@ func RenderArgv(argv []string) string {
 		words[i] = shellwords.Quote(w)
 	}
 	return strings.Join(words, " ")
+}
+
+// afterTimeout reports whether argv[i] is the command timeout(1) runs, as
+// bounded writes it: timeout -k KILL SECONDS COMMAND.
+func afterTimeout(argv []string, i int) bool {
+	return i >= 4 && argv[i-4] == "timeout" && argv[i-3] == "-k"
 }
 
 // Op is what a command was for; it decides which endings are failures.

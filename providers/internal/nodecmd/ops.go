@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/phoenixhv/phoenix/reconciler"
 )
@@ -86,11 +87,22 @@ func (o Ops) HostProbe(ctx context.Context) (reconciler.HostInfo, error) {
 	return info, nil
 }
 
+// CommandBound bounds the wait for a command whose caller set no deadline:
+// pct set, pct push (of a driver runfile, hundreds of megabytes), a probe.
+// These answer in seconds; one that has not after this long will not.
+const CommandBound = 10 * time.Minute
+
 // do runs argv, passing each line it prints to lines (when not nil) until
 // it returns: no call to lines comes after.
 func (o Ops) do(ctx context.Context, op Op, argv []string, lines func(string)) (reconciler.Result, error) {
 	if err := ctx.Err(); err != nil {
 		return reconciler.Result{}, fmt.Errorf("%s: %s: %w", o.Node, RenderArgv(argv), err)
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		bounded, cancel := context.WithTimeoutCause(ctx, CommandBound,
+			fmt.Errorf("no exit status within %v: %w", CommandBound, context.DeadlineExceeded))
+		defer cancel()
+		ctx = bounded
 	}
 	out := NewOutput(o.OutputLimit, lines)
 	code, err := o.Run(ctx, argv, out.Stdout(), out.Stderr())
@@ -126,6 +138,9 @@ func (o Ops) transport(ctx context.Context, argv []string, err error) error {
 		}
 		return ce
 	case ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)):
+		if cause := context.Cause(ctx); errors.Is(cause, err) {
+			err = cause // says which bound ran out (CommandBound)
+		}
 		return fmt.Errorf("%s: %s: %w", o.Node, RenderArgv(argv), err)
 	}
 	return &CommandError{Node: o.Node, Argv: argv, ExitCode: -1, Err: err, Kind: reconciler.ErrUnavailable, Transient: true}

@@ -11,9 +11,10 @@
 #
 #   NVIDIA_VERSION  the driver version (named in the output of a failure)
 #   NVIDIA_RUNFILE  where the node keeps the runfile
-#   NVIDIA_URLS     the sources, one URL per line
+#   NVIDIA_URLS     the sources, one URL per line; none when the spec lists
+#                   none phoenix may use (then only a kept runfile counts)
 set -u
-: "${NVIDIA_VERSION:?}" "${NVIDIA_RUNFILE:?}" "${NVIDIA_URLS:?}"
+: "${NVIDIA_VERSION:?}" "${NVIDIA_RUNFILE:?}" "${NVIDIA_URLS?}"
 if [ -s "$NVIDIA_RUNFILE" ]; then
 	echo cached
 	exit 0

@@ -67,7 +67,7 @@ func TestRunfileSourceScript(t *testing.T) {
 	dir := t.TempDir()
 	urls := []string{srv.URL + "/XFree86/Linux-x86_64/550.127.08/NVIDIA-Linux-x86_64-550.127.08.run",
 		srv.URL + "/tesla/550.127.08/NVIDIA-Linux-x86_64-550.127.08.run"}
-	run := func(shell, path string) reconciler.RunfileSource {
+	run := func(shell, path string, urls ...string) reconciler.RunfileSource {
 		t.Helper()
 		cmd := exec.Command(shell, "-c", runfileSourceBody, RunfileSourceName)
 		cmd.Env = append(os.Environ(), "NVIDIA_VERSION=550.127.08", "NVIDIA_RUNFILE="+path, "NVIDIA_URLS="+strings.Join(urls, "\n"))
@@ -82,7 +82,7 @@ func TestRunfileSourceScript(t *testing.T) {
 		return src
 	}
 	for _, shell := range testtool.Shells(t) {
-		src := run(shell, filepath.Join(dir, "absent.run"))
+		src := run(shell, filepath.Join(dir, "absent.run"), urls...)
 		want := reconciler.RunfileSource{URL: urls[1], Tried: []reconciler.RunfileTry{{URL: urls[0], Status: "404"}, {URL: urls[1], Status: "200"}}}
 		if diff := cmp.Diff(want, src); diff != "" {
 			t.Errorf("%s (-want +got):\n%s", shell, diff)
@@ -91,8 +91,15 @@ func TestRunfileSourceScript(t *testing.T) {
 		if err := os.WriteFile(kept, []byte("runfile"), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		if src := run(shell, kept); !src.Cached {
+		if src := run(shell, kept, urls...); !src.Cached {
 			t.Errorf("%s: the node's copy is not used: %+v", shell, src)
+		}
+		// No source phoenix may use: only the node's copy counts.
+		if src := run(shell, kept); !src.Cached {
+			t.Errorf("%s, no URLs: the node's copy is not used: %+v", shell, src)
+		}
+		if src := run(shell, filepath.Join(dir, "absent.run")); src.Found() || len(src.Tried) != 0 {
+			t.Errorf("%s, no URLs: %+v", shell, src)
 		}
 	}
 }

@@ -8,6 +8,8 @@
 #                   datacenter ones under tesla/); NVIDIA_URL alone works too
 #   NVIDIA_RUNFILE  where to keep it on the node
 #   NVIDIA_SHA256   optional: the expected digest, enforced when given
+# The runfile runs as root in every GPU container: a source is used over
+# https, or over plain http only with NVIDIA_SHA256 to check what came.
 set -eu
 phase=${1:-apply}
 : "${NVIDIA_VERSION:?}" "${NVIDIA_RUNFILE:?}"
@@ -27,8 +29,24 @@ apply)
 	tmp="$NVIDIA_RUNFILE.part"
 	trap 'rm -f "$tmp"' EXIT
 	tried=
+	# Without a digest, a redirect may not lead to plain http either.
+	redirects='=https'
+	[ -n "${NVIDIA_SHA256:-}" ] && redirects='=https,http'
 	for url in $urls; do
-		if curl -fsSL --retry 3 -o "$tmp" "$url" 2>"$tmp.err"; then
+		case "$url" in
+		[Hh][Tt][Tt][Pp][Ss]://*) ;;
+		[Hh][Tt][Tt][Pp]://*)
+			if [ -z "${NVIDIA_SHA256:-}" ]; then
+				tried="$tried${tried:+, }$url (plain http, and no NVIDIA_SHA256 to check it with: not used)"
+				continue
+			fi
+			;;
+		*)
+			tried="$tried${tried:+, }$url (neither https nor http: not used)"
+			continue
+			;;
+		esac
+		if curl -fsSL --proto =https,http --proto-redir "$redirects" --retry 3 -o "$tmp" "$url" 2>"$tmp.err"; then
 			if ! digest_ok "$tmp"; then
 				echo "sha256 of $url does not match $NVIDIA_SHA256: not installing it" >&2
 				exit 1
