@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -119,7 +120,7 @@ func Observe(ctx context.Context, cluster Cluster, nodes NodeOf, res *spec.Resol
 		for _, vmid := range g.RenewalVMIDs {
 			wantVMID[vmid] = true
 		}
-		wantName[g.Name] = true
+		wantName[strings.ToLower(g.Name)] = true
 		if !g.Settings.GPUs.Empty() {
 			gpuNodes[g.Settings.Node] = true
 		}
@@ -127,7 +128,7 @@ func Observe(ctx context.Context, cluster Cluster, nodes NodeOf, res *spec.Resol
 	obs := &Observed{Guests: map[int]*ObservedGuest{}, Hosts: map[string]*HostObservation{}}
 	for _, s := range summaries {
 		managed := managedTags(s.Tags...)
-		if !managed && !wantVMID[s.VMID] && !wantName[s.Name] {
+		if !managed && !wantVMID[s.VMID] && !wantName[strings.ToLower(s.Name)] {
 			obs.Others++
 			continue
 		}

@@ -374,6 +374,16 @@ func TestPlanCases(t *testing.T) {
 				"app":  {"no-op", "error [conflict]: VMID 950 is held by container \"someone-elses\" on pve1, which is not managed by phoenix (no phoenix-managed tag); phoenix never touches it: pick another vmid, or set adopt: true in its spec to have phoenix take it over"},
 			},
 		},
+		"names are hostnames: a name in other letter case is the same name": {
+			mutate: func(o *Observed) {
+				o.Guests[123] = &ObservedGuest{GuestSummary: GuestSummary{VMID: 123, Type: "lxc", Node: "pve1", Name: "GPU"}}
+			},
+			want: map[string][]string{
+				"base": {"no-op"},
+				"gpu":  {"no-op", "error [conflict]: name gpu is used by guest 123 (\"GPU\") on pve1, which is not managed by phoenix: rename one of them"},
+				"app":  {"no-op", "error [blocked]: its template gpu cannot be converged"},
+			},
+		},
 		"an unmanaged guest on a wanted VMID": {
 			mutate: func(o *Observed) { o.Guests[950].Managed = false },
 			want: map[string][]string{"base": {"no-op"}, "gpu": {"no-op"},

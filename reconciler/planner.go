@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -23,7 +24,8 @@ type planner struct {
 	planned map[string]*GuestPlan
 	// final is each planned guest as it will be after the apply.
 	final map[string]*future
-	// observedByName indexes observed guests by name, VMIDs ascending.
+	// observedByName indexes observed guests by lower-case name, VMIDs
+	// ascending.
 	observedByName map[string][]int
 	// plannedInstalls numbers the records this plan will write, so that a
 	// record it predicts is told apart from every real one.
@@ -77,7 +79,8 @@ func newPlanner(res *spec.Resolution, obs *Observed, opts PlanOptions) *planner 
 		}
 	}
 	for _, vmid := range slices.Sorted(maps.Keys(obs.Guests)) {
-		name := obs.Guests[vmid].Name
+		// Names are hostnames: GPU and gpu are one name.
+		name := strings.ToLower(obs.Guests[vmid].Name)
 		p.observedByName[name] = append(p.observedByName[name], vmid)
 	}
 	return p
@@ -196,10 +199,14 @@ func (p *planner) conflict(r *spec.Resolved, vmid int) *Problem {
 			return &pr
 		}
 	}
-	for _, other := range p.observedByName[r.Name] {
+	for _, other := range p.observedByName[strings.ToLower(r.Name)] {
 		og := p.obs.Guests[other]
 		if other != vmid && !og.Managed {
-			pr := problem(ProblemConflict, "name %s is used by guest %d on %s, which is not managed by phoenix: rename one of them", r.Name, other, og.Node)
+			held := fmt.Sprint(other)
+			if og.Name != r.Name {
+				held += " (" + strconv.QuoteToASCII(og.Name) + ")"
+			}
+			pr := problem(ProblemConflict, "name %s is used by guest %s on %s, which is not managed by phoenix: rename one of them", r.Name, held, og.Node)
 			return &pr
 		}
 	}
