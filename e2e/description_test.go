@@ -142,3 +142,29 @@ func TestNotesWithoutRoomForTheRecordAreAPlanProblem(t *testing.T) {
 		t.Errorf("the description changed:\n%q\n%q", before, after)
 	}
 }
+
+// TestRecordedErrorsAreRedactedBeforeTheyAreCut: a failure written into a
+// guest passes through ApplyOptions.Redact whole, before it is cut to its
+// bound: a credential cut in two could no longer be found. The redactor
+// here also makes the text far longer than a record's error may be, so a
+// redaction after the cut would leave it over the bound.
+func TestRecordedErrorsAreRedactedBeforeTheyAreCut(t *testing.T) {
+	r := newRig(t, func(w *sim.World) { w.Spec.Faults.Exec.Scripts = map[string]float64{"nginx/install": 1} })
+	opts := r.options()
+	opts.Retry.Attempts = 1
+	opts.Redact = func(s string) string {
+		return strings.Repeat("z", 3000) + " " + strings.ReplaceAll(s, "Could not get lock", "[redacted]")
+	}
+	r.apply(context.Background(), opts)
+	_, _, st, _ := r.description("nginx")
+	if st.Error == nil {
+		t.Fatal("the failure was not recorded")
+	}
+	msg := st.Error.Message
+	if strings.Contains(msg, "Could not get lock") || !strings.Contains(msg, "[redacted]") {
+		t.Errorf("recorded %q: want the redacted text", msg)
+	}
+	if n := utf8.RuneCountInString(msg); n > 1000 {
+		t.Errorf("recorded %d characters: the text was cut before it was redacted", n)
+	}
+}

@@ -68,6 +68,10 @@ type ApplyOptions struct {
 	Stop <-chan struct{}
 	// Skip names guests to leave alone this time (backing off after failures).
 	Skip map[string]string
+	// Redact removes credentials from a text phoenix writes into a guest (a
+	// recorded error), before it is cut to fit: a credential cut in two
+	// could no longer be found whole.
+	Redact func(string) string
 }
 
 // ErrStopped is the error of a guest left unfinished by a stop.

@@ -47,7 +47,11 @@ func (e *engine) forget(ctx context.Context, g GuestPlan, feature string) error 
 func (e *engine) recordError(ctx context.Context, g GuestPlan, step string, err error) {
 	// A summary: the newest output says why, the apply's output has it all;
 	// what does not fit beside the notes is cut further when written.
-	msg := cutMessage(err.Error(), maxErrorText)
+	text := err.Error()
+	if e.opts.Redact != nil {
+		text = e.opts.Redact(text)
+	}
+	msg := cutMessage(text, maxErrorText)
 	_ = e.updateState(ctx, g, func(s *State) bool {
 		s.Error = &StateError{At: e.opts.Now().UTC(), Step: step, Message: msg, Kind: ErrorKindOf(err)}
 		return true

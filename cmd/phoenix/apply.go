@@ -71,7 +71,7 @@ could not converge, a stop, the lease held by another).`,
 		}
 		opts := reconciler.ApplyOptions{
 			PlanOptions: reconciler.PlanOptions{AllowReplace: *allowReplace, Prune: *prune, PruneMax: *pruneMax, RemoveRawGPULines: *removeRaw},
-			Parallelism: *parallelism,
+			Parallelism: *parallelism, Redact: redactorOf(cmd.Context()).String,
 		}
 		flags := applyFlags{autoApprove: *autoApprove, output: *output, quiet: *quiet, lockTimeout: *lockTimeout}
 		saved, err := readSavedPlan(args)

@@ -113,7 +113,7 @@ end) and /status (JSON: the last pass and every guest's conditions).`,
 			PruneGrace: noneIfZero(*pruneGrace), SpecsModified: func() (time.Time, error) { return spec.Modified(paths...) },
 			Apply: reconciler.ApplyOptions{
 				PlanOptions: reconciler.PlanOptions{AllowReplace: *allowReplace, Prune: *prune, PruneMax: *pruneMax, RemoveRawGPULines: *removeRaw},
-				Parallelism: *parallelism, Events: m.event,
+				Parallelism: *parallelism, Events: m.event, Redact: redactorOf(ctx).String,
 			},
 			Lease: passLease(cmd, conn, paths, *lockTimeout),
 			Pass: func(info reconciler.PassInfo, _ *reconciler.Plan, _ *reconciler.ApplyResult, st []reconciler.GuestStatus) {
