@@ -142,6 +142,12 @@ func (v *validator) cluster(c *Cluster) {
 	checkRunfileURL := func(field, u string) {
 		parsed, err := url.Parse(strings.ReplaceAll(u, "{version}", "0"))
 		switch {
+		case err == nil && parsed.User != nil:
+			// Spec files are committed: a password in one is no secret,
+			// and it would be shown wherever the URL is.
+			bad(field, "the URL holds a user name or password (user:password@): spec files are committed and shown; use a source that needs none")
+		case err != nil && strings.Contains(u, "@"):
+			bad(field, "want an http(s) URL, got one that does not parse (not shown: it may hold a password)")
 		case err != nil || (parsed.Scheme != "https" && parsed.Scheme != "http") || parsed.Host == "" || strings.ContainsAny(u, " \t\n"):
 			bad(field, "want an http(s) URL, got %q", u)
 		case !strings.Contains(u, "{version}"):

@@ -401,10 +401,12 @@ spec:
       - https://mirror.lab.example/NVIDIA-Linux-x86_64-{version}.run
       - ftp://mirror.lab.example/{version}.run
       - https://mirror.lab.example/latest.run
+      - https://lab:hunter2-mirror@mirror.lab.example/NVIDIA-Linux-x86_64-{version}.run
 `,
 			want: []problem{
 				{8, "spec.nvidia.runfileURLs[1]", `want an http(s) URL, got "ftp://mirror.lab.example/{version}.run"`},
 				{9, "spec.nvidia.runfileURLs[2]", "must contain {version}"},
+				{10, "spec.nvidia.runfileURLs[3]", "holds a user name or password"},
 			},
 		},
 		"featureConfig for a feature the guest does not have": {
