@@ -395,3 +395,38 @@ func TestConnectionLostMidCommand(t *testing.T) {
 		t.Errorf("after the loss: %v", err)
 	}
 }
+
+// TestLeaseKeepsASessionOfItsOwn: feature steps that run long fill the
+// connection's sessions; the lease's renewal must still get through at once,
+// or the lease would be lost under a busy apply.
+func TestLeaseKeepsASessionOfItsOwn(t *testing.T) {
+	c := startCluster(t)
+	c.sim.SetScriptHang("test/hang", true)
+	n := c.node("pve1")
+	busy, stop := context.WithCancel(ctxT(t))
+	defer stop()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer stop()
+	for range 12 { // more than the connection's sessions
+		wg.Go(func() {
+			_, _ = n.Exec(busy, 100, reconciler.Script{Name: "test/hang", Phase: "apply", Body: "sleep infinity"})
+		})
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for len(c.sim.Processes("pve1", 100)) < defaultMaxSessions-1 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := len(c.sim.Processes("pve1", 100)); got != defaultMaxSessions-1 {
+		t.Fatalf("%d steps running, want %d: one session is the lease's", got, defaultMaxSessions-1)
+	}
+	ctx, cancel := context.WithTimeout(ctxT(t), 20*time.Second)
+	defer cancel()
+	claim := reconciler.LeaseClaim{Token: "0123456789abcdef", Holder: reconciler.Holder{Host: "ci", PID: 1, Command: "phoenix apply", Since: time.Now().UTC()}}
+	if _, err := n.TakeLease(ctx, claim); err != nil {
+		t.Fatalf("take the lease beside busy steps: %v", err)
+	}
+	if err := n.RenewLease(ctx, claim); err != nil {
+		t.Fatalf("renew the lease beside busy steps: %v", err)
+	}
+}

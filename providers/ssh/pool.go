@@ -123,8 +123,10 @@ func (p *Pool) Node(name string) (*Node, error) {
 		addr:     p.hostPort(host),
 		pool:     p,
 		sessions: make(chan struct{}, p.cfg.MaxSessions),
+		work:     make(chan struct{}, max(p.cfg.MaxSessions-1, 1)),
 	}
-	n.ops = nodecmd.Ops{Node: name, Run: n.run, OutputLimit: p.cfg.OutputLimit}
+	n.ops = nodecmd.Ops{Node: name, Run: n.runWork, OutputLimit: p.cfg.OutputLimit}
+	n.leaseOps = nodecmd.Ops{Node: name, Run: n.run, OutputLimit: p.cfg.OutputLimit}
 	p.nodes[name] = n
 	return n, nil
 }
@@ -154,6 +156,11 @@ type Node struct {
 	pool     *Pool
 	ops      nodecmd.Ops
 	sessions chan struct{} // one token per session open on the connection
+	// work bounds the sessions of ordinary commands to one fewer than
+	// sessions: the last one is the lease's, whose renewal must not queue
+	// behind long feature steps (a lease not renewed in time is lost).
+	work     chan struct{}
+	leaseOps nodecmd.Ops
 
 	mu sync.Mutex
 	// addr is the host:port last dialled (or pinned); empty until a
@@ -213,17 +220,17 @@ func (n *Node) FindRunfile(ctx context.Context, q reconciler.RunfileQuery) (reco
 // TakeLease takes the cluster-wide lease through this node, or says who
 // holds it.
 func (n *Node) TakeLease(ctx context.Context, c reconciler.LeaseClaim) (*reconciler.Holder, error) {
-	return n.ops.TakeLease(ctx, c)
+	return n.leaseOps.TakeLease(ctx, c)
 }
 
 // RenewLease keeps the lease taken through this node another timeout.
 func (n *Node) RenewLease(ctx context.Context, c reconciler.LeaseClaim) error {
-	return n.ops.RenewLease(ctx, c)
+	return n.leaseOps.RenewLease(ctx, c)
 }
 
 // ReleaseLease lets the lease go.
 func (n *Node) ReleaseLease(ctx context.Context, c reconciler.LeaseClaim) error {
-	return n.ops.ReleaseLease(ctx, c)
+	return n.leaseOps.ReleaseLease(ctx, c)
 }
 
 // connection returns the node's connection, dialling it if there is none.

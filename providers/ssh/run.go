@@ -18,8 +18,21 @@ import (
 // before run returns anyway: a dead node must not hold up the caller.
 const cancelGrace = 2 * time.Second
 
-// run is the Runner behind Node's operations: one session on the node's
-// connection, the argv quoted into the one command string SSH carries.
+// runWork is the Runner behind Node's ordinary operations: run, within the
+// sessions left beside the one kept for the lease.
+func (n *Node) runWork(ctx context.Context, argv []string, stdout, stderr io.Writer) (int, error) {
+	select {
+	case n.work <- struct{}{}:
+	case <-ctx.Done():
+		return -1, ctx.Err()
+	}
+	defer func() { <-n.work }()
+	return n.run(ctx, argv, stdout, stderr)
+}
+
+// run is the Runner behind Node's lease operations, and under runWork, of
+// all: one session on the node's connection, the argv quoted into the one
+// command string SSH carries.
 func (n *Node) run(ctx context.Context, argv []string, stdout, stderr io.Writer) (int, error) {
 	select {
 	case n.sessions <- struct{}{}:
