@@ -3,6 +3,7 @@ package e2e
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/phoenixhv/phoenix/reconciler"
 )
@@ -16,6 +17,26 @@ func ollamaVerify(t *testing.T, r *rig, vmid int) reconciler.Result {
 		t.Fatal(err)
 	}
 	return res
+}
+
+// awaitDevices waits, as apply does before a container's steps, until a
+// started container sees its devices: they appear a moment after the start.
+func awaitDevices(t *testing.T, r *rig, vmid int, devices ...string) {
+	t.Helper()
+	n, _ := r.pool.Node("pve1")
+	s := reconciler.Script{Name: "phoenix/initialized", Phase: "check", Body: "true",
+		Env: map[string]string{"PHOENIX_DEVICES": strings.Join(devices, " ")}}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		res, err := n.Exec(t.Context(), vmid, s)
+		if err == nil && res.ExitCode == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("CT %d never saw %v: %+v %v", vmid, devices, res, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // TestGPUNodesAreUsableByServiceUsers: a device passed as Proxmox makes it
@@ -48,6 +69,7 @@ func TestGPUNodesAreUsableByServiceUsers(t *testing.T) {
 	if err := r.cluster.Reboot(t.Context(), "pve1", 955); err != nil {
 		t.Fatal(err)
 	}
+	awaitDevices(t, r, 955, "/dev/nvidiactl")
 	if res := ollamaVerify(t, r, 955); res.ExitCode == 0 || !strings.Contains(res.Stderr, "ollama's service user cannot use the GPU") ||
 		!strings.Contains(res.Stderr, "mode 0660, owner 0:0") {
 		t.Fatalf("ollama's verify with root-only nodes: %+v", res)
@@ -58,6 +80,7 @@ func TestGPUNodesAreUsableByServiceUsers(t *testing.T) {
 		t.Fatalf("ollama plans %v\n%s", got, planText(p))
 	}
 	r.mustConverge(r.options())
+	awaitDevices(t, r, 955, "/dev/nvidiactl")
 	if res := ollamaVerify(t, r, 955); res.ExitCode != 0 {
 		t.Errorf("ollama's verify after phoenix passed the nodes again: %+v", res)
 	}

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -16,11 +17,14 @@ import (
 
 // startSlowSim serves the example world at a time scale where installs take
 // long enough to be interrupted.
-func startSlowSim(t *testing.T) *sim.Sim {
+func startSlowSim(t *testing.T, edits ...func(*sim.World)) *sim.Sim {
 	t.Helper()
 	w, err := sim.LoadWorld("../../examples/world.yaml")
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, edit := range edits {
+		edit(w)
 	}
 	s, err := sim.Start(w, sim.Options{TimeScale: 0.01})
 	if err != nil {
@@ -140,14 +144,25 @@ func TestApplyFirstSignalFinishesTheChangesInFlight(t *testing.T) {
 // TestApplySecondSignalAborts: a second SIGINT aborts the changes in flight,
 // and the next apply still converges.
 func TestApplySecondSignalAborts(t *testing.T) {
-	s := startSlowSim(t)
+	// base/packages runs for 10 s: long enough to be in flight whatever the
+	// machine's load.
+	s := startSlowSim(t, func(w *sim.World) { w.Spec.Durations.Scripts["base/packages"] = sim.Duration(1000 * time.Second) })
 	p := startApply(t)
 	p.waitFor(t, "ubuntu-2404-base (900 on pve1): start: done")
-	for range 2 {
-		if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
-			t.Fatal(err)
+	// Its check has said it is needed: its apply is in flight.
+	deadline := time.Now().Add(time.Minute)
+	for !slices.ContainsFunc(s.Journal(), func(e sim.Event) bool { return e.Name == "base/packages" && e.Phase == "check" }) {
+		if time.Now().After(deadline) {
+			t.Fatalf("base/packages never ran its check:\n%s", p.output())
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	p.waitFor(t, "interrupt: stopping after the changes in flight")
+	if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
 	}
 	code := p.wait(t)
 	out := p.output()
