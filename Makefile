@@ -4,7 +4,7 @@ FUZZTIME ?= 30s
 GO_FILES  = $(shell find . -name '*.go' -not -path './.git/*')
 SCRIPTS   = $(shell find . -name '*.sh' -not -path './.git/*') .ci/run
 
-.PHONY: all build test lint fmt-check vet staticcheck unparam shellcheck fuzz verify demo clean
+.PHONY: all build test test-real lint fmt-check vet staticcheck unparam shellcheck fuzz verify demo clean
 
 all: build
 
@@ -12,9 +12,21 @@ all: build
 build:
 	$(GO) build -ldflags "-X main.version=$$(git describe --tags --always --dirty 2>/dev/null || echo dev)" -o bin/phoenix ./cmd/phoenix
 
-## test: the whole suite with the race detector, after lint
+# The real-guest tier (e2e/real, providers/sim/lxc, the simulator's real
+# backend) runs real LXC containers: it needs root and the lxc tools, and
+# skips without them unless PHOENIX_REQUIRE_TOOLS is set. Its root file
+# system is cached under PHOENIX_SIM_CACHE (default /var/cache/phoenix-sim).
+REAL_PKGS = ./e2e/real ./e2e/scripts ./providers/sim/lxc
+TEST_TIMEOUT ?= 60m
+
+## test: the whole suite with the race detector, after lint (the real-guest tier included where the machine can run it)
 test: lint
-	$(GO) test -race ./...
+	$(GO) test -race -timeout $(TEST_TIMEOUT) ./...
+
+## test-real: the real-guest tier alone: real LXC containers converged by the phoenix CLI
+test-real:
+	$(GO) test -race -timeout $(TEST_TIMEOUT) -count=1 -v $(REAL_PKGS)
+	$(GO) test -race -timeout $(TEST_TIMEOUT) -count=1 -v -run 'TestRealGuests' ./providers/sim
 
 ## lint: gofmt, go vet, staticcheck, unparam, shellcheck
 lint: fmt-check vet staticcheck unparam shellcheck

@@ -71,7 +71,7 @@ func TestGPUNodesAreUsableByServiceUsers(t *testing.T) {
 	}
 	awaitDevices(t, r, 955, "/dev/nvidiactl")
 	if res := ollamaVerify(t, r, 955); res.ExitCode == 0 || !strings.Contains(res.Stderr, "ollama's service user cannot use the GPU") ||
-		!strings.Contains(res.Stderr, "mode 0660, owner 0:0") {
+		!strings.Contains(res.Stderr, "Failed to initialize NVML: Insufficient Permissions; /dev/nvidiactl mode 0660, owner 0:0") {
 		t.Fatalf("ollama's verify with root-only nodes: %+v", res)
 	}
 

@@ -46,13 +46,40 @@ type ParamDef struct {
 	// Format, when set, is what a value must match; FormatHelp says it in words.
 	Format     *regexp.Regexp
 	FormatHelp string
+	// Source marks where a feature comes from (a vendor's URL, which a
+	// mirror may replace; Docker's repository or the distribution): its
+	// default reaches the steps (Value) but is no part of the guest's
+	// effective parameters, so that guests installed before the parameter
+	// existed keep their records, and only a value set in a spec is recorded
+	// and compared (a changed one reinstalls the feature from there).
+	Source bool
+}
+
+// Value is a parameter's value among a feature's effective parameters:
+// the one set, or the default.
+func (p ParamDef) Value(params Params, name string) string {
+	if v, ok := params[name]; ok {
+		return v
+	}
+	return p.Default
 }
 
 var (
 	majorMinor  = regexp.MustCompile(`^[0-9]+\.[0-9]+$`)
 	semverish   = regexp.MustCompile(`^[0-9]+\.[0-9]+\.[0-9]+$`)
 	versionWord = regexp.MustCompile(`^v?[0-9]+(\.[0-9]+){0,3}([-+~][0-9A-Za-z.\-+~]+)?$`)
+	// sourceURL is an http(s) URL with a host, no credentials and nothing a
+	// shell or an apt sources line would split: it reaches the guest in an
+	// environment variable and is written into apt's sources lists.
+	sourceURL    = regexp.MustCompile(`^https?://[A-Za-z0-9.:-]+(/[A-Za-z0-9._~%+/-]*)?$`)
+	dockerSource = regexp.MustCompile(`^(` + DockerFromDocker + `|` + DockerFromDistribution + `)$`)
 )
+
+// sourceParam is a Source parameter: a URL with the vendor's default.
+func sourceParam(def, what string) ParamDef {
+	return ParamDef{Default: def, Source: true, Format: sourceURL,
+		FormatHelp: what + " (an http or https URL without a user name, password, query or spaces)"}
+}
 
 // builtins returns fresh definitions of the built-in catalog.
 func builtins() []*FeatureDef {
@@ -60,19 +87,39 @@ func builtins() []*FeatureDef {
 		// base is what everything else stands on: it is never removed.
 		{Name: FeatureBase},
 		{Name: FeatureNVIDIADriver, GPU: true, Uninstallable: true},
-		{Name: FeatureCUDAToolkit, Requires: []string{FeatureNVIDIADriver}, Uninstallable: true, Params: map[string]ParamDef{
+		// The steps of cuda-toolkit, docker, nvidia-container-toolkit and
+		// ollama download with curl (and gpg), which base installs.
+		{Name: FeatureCUDAToolkit, Requires: []string{FeatureBase, FeatureNVIDIADriver}, Uninstallable: true, Params: map[string]ParamDef{
 			"version": {Default: "12.8", Format: majorMinor, FormatHelp: "MAJOR.MINOR, e.g. 12.8 (installs cuda-toolkit-12-8)"},
+			"repository": sourceParam("https://developer.download.nvidia.com/compute/cuda/repos",
+				"NVIDIA's CUDA repositories or a mirror of them: the keyring package and the packages of the container's distribution are under <repository>/<distro>/x86_64/ (distro: debian12, ubuntu2404, ...)"),
 		}},
-		{Name: FeatureDocker, Uninstallable: true},
-		{Name: FeatureNVIDIAContainerToolkit, Requires: []string{FeatureDocker, FeatureNVIDIADriver}, Uninstallable: true},
-		{Name: FeatureOllama, Uninstallable: true, Params: map[string]ParamDef{
-			"version": {Format: semverish, FormatHelp: "MAJOR.MINOR.PATCH, e.g. 0.12.6; empty installs the current release"},
+		{Name: FeatureDocker, Requires: []string{FeatureBase}, Uninstallable: true, Params: map[string]ParamDef{
+			"source": {Default: DockerFromDocker, Source: true, Format: dockerSource,
+				FormatHelp: DockerFromDocker + " (Docker's repository: docker-ce, containerd.io and the buildx and compose plugins) or " + DockerFromDistribution + " (the distribution's docker.io)"},
+			"repository": sourceParam("https://download.docker.com/linux",
+				"Docker's apt repository or a mirror of it, for source docker: the key is <repository>/<distribution id>/gpg, the suite <repository>/<distribution id> <codename> stable"),
+		}},
+		{Name: FeatureNVIDIAContainerToolkit, Requires: []string{FeatureBase, FeatureDocker, FeatureNVIDIADriver}, Uninstallable: true, Params: map[string]ParamDef{
+			"repository": sourceParam("https://nvidia.github.io/libnvidia-container",
+				"NVIDIA's libnvidia-container repository or a mirror of it: the key is <repository>/gpgkey, the packages are under <repository>/stable/deb/<architecture>/"),
+		}},
+		{Name: FeatureOllama, Requires: []string{FeatureBase}, Uninstallable: true, Params: map[string]ParamDef{
+			"version":   {Format: semverish, FormatHelp: "MAJOR.MINOR.PATCH, e.g. 0.12.6; empty installs the current release"},
+			"installer": sourceParam("https://ollama.com/install.sh", "ollama's install script, or a mirror's copy"),
 		}},
 		{Name: FeatureVLLM, Requires: []string{FeatureCUDAToolkit}, Uninstallable: true, Params: map[string]ParamDef{
 			"version": {Default: "0.11.0", Format: semverish, FormatHelp: "MAJOR.MINOR.PATCH of the vllm Python package, e.g. 0.11.0"},
+			"index":   sourceParam("https://pypi.org/simple", "the Python package index pip installs vllm from (PyPI's simple index, or a mirror's)"),
 		}},
 	}
 }
+
+// The values of the docker feature's source parameter.
+const (
+	DockerFromDocker       = "docker"
+	DockerFromDistribution = "distribution"
+)
 
 // BuiltinFeatureNames lists the built-in features, in catalog order.
 func BuiltinFeatureNames() []string {
@@ -286,7 +333,7 @@ func formatCycle(path []string) string { return strings.Join(path, " -> ") }
 func (f *FeatureDef) effectiveParams(set Params) Params {
 	out := Params{}
 	for k, p := range f.Params {
-		if p.Default != "" {
+		if p.Default != "" && !p.Source {
 			out[k] = p.Default
 		}
 	}

@@ -51,12 +51,12 @@ func TestGraphJSONShape(t *testing.T) {
 		{
 			"name": "a", "kind": "Template", "vmid": 100.0, "node": "pve1", "parent": "",
 			"lineage": []any{}, "own": []any{"cuda-toolkit"}, "inherited": []any{},
-			"effective": []any{"cuda-toolkit", "nvidia-driver"}, "install": []any{"nvidia-driver", "cuda-toolkit"},
+			"effective": []any{"base", "cuda-toolkit", "nvidia-driver"}, "install": []any{"base", "nvidia-driver", "cuda-toolkit"},
 		},
 		{
 			"name": "b", "kind": "Container", "vmid": 101.0, "node": "pve1", "parent": "a",
-			"lineage": []any{"a"}, "own": []any{"vllm"}, "inherited": []any{"cuda-toolkit", "nvidia-driver"},
-			"effective": []any{"cuda-toolkit", "nvidia-driver", "vllm"}, "install": []any{"vllm"},
+			"lineage": []any{"a"}, "own": []any{"vllm"}, "inherited": []any{"base", "cuda-toolkit", "nvidia-driver"},
+			"effective": []any{"base", "cuda-toolkit", "nvidia-driver", "vllm"}, "install": []any{"vllm"},
 		},
 	}}
 	if diff := cmp.Diff(want, got); diff != "" {

@@ -110,12 +110,12 @@ func TestInheritance(t *testing.T) {
 				doc("Container", "newer", 102, "{template: a}", "  featureConfig: {cuda-toolkit: {version: \"12.9\"}}\n"),
 			},
 			want: map[string]featureSets{
-				"a": {none, []string{"vllm"}, none, []string{"cuda-toolkit", "nvidia-driver", "vllm"},
-					[]string{"nvidia-driver", "cuda-toolkit", "vllm"}},
-				"same": {[]string{"a"}, none, []string{"cuda-toolkit", "nvidia-driver", "vllm"},
-					[]string{"cuda-toolkit", "nvidia-driver", "vllm"}, none},
-				"newer": {[]string{"a"}, none, []string{"nvidia-driver"},
-					[]string{"cuda-toolkit", "nvidia-driver", "vllm"}, []string{"cuda-toolkit", "vllm"}},
+				"a": {none, []string{"vllm"}, none, []string{"base", "cuda-toolkit", "nvidia-driver", "vllm"},
+					[]string{"base", "nvidia-driver", "cuda-toolkit", "vllm"}},
+				"same": {[]string{"a"}, none, []string{"base", "cuda-toolkit", "nvidia-driver", "vllm"},
+					[]string{"base", "cuda-toolkit", "nvidia-driver", "vllm"}, none},
+				"newer": {[]string{"a"}, none, []string{"base", "nvidia-driver"},
+					[]string{"base", "cuda-toolkit", "nvidia-driver", "vllm"}, []string{"cuda-toolkit", "vllm"}},
 			},
 		},
 		"user features join the catalog with their requirements": {
@@ -126,9 +126,9 @@ func TestInheritance(t *testing.T) {
 				"---\napiVersion: phoenix/v1alpha1\nkind: Feature\nmetadata: {name: pyenv}\nspec:\n  steps: [{name: s, check: x, apply: y}]\n",
 			},
 			want: map[string]featureSets{
-				"a": {none, []string{"cuda-toolkit"}, none, []string{"cuda-toolkit", "nvidia-driver"}, []string{"nvidia-driver", "cuda-toolkit"}},
-				"b": {[]string{"a"}, []string{"jupyter"}, []string{"cuda-toolkit", "nvidia-driver"},
-					[]string{"cuda-toolkit", "jupyter", "nvidia-driver", "pyenv"}, []string{"pyenv", "jupyter"}},
+				"a": {none, []string{"cuda-toolkit"}, none, []string{"base", "cuda-toolkit", "nvidia-driver"}, []string{"base", "nvidia-driver", "cuda-toolkit"}},
+				"b": {[]string{"a"}, []string{"jupyter"}, []string{"base", "cuda-toolkit", "nvidia-driver"},
+					[]string{"base", "cuda-toolkit", "jupyter", "nvidia-driver", "pyenv"}, []string{"pyenv", "jupyter"}},
 			},
 		},
 		"siblings are independent": {

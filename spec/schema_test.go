@@ -136,7 +136,7 @@ func TestSchemaDescriptionsFollowDocComments(t *testing.T) {
 var regexpsInSchema = []*regexp.Regexp{
 	hostnameLabel, nodeName, storageID, bridgeName, nicName, osTemplate, tagFormat,
 	featureName, envName, driverVersion, sha256Hex, majorMinor, semverish, versionWord, stepTimeout,
-	deploymentID,
+	deploymentID, sourceURL, dockerSource,
 }
 
 // TestSchemaPatternsAreECMA262 has Node.js compile every pattern the schema

@@ -501,6 +501,13 @@ func (v *validator) guestResolved(g *Guest) {
 			bad("spec.resources.disk", "a clone starts with its template's %d GiB disk and disks cannot shrink (got %d)", ps.DiskGiB, s.DiskGiB)
 		}
 	}
+	if !s.GPUs.Empty() && slices.Contains(r.Effective, FeatureOllama) && !slices.Contains(r.Effective, FeatureNVIDIADriver) {
+		// ollama's installer, finding an NVIDIA GPU and no nvidia-smi,
+		// installs NVIDIA's cuda-drivers and a kernel module build: the
+		// container's driver is the nvidia-driver feature's to install.
+		v.diags = append(v.diags, Diagnostic{File: g.Source.File, Line: g.pos.line("spec.features"), Subject: subject, Field: "spec.features",
+			Message: "feature ollama on a guest with GPUs needs the nvidia-driver feature (here or on a template): without it ollama runs on the CPU only, and its installer would install NVIDIA's driver packages in the container"})
+	}
 	if s.GPUs.Empty() {
 		for _, f := range r.Effective {
 			via := v.res.catalog.gpuVia(f, map[string]bool{})

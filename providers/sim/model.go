@@ -108,28 +108,49 @@ func accessOf(devValue string) nodeAccess {
 // render when they exist.
 var userGroups = map[string][]int{"nobody": {65534}, "ollama": {44, 993}}
 
-// unusableBy names the first visible NVIDIA node that a user other than
-// root cannot open for reading and writing, or "".
-func (x *script) unusableBy(user string) string {
-	for _, d := range x.visibleDevices() {
-		if !nvidiaNode.MatchString(d) {
-			continue
-		}
+// gpuUnusableBy is what nvidia-smi -L tells a user other than root who
+// cannot reach a GPU, with the node in the way, or "" when the user is
+// listed one. NVML opens nvidiactl first, then each GPU's node: a real H200
+// (driver 580.159.04) answered a user who may not open nvidiactl "Failed to
+// initialize NVML: Insufficient Permissions", and one who may open
+// nvidiactl but no GPU's node "No devices found." with exit status 0
+// (hack/gpuprobe/testdata/h200). The other nodes (nvidia-uvm, the caps)
+// play no part in nvidia-smi -L.
+func (x *script) gpuUnusableBy(user string) string {
+	usable := func(d string) bool {
 		a, ok := x.g.run.access[d]
 		if !ok {
 			a = nodeAccess{mode: 0o660}
 		}
-		switch {
-		case a.mode&0o006 == 0o006:
-		case a.mode&0o060 == 0o060 && slices.Contains(userGroups[user], a.gid):
-		default:
-			return fmt.Sprintf("%s (mode %04o, owner %d:%d)", d, a.mode, a.uid, a.gid)
+		return a.mode&0o006 == 0o006 || a.mode&0o060 == 0o060 && slices.Contains(userGroups[user], a.gid)
+	}
+	describe := func(d string) string {
+		a, ok := x.g.run.access[d]
+		if !ok {
+			a = nodeAccess{mode: 0o660}
+		}
+		return fmt.Sprintf("%s mode %04o, owner %d:%d", d, a.mode, a.uid, a.gid)
+	}
+	if !usable("/dev/nvidiactl") {
+		return "Failed to initialize NVML: Insufficient Permissions; " + describe("/dev/nvidiactl")
+	}
+	first := ""
+	for _, d := range x.visibleDevices() {
+		if !gpuNode.MatchString(d) {
+			continue
+		}
+		if usable(d) {
+			return ""
+		}
+		if first == "" {
+			first = d
 		}
 	}
-	return ""
+	if first == "" {
+		return ""
+	}
+	return "No devices found.; " + describe(first)
 }
-
-var nvidiaNode = regexp.MustCompile(`^/dev/nvidia`)
 
 // gpusVisible counts /dev/nvidiaN nodes inside the container.
 func (x *script) gpusVisible() int {
@@ -225,7 +246,12 @@ var builtinSteps = map[string]stepModel{
 	},
 	"nvidia-driver/download": {
 		onNode: true,
-		check:  func(x *script) bool { return x.files()[x.env["NVIDIA_RUNFILE"]] == runfileID(x.env["NVIDIA_VERSION"]) },
+		check: func(x *script) bool {
+			if x.c.real != nil {
+				return x.realRunfileOK()
+			}
+			return x.files()[x.env["NVIDIA_RUNFILE"]] == runfileID(x.env["NVIDIA_VERSION"])
+		},
 		apply: func(x *script) int {
 			if x.g != nil && !x.netUp() {
 				return x.fail(6, "curl: (6) Could not resolve host: download.nvidia.com")
@@ -239,6 +265,16 @@ var builtinSteps = map[string]stepModel{
 				if !x.n.publishes(u, v) {
 					tried = append(tried, u+" (curl: (22) The requested URL returned error: 404)")
 					continue
+				}
+				if x.c.real != nil {
+					// A real guest runs the node's copy: it is downloaded.
+					content, err := x.c.realRunfile(u, x.env["NVIDIA_SHA256"])
+					if err != nil {
+						tried = append(tried, u+" ("+err.Error()+")")
+						continue
+					}
+					x.files()[x.env["NVIDIA_RUNFILE"]] = content
+					return 0
 				}
 				if want := x.env["NVIDIA_SHA256"]; want != "" && want != RunfileSHA256(v) {
 					return x.fail(1, "sha256 of %s does not match %s: not installing it", u, want)
@@ -284,9 +320,8 @@ var builtinSteps = map[string]stepModel{
 				return x.fail(1, "nvidia-smi reports driver %s, want %s", x.n.DriverVersion, want)
 			}
 			if user := x.env["NVIDIA_CHECK_USER"]; user != "" {
-				if node := x.unusableBy(user); node != "" {
-					// NVML's words when a device node cannot be opened.
-					return x.fail(1, "as %s, nvidia-smi fails (Failed to initialize NVML: Insufficient Permissions: %s): the GPU's device nodes are usable by root only", user, node)
+				if why := x.gpuUnusableBy(user); why != "" {
+					return x.fail(1, "as %s, nvidia-smi lists no GPU (%s): the GPU's device nodes are usable by root only; pass them with a mode or gpuGroup", user, why)
 				}
 			}
 			return 0
@@ -423,8 +458,8 @@ var builtinSteps = map[string]stepModel{
 			// ollama's service user must reach a passed GPU, or ollama runs
 			// on the CPU without a word.
 			if x.visible("/dev/nvidiactl") && x.g.disk.nvidia != "" {
-				if node := x.unusableBy("ollama"); node != "" {
-					return x.fail(1, "ollama's service user cannot use the GPU (Failed to initialize NVML: Insufficient Permissions: %s): pass the device nodes with a mode or a group ollama is in", node)
+				if why := x.gpuUnusableBy("ollama"); why != "" {
+					return x.fail(1, "ollama's service user cannot use the GPU (%s): pass the device nodes with a mode or a group ollama is in", why)
 				}
 			}
 			return 0

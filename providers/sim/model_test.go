@@ -3,6 +3,7 @@ package sim
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"slices"
 	"strings"
@@ -639,5 +640,50 @@ func TestCUDARepositoryFollowsOSRelease(t *testing.T) {
 			wantCheck = 1
 		}
 		wantExit(t, fmt.Sprintf("CT %d: repository check", tc.vmid), l.script("pve1", tc.vmid, "cuda-toolkit/repository", "check", ""), wantCheck)
+	}
+}
+
+// TestGPUUsersAsARealGPUAnswers: which users the driver's verify lets
+// through follows what nvidia-smi -L told users other than root on a real
+// H200 (hack/gpuprobe/testdata/h200): nvidiactl closed to the user fails
+// NVML with Insufficient Permissions; nvidiactl open but no GPU node open
+// lists no device; the nodes nvidia-smi -L does not open (nvidia-uvm) play
+// no part.
+func TestGPUUsersAsARealGPUAnswers(t *testing.T) {
+	t.Parallel()
+	cases := map[string]struct {
+		devs map[string]string
+		want string // in the failure; "" for a pass
+	}{
+		"the nodes as the host has them": {devs: map[string]string{"dev0": "/dev/nvidia0,mode=0666", "dev1": "/dev/nvidiactl,mode=0666", "dev2": "/dev/nvidia-uvm,mode=0600"}},
+		"as Proxmox passes them by default": {devs: map[string]string{"dev0": "/dev/nvidia0", "dev1": "/dev/nvidiactl"},
+			want: "Failed to initialize NVML: Insufficient Permissions; /dev/nvidiactl mode 0660, owner 0:0"},
+		"the GPU's node root's only": {devs: map[string]string{"dev0": "/dev/nvidia0,mode=0600", "dev1": "/dev/nvidiactl,mode=0666"},
+			want: "No devices found.; /dev/nvidia0 mode 0600, owner 0:0"},
+		"one of two GPUs open": {devs: map[string]string{"dev0": "/dev/nvidia0,mode=0600", "dev1": "/dev/nvidia1,mode=0666", "dev2": "/dev/nvidiactl,mode=0666"}},
+	}
+	vmid := 300
+	l := startLab(t, "ssh-cluster.yaml", func(w *World) {
+		for _, name := range slices.Sorted(maps.Keys(cases)) {
+			cfg := map[string]string{"unprivileged": "1"}
+			maps.Copy(cfg, cases[name].devs)
+			w.Spec.Guests = append(w.Spec.Guests, WorldGuest{VMID: vmid, Name: fmt.Sprintf("ct%d", vmid), Node: "pve1", Running: true, Config: cfg})
+			vmid++
+		}
+	})
+	v := labDriver
+	vmid = 300
+	for _, name := range slices.Sorted(maps.Keys(cases)) {
+		tc := cases[name]
+		l.fetchRunfile("pve1", vmid, v)
+		wantExit(t, name+": userspace apply", l.script("pve1", vmid, "nvidia-driver/userspace", "apply", userspaceBody, userspaceEnv(v)...), 0)
+		r := l.script("pve1", vmid, "nvidia-driver/userspace", "verify", verifyBody, append(userspaceEnv(v), "NVIDIA_CHECK_USER=nobody")...)
+		switch {
+		case tc.want == "" && r.code != 0:
+			t.Errorf("%s: verify as nobody failed: %v", name, r)
+		case tc.want != "" && (r.code == 0 || !strings.Contains(r.stderr, "as nobody, nvidia-smi lists no GPU ("+tc.want+")")):
+			t.Errorf("%s: verify as nobody: %v, want a failure with %q", name, r, tc.want)
+		}
+		vmid++
 	}
 }

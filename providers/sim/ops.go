@@ -305,6 +305,9 @@ func (c *cluster) create(who caller, nodeName string, p map[string]string) (any,
 		if !slices.Contains(c.osTemplates(n), p["ostemplate"]) {
 			return fail(fmt.Errorf("can't find file '%s'", p["ostemplate"]))
 		}
+		if err := c.realCreate(g, p["ostemplate"]); err != nil {
+			return fail(err)
+		}
 		t.logf("extracting archive '%s'", p["ostemplate"])
 		t.logf("Total bytes read: 527769600 (504MiB, 96MiB/s)")
 		t.logf("Detected container architecture: amd64")
@@ -313,6 +316,8 @@ func (c *cluster) create(who caller, nodeName string, p map[string]string) (any,
 			// create_vm calls the start API, a worker of its own: the create
 			// succeeded even when that start fails (a bridge is missing).
 			if err := lxcConfigError(n, g.conf.vals); err != nil {
+				c.startTask(nodeName, "vzstart", strconv.Itoa(vmid), who, 0, func(*task) error { return err })
+			} else if err := c.realStart(g); err != nil {
 				c.startTask(nodeName, "vzstart", strconv.Itoa(vmid), who, 0, func(*task) error { return err })
 			} else {
 				g.run = c.startRuntime(g)
@@ -465,6 +470,11 @@ func (c *cluster) clone(who caller, nodeName string, vmid int, p map[string]stri
 			t.logf("create full clone of mountpoint rootfs (%s)", volume)
 		} else {
 			t.logf("create linked clone of mount point rootfs (%s)", volume)
+		}
+		if err := c.realClone(src, dst); err != nil {
+			src.lock = ""
+			delete(c.guests, newid)
+			return fmt.Errorf("clone failed: %v", err)
 		}
 		src.lock = ""
 		dst.lock = ""
@@ -691,6 +701,13 @@ func (c *cluster) start(who caller, nodeName string, vmid int) (any, *apiError) 
 		if err := lxcConfigError(c.node(g.node), g.conf.vals); err != nil {
 			return err
 		}
+		if err := c.realStart(g); err != nil {
+			return err
+		}
+		if g.run != nil {
+			// Another start won while the real one ran.
+			return fmt.Errorf("CT %d already running", vmid)
+		}
 		g.run = c.startRuntime(g)
 		return nil
 	})
@@ -713,6 +730,9 @@ func (c *cluster) stop(who caller, nodeName string, vmid int, typ string) (any, 
 		if g.lock != "" && !(typ == "vzstop" && g.lock == "mounted") {
 			return fmt.Errorf("CT is locked (%s)", g.lock)
 		}
+		if err := c.realStop(g); err != nil {
+			return err
+		}
 		g.stopped()
 		return nil
 	})
@@ -734,8 +754,14 @@ func (c *cluster) reboot(who caller, nodeName string, vmid int) (any, *apiError)
 		// vm_reboot stops the container (the poststop hook applies what is
 		// pending), then vm_start fails like a start does (pve-container
 		// src/PVE/LXC.pm): the container stays stopped.
+		if err := c.realStop(g); err != nil {
+			return err
+		}
 		g.stopped()
 		if err := lxcConfigError(c.node(g.node), g.conf.vals); err != nil {
+			return err
+		}
+		if err := c.realStart(g); err != nil {
 			return err
 		}
 		g.run = c.startRuntime(g)
@@ -864,6 +890,10 @@ func (c *cluster) destroy(who caller, nodeName string, vmid int, p map[string]st
 		if g.run != nil {
 			t.logf("forced to stop CT %d before destroying!", vmid)
 			g.run = nil
+		}
+		if err := c.realDestroy(vmid); err != nil {
+			g.lock = ""
+			return err
 		}
 		delete(c.guests, vmid)
 		t.logf("Logical volume \"%s\" successfully removed.", strings.TrimPrefix(base, rootfsStorage(g.conf.vals["rootfs"])+":"))

@@ -193,6 +193,9 @@ func (c *cluster) guestExec(ctx context.Context, nodeName string, vmid int, argv
 	}
 	n, boot := c.node(nodeName), g.run
 	c.mu.Unlock()
+	if c.real != nil {
+		return c.realExec(ctx, nodeName, vmid, argv, stdout, stderr)
+	}
 
 	wrap, argv, usage := splitTimeout(argv)
 	if usage != "" {
@@ -481,8 +484,9 @@ func positional(pos []string, want int) string {
 
 // pctPush copies a node file into a running container.
 func (c *cluster) pctPush(nodeName string, vmid int, args []string, stderr io.Writer) int {
-	// Ownership and mode are not modelled, only that pct takes them.
-	_, pos, msg := getOptions(args, func(name string) (optKind, bool) {
+	// Ownership and mode are not modelled, only that pct takes them; real
+	// guests get them.
+	opts, pos, msg := getOptions(args, func(name string) (optKind, bool) {
 		return optString, name == "perms" || name == "user" || name == "group"
 	})
 	if msg == "" {
@@ -505,6 +509,9 @@ func (c *cluster) pctPush(nodeName string, vmid int, args []string, stderr io.Wr
 		fmt.Fprintf(stderr, "failed to open %s for reading\n", pos[0])
 		c.journal.add(c.now(), Event{Node: nodeName, VMID: vmid, Kind: "exec", Name: "pct push", OK: false, Detail: "failed to open " + pos[0]})
 		return 0
+	}
+	if err := c.realPush(vmid, content, pos[1], opts); err != nil {
+		return c.pctFailed(nodeName, vmid, "push", err.Error(), stderr)
 	}
 	g.disk.files[pos[1]] = content
 	c.journal.add(c.now(), Event{Node: nodeName, VMID: vmid, Kind: "exec", Name: "pct push", OK: true, Detail: pos[0] + " -> " + pos[1]})

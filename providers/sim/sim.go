@@ -38,6 +38,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/phoenixhv/phoenix/providers/pveapi"
+	"github.com/phoenixhv/phoenix/providers/sim/lxc"
 	"github.com/phoenixhv/phoenix/providers/sim/sshd"
 )
 
@@ -58,6 +59,12 @@ type Options struct {
 	// Credentials, when set, are the ones the cluster accepts instead of
 	// those of the world or generated ones (see Credentials).
 	Credentials Credentials
+	// LXCHost, in a world with realGuests, is the prepared machine the
+	// containers run on, owned by the caller (who forwards its test
+	// servers to it and gives it their CAs first). Nil: Start prepares
+	// one with LXC and Close closes it.
+	LXCHost *lxc.Host
+	LXC     lxc.HostOptions
 }
 
 // Sim is a running simulated cluster.
@@ -110,6 +117,11 @@ func Start(world *World, opts Options) (_ *Sim, err error) {
 	}
 	if s.c.configMethod, _, err = schema.Lookup("PUT", "/nodes/x/lxc/100/config"); err != nil {
 		return nil, err
+	}
+	if w.Spec.RealGuests {
+		if s.c.real, err = newRealGuests(ctx, opts.LXCHost, opts.LXC); err != nil {
+			return nil, err
+		}
 	}
 
 	tlsConf, err := s.writeCA()
@@ -356,6 +368,9 @@ func (s *Sim) Close() error {
 		}
 		if s.c != nil {
 			s.c.wg.Wait()
+			if s.c.real != nil {
+				errs = append(errs, s.c.real.close())
+			}
 		}
 		if s.ownDir {
 			errs = append(errs, os.RemoveAll(s.dir))

@@ -156,6 +156,9 @@ type cluster struct {
 	// procs are the scripts that run on in containers and nodes after
 	// their session ended (see hang.go).
 	procs []*proc
+	// real runs the containers for real in a world with realGuests (see
+	// real.go); nil in a model-only world.
+	real *realGuests
 }
 
 func newCluster(ctx context.Context, w *World) *cluster {

@@ -41,6 +41,21 @@ type WorldSpec struct {
 	Durations Durations    `yaml:"durations"`
 	Faults    Faults       `yaml:"faults"`
 	Users     Users        `yaml:"users"`
+	// RealGuests makes every container a real LXC container on the machine
+	// running the simulator (package lxc; root and the lxc tools needed):
+	// pct create copies a pristine Debian 12 root file system (only Debian
+	// 12 templates are accepted), a clone copies its source's, start, stop,
+	// shutdown and reboot start and stop it, pct exec runs the command in it
+	// with lxc-attach, pct push copies into it, destroy removes it;
+	// unprivileged picks the id-mapped root file system, features nesting
+	// and keyctl the LXC config docker needs, devN device nodes with the
+	// simulated host's majors and minors. The API, tasks, journal and the
+	// node's own side (host probe, the runfile on the node, raw lxc lines,
+	// the lease) stay modelled; container tasks end when their real work
+	// does (the durations of create, clone, start, stop, shutdown, reboot,
+	// destroy and exec are not waited), and exec faults and hangs are not
+	// injected. Guests listed in the world must not be containers then.
+	RealGuests bool `yaml:"realGuests"`
 	// LockTimeout is how long the cluster file system keeps a lock
 	// directory nobody renews (see pmxcfs.go): 120 s, as in Proxmox VE,
 	// unless a world shortens it to see locks expire. Wall time: it is not
@@ -325,6 +340,14 @@ func (w *World) setDefaults() {
 	if d.DevicesVisible == [2]Duration{} {
 		d.DevicesVisible = [2]Duration{Duration(500 * time.Millisecond), Duration(3 * time.Second)}
 	}
+	if s.RealGuests {
+		// Real containers take the time they take.
+		for _, v := range []*Duration{&d.Create, &d.Clone, &d.FullClone, &d.Start, &d.Stop, &d.Shutdown, &d.Reboot, &d.Destroy, &d.Exec} {
+			*v = 0
+		}
+		d.Scripts = nil
+		d.NetworkUp, d.DevicesVisible = [2]Duration{}, [2]Duration{}
+	}
 	for i := range s.Nodes {
 		n := &s.Nodes[i]
 		if n.UVMMajor == 0 {
@@ -387,6 +410,13 @@ func (w *World) check() error {
 	}
 	if len(s.Nodes) == 0 {
 		bad("a world needs at least one node")
+	}
+	if s.RealGuests {
+		for _, g := range s.Guests {
+			if g.Type != "qemu" {
+				bad("guest %d: realGuests makes every container real, from a create or clone: a world cannot list containers that exist already", g.VMID)
+			}
+		}
 	}
 	nodes := map[string]*WorldNode{}
 	storages := map[string]WorldStorage{}

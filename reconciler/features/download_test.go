@@ -101,7 +101,7 @@ func TestDownloadTriesEachSource(t *testing.T) {
 
 	run := func(t *testing.T, shell, phase, runfile string, env ...string) (string, error) {
 		t.Helper()
-		cmd := exec.Command(shell, "-c", script("nvidia-driver/download"), "nvidia-driver/download", phase)
+		cmd := exec.Command(shell, "-c", prelude+script("nvidia-driver/download"), "nvidia-driver/download", phase)
 		cmd.Env = append(os.Environ(), append([]string{"NVIDIA_VERSION=550.127.08", "NVIDIA_RUNFILE=" + runfile, "CURL_CA_BUNDLE=" + caFile}, env...)...)
 		out, err := cmd.CombinedOutput()
 		return string(out), err

@@ -21,6 +21,14 @@ import (
 //go:embed scripts
 var scripts embed.FS
 
+// prelude runs ahead of every feature step's own body: the helpers that make
+// a failing step say what failed and what to do in its last line, remove its
+// temporary files however it ends, download without leaving partial files in
+// place, and wait for another apt's lock.
+//
+//go:embed prelude.sh
+var prelude string
+
 // Where a step runs.
 type Where int
 
@@ -192,9 +200,12 @@ func Steps(c *spec.Catalog, feature string, ctx Context) ([]Step, error) {
 	if !def.BuiltIn() {
 		return userSteps(def, ctx), nil
 	}
+	// A parameter's value: the one set, or its default (source parameters'
+	// defaults are not among the effective parameters).
+	param := func(name string) string { return def.Params[name].Value(ctx.Params, name) }
 	step := func(name string, env map[string]string) Step {
 		full := feature + "/" + name
-		return Step{Name: full, Body: script(full), Env: env, Timeout: builtinTimeouts[full]}
+		return Step{Name: full, Body: prelude + script(full), Env: env, Timeout: builtinTimeouts[full]}
 	}
 	switch feature {
 	case spec.FeatureBase:
@@ -222,24 +233,31 @@ func Steps(c *spec.Catalog, feature string, ctx Context) ([]Step, error) {
 		userspace.Push = &Push{Src: RunfileDir + "/" + file, Dst: "/root/" + file, Mode: 0o755}
 		return []Step{Initialized(ctx.Devices), download, userspace}, nil
 	case spec.FeatureCUDAToolkit:
-		v := ctx.Params["version"]
-		repo := step("repository", nil)
+		v := param("version")
+		repo := step("repository", map[string]string{"CUDA_REPOSITORY": param("repository")})
 		return []Step{repo, step("toolkit", map[string]string{
 			"CUDA_VERSION": v, "CUDA_PACKAGE": "cuda-toolkit-" + strings.ReplaceAll(v, ".", "-"),
+			"CUDA_MIN_DRIVER": CUDAMinDriver(v),
 		})}, nil
 	case spec.FeatureDocker:
-		return []Step{step("engine", nil)}, nil
+		return []Step{step("engine", map[string]string{
+			"DOCKER_SOURCE": param("source"), "DOCKER_REPOSITORY": param("repository"),
+		})}, nil
 	case spec.FeatureNVIDIAContainerToolkit:
 		noCgroups := "false"
 		if ctx.Guest.Settings.Unprivileged {
 			noCgroups = "true"
 		}
-		install := step("install", nil)
+		install := step("install", map[string]string{"NCT_REPOSITORY": param("repository")})
 		return []Step{install, step("configure", map[string]string{"NCT_NO_CGROUPS": noCgroups})}, nil
 	case spec.FeatureOllama:
-		return []Step{step("install", map[string]string{"OLLAMA_VERSION": ctx.Params["version"]})}, nil
+		return []Step{step("install", map[string]string{
+			"OLLAMA_VERSION": param("version"), "OLLAMA_INSTALLER": param("installer"),
+		})}, nil
 	case spec.FeatureVLLM:
-		return []Step{step("install", map[string]string{"VLLM_VERSION": ctx.Params["version"]})}, nil
+		return []Step{step("install", map[string]string{
+			"VLLM_VERSION": param("version"), "VLLM_INDEX": param("index"),
+		})}, nil
 	}
 	return nil, fmt.Errorf("built-in feature %s has no steps", feature)
 }

@@ -122,7 +122,7 @@ func TestUserFeatureParametersAreEnvironment(t *testing.T) {
 // TestScriptsPassShellcheck runs shellcheck on every embedded script.
 func TestScriptsPassShellcheck(t *testing.T) {
 	shellcheck := testtool.Require(t, "shellcheck")
-	var files []string
+	files := []string{"prelude.sh"}
 	for _, s := range Scripts() {
 		files = append(files, filepath.Join("scripts", s+".sh"))
 	}
@@ -135,20 +135,21 @@ func TestScriptsPassShellcheck(t *testing.T) {
 // TestScriptsRefuseUnknownPhases runs each script with a bad phase in a real
 // shell: every script dispatches on $1 and fails loudly otherwise.
 func TestScriptsRefuseUnknownPhases(t *testing.T) {
-	sh := testtool.Require(t, "sh")
-	for _, s := range Scripts() {
-		if s == "phoenix/initialized" {
-			continue
+	steps := append(featureSteps(t), builtinStep(t, "nvidia-driver/download", nil), Identity())
+	eachShell(t, func(t *testing.T, sh string) {
+		for _, st := range steps {
+			cmd := exec.Command(sh, "-c", st.BodyFor("bogus"), st.Name, "bogus")
+			cmd.Env = os.Environ()
+			for k, v := range st.Env {
+				cmd.Env = append(cmd.Env, k+"="+v)
+			}
+			out, err := cmd.CombinedOutput()
+			var exit *exec.ExitError
+			if err == nil || !slices.Contains([]int{2}, exitCode(err, &exit)) || !strings.Contains(string(out), "unknown phase bogus") {
+				t.Errorf("%s bogus: %v %s", st.Name, err, out)
+			}
 		}
-		cmd := exec.Command(sh, "-c", script(s), s, "bogus")
-		cmd.Env = append(os.Environ(), "NVIDIA_VERSION=1", "NVIDIA_URL=x", "NVIDIA_RUNFILE=/nonexistent", "CUDA_VERSION=1",
-			"CUDA_PACKAGE=x", "NCT_NO_CGROUPS=true", "VLLM_VERSION=1")
-		out, err := cmd.CombinedOutput()
-		var exit *exec.ExitError
-		if err == nil || !slices.Contains([]int{2}, exitCode(err, &exit)) || !strings.Contains(string(out), "unknown phase bogus") {
-			t.Errorf("%s bogus: %v %s", s, err, out)
-		}
-	}
+	})
 }
 
 func exitCode(err error, target **exec.ExitError) int {

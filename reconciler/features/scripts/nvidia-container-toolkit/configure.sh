@@ -4,14 +4,33 @@
 # must not try (no-cgroups = true), or every GPU container fails with
 # "bpf_prog_query(BPF_CGROUP_DEVICE) failed: operation not permitted".
 #   NCT_NO_CGROUPS  true or false
+# PHOENIX_TEST_ROOT, set by tests only, is where the files below are.
 set -eu
 phase=${1:-apply}
 : "${NCT_NO_CGROUPS:?}"
-config=/etc/nvidia-container-runtime/config.toml
+root=${PHOENIX_TEST_ROOT:-}
+config=$root/etc/nvidia-container-runtime/config.toml
+daemon=$root/etc/docker/daemon.json
+
+# no_cgroups prints the value no-cgroups has in the toolkit's config. The
+# file is TOML: nvidia-ctk writes every key at its default as a comment
+# ("#no-cgroups = false"), and a key that is absent has its default, false.
+no_cgroups() {
+	awk '
+		/^[ \t]*\[/ { cli = ($0 ~ /^[ \t]*\[nvidia-container-cli\][ \t]*(#.*)?$/); next }
+		cli && /^[ \t]*no-cgroups[ \t]*=/ {
+			v = $0; sub(/^[^=]*=[ \t]*/, "", v); sub(/[ \t]*(#.*)?$/, "", v); value = v
+		}
+		END { print (value == "" ? "false" : value) }
+	' "$config"
+}
+
+runtime_configured() {
+	grep -q '"nvidia"' "$daemon" 2>/dev/null
+}
 
 configured() {
-	grep -q '"nvidia"' /etc/docker/daemon.json 2>/dev/null &&
-		grep -Eq "^no-cgroups *= *$NCT_NO_CGROUPS\$" "$config" 2>/dev/null
+	[ -f "$config" ] && runtime_configured && [ "$(no_cgroups)" = "$NCT_NO_CGROUPS" ]
 }
 
 case "$phase" in
@@ -19,13 +38,32 @@ check)
 	configured
 	;;
 apply)
-	nvidia-ctk runtime configure --runtime=docker
-	nvidia-ctk config --set "nvidia-container-cli.no-cgroups=$NCT_NO_CGROUPS" --in-place
+	need nvidia-ctk nvidia-container-toolkit
+	doing "nvidia-ctk runtime configure --runtime=docker" "see the lines above"
+	run nvidia-ctk runtime configure --runtime=docker
+	doing "setting no-cgroups = $NCT_NO_CGROUPS in $config" "see the lines above"
+	run nvidia-ctk config --set "nvidia-container-cli.no-cgroups=$NCT_NO_CGROUPS" --in-place
+	configured || fail "$config does not say no-cgroups = $NCT_NO_CGROUPS after nvidia-ctk set it: check the file"
+	doing "restarting docker" "see journalctl -u docker in the container"
+	# A docker restarted too often is refused by systemd until reset.
+	systemctl reset-failed docker.service >/dev/null 2>&1 || true
 	systemctl restart docker
+	done_doing
 	;;
 verify)
-	configured
-	nvidia-container-cli info >/dev/null
+	[ -f "$config" ] || fail "$config is missing: run the apply again"
+	runtime_configured || fail "$daemon has no nvidia runtime: run the apply again"
+	got=$(no_cgroups)
+	[ "$got" = "$NCT_NO_CGROUPS" ] || fail "$config says no-cgroups = $got, want $NCT_NO_CGROUPS: run the apply again"
+	doing "nvidia-container-cli info" "the toolkit does not see the GPU: check the nvidia-driver feature and the device nodes"
+	run nvidia-container-cli info >/dev/null
+	use_tmp
+	runtimes=$(tmp_dir)/runtimes
+	doing "docker info" "the docker daemon does not answer: see journalctl -u docker in the container"
+	run docker info --format '{{json .Runtimes}}' >"$runtimes"
+	done_doing
+	grep -q '"nvidia"' "$runtimes" ||
+		fail "docker has not loaded the nvidia runtime: restart docker in the container"
 	;;
 uninstall)
 	# The runtime entry in /etc/docker/daemon.json stays: docker only reads
@@ -37,7 +75,6 @@ uninstall)
 	fi
 	;;
 *)
-	echo "unknown phase $phase" >&2
-	exit 2
+	unknown_phase
 	;;
 esac

@@ -25,9 +25,11 @@ check | verify)
 	[ -s "$NVIDIA_RUNFILE" ] && digest_ok "$NVIDIA_RUNFILE"
 	;;
 apply)
+	doing "making $(dirname "$NVIDIA_RUNFILE")" "check the node's disk"
 	mkdir -p "$(dirname "$NVIDIA_RUNFILE")"
+	done_doing
 	tmp="$NVIDIA_RUNFILE.part"
-	trap 'rm -f "$tmp"' EXIT
+	remove_on_exit "$tmp"
 	tried=
 	# Without a digest, a redirect may not lead to plain http either.
 	redirects='=https'
@@ -48,8 +50,7 @@ apply)
 		esac
 		if curl -fsSL --proto =https,http --proto-redir "$redirects" --retry 3 -o "$tmp" "$url" 2>"$tmp.err"; then
 			if ! digest_ok "$tmp"; then
-				echo "sha256 of $url does not match $NVIDIA_SHA256: not installing it" >&2
-				exit 1
+				fail "sha256 of $url does not match $NVIDIA_SHA256: not installing it; check nvidia.sha256 and the source"
 			fi
 			chmod 0755 "$tmp"
 			mv "$tmp" "$NVIDIA_RUNFILE"
@@ -59,11 +60,9 @@ apply)
 		tried="$tried${tried:+, }$url ($(tail -n 1 "$tmp.err"))"
 		rm -f "$tmp.err"
 	done
-	echo "no source has the runfile of NVIDIA driver $NVIDIA_VERSION: tried $tried" >&2
-	exit 1
+	fail "no source has the runfile of NVIDIA driver $NVIDIA_VERSION: tried $tried; give one in nvidia.runfileURLs"
 	;;
 *)
-	echo "unknown phase $phase" >&2
-	exit 2
+	unknown_phase
 	;;
 esac

@@ -19,38 +19,40 @@ check)
 	[ "$(reported)" = "$NVIDIA_VERSION" ]
 	;;
 apply)
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -q
-	apt-get install -y -q --no-install-recommends kmod pkg-config libglvnd-dev
-	sh "$NVIDIA_RUNFILE" --silent --no-kernel-module --no-questions --ui=none \
+	[ -s "$NVIDIA_RUNFILE" ] || fail "$NVIDIA_RUNFILE is missing or empty: phoenix pushes it from the node before this step; run the apply again"
+	apt_update
+	apt_install kmod pkg-config libglvnd-dev
+	doing "installing NVIDIA's userspace driver $NVIDIA_VERSION" "see /var/log/nvidia-installer.log in the container"
+	run sh "$NVIDIA_RUNFILE" --silent --no-kernel-module --no-questions --ui=none \
 		--no-nouveau-check --no-x-check --no-nvidia-modprobe --no-dkms
+	done_doing
 	rm -f "$NVIDIA_RUNFILE"
 	;;
 verify)
 	# nvidia-smi must work and report the host's version: a mismatch shows as
-	# "Failed to initialize NVML: Driver/library version mismatch".
-	nvidia-smi >/dev/null
+	# "Failed to initialize NVML: Driver/library version mismatch", printed
+	# on stdout.
+	nvidia_works
 	got=$(reported)
 	if [ "$got" != "$NVIDIA_VERSION" ]; then
-		echo "nvidia-smi reports driver $got, want $NVIDIA_VERSION" >&2
-		exit 1
+		fail "nvidia-smi reports driver $got, want the host's $NVIDIA_VERSION: run the apply again"
 	fi
-	if [ -n "${NVIDIA_CHECK_USER:-}" ] && ! out=$(runuser -u "$NVIDIA_CHECK_USER" -- nvidia-smi -L 2>&1); then
-		echo "as $NVIDIA_CHECK_USER, nvidia-smi fails ($out): the GPU's device nodes are usable by root only" >&2
-		exit 1
+	if [ -n "${NVIDIA_CHECK_USER:-}" ] && ! why=$(gpu_problem "$NVIDIA_CHECK_USER"); then
+		fail "as $NVIDIA_CHECK_USER, nvidia-smi lists no GPU ($why): the GPU's device nodes are usable by root only; pass them with a mode or gpuGroup"
 	fi
 	;;
 uninstall)
 	# The runfile's own uninstaller removes what it installed; the host's
 	# kernel module is not the container's to touch.
+	doing "removing NVIDIA's userspace driver" "see /var/log/nvidia-uninstall.log in the container"
 	if command -v nvidia-uninstall >/dev/null 2>&1; then
-		nvidia-uninstall --silent --no-questions --ui=none
+		run nvidia-uninstall --silent --no-questions --ui=none
 	elif command -v nvidia-installer >/dev/null 2>&1; then
-		nvidia-installer --uninstall --silent --no-questions --ui=none
+		run nvidia-installer --uninstall --silent --no-questions --ui=none
 	fi
+	done_doing
 	;;
 *)
-	echo "unknown phase $phase" >&2
-	exit 2
+	unknown_phase
 	;;
 esac
