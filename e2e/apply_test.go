@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -38,7 +39,17 @@ func newRigTB(t testing.TB, edit func(*sim.World)) *rig { return newRigAuth(t, e
 // token when ticket is set.
 func newRigAuth(t testing.TB, edit func(*sim.World), ticket bool) *rig {
 	t.Helper()
-	w, err := sim.LoadWorld("../examples/world.yaml")
+	return newRigAt(t, examplesDir, edit, ticket)
+}
+
+// examplesDir is the example homelab's spec set, with its world.yaml.
+const examplesDir = "../examples/homelab"
+
+// newRigAt is a rig for the spec set in dir, on the simulator of the
+// world.yaml beside its specs.
+func newRigAt(t testing.TB, dir string, edit func(*sim.World), ticket bool) *rig {
+	t.Helper()
+	w, err := sim.LoadWorld(filepath.Join(dir, "world.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +70,7 @@ func newRigAuth(t testing.TB, edit func(*sim.World), ticket bool) *rig {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = s.Close() })
-	res, err := spec.LoadResolved("../examples")
+	res, err := spec.LoadResolved(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -99,6 +99,11 @@ func covered(journal []sim.Event, g reconciler.GuestPlan, c reconciler.Change) b
 		return task("vzcreate")
 	case reconciler.Resize:
 		return task("resize")
+	case reconciler.Directory:
+		// A host script: the node's event, no VMID.
+		return slices.ContainsFunc(journal, func(e sim.Event) bool {
+			return e.Kind == "exec" && e.OK && e.Node == g.Node && e.Name == reconciler.HostDirsScriptName && e.Phase == "apply"
+		})
 	case reconciler.Start:
 		return task("vzstart", "vzreboot")
 	case reconciler.Restart:
@@ -118,10 +123,15 @@ func covered(journal []sim.Event, g reconciler.GuestPlan, c reconciler.Change) b
 		return slices.ContainsFunc(journal, func(e sim.Event) bool {
 			return e.OK && e.VMID == g.VMID && e.Kind == "api" && e.Name == fmt.Sprintf("PUT /nodes/%s/lxc/%d/config", g.Node, g.VMID)
 		})
+	case reconciler.Firewall:
+		return slices.ContainsFunc(journal, func(e sim.Event) bool {
+			return e.OK && e.VMID == g.VMID && e.Kind == "api" && !strings.HasPrefix(e.Name, "GET ") &&
+				strings.Contains(e.Name, fmt.Sprintf("/lxc/%d/firewall/", g.VMID))
+		})
 	case reconciler.UpdateConfig:
 		return slices.ContainsFunc(journal, func(e sim.Event) bool {
 			return e.OK && e.VMID == g.VMID && (e.Kind == "api" && e.Name == fmt.Sprintf("PUT /nodes/%s/lxc/%d/config", g.Node, g.VMID) ||
-				e.Kind == "exec" && e.Name == "pct set")
+				e.Kind == "exec" && (e.Name == "pct set" || e.Name == "phoenix/set-raw-lxc" || e.Name == "phoenix/remove-raw-lxc"))
 		})
 	case reconciler.InstallFeature, reconciler.ReinstallFeature, reconciler.UninstallFeature:
 		phase := "verify"
@@ -143,7 +153,7 @@ func (r *rig) respec(edits ...specEdit) {
 	r.t.Helper()
 	dir := r.t.TempDir()
 	var files []string
-	err := filepath.WalkDir("../examples", func(path string, d os.DirEntry, err error) error {
+	err := filepath.WalkDir("../examples/homelab", func(path string, d os.DirEntry, err error) error {
 		if err == nil && !d.IsDir() && filepath.Ext(path) == ".yaml" {
 			files = append(files, path)
 		}
@@ -159,7 +169,7 @@ func (r *rig) respec(edits ...specEdit) {
 		}
 	}
 	for _, f := range files {
-		rel, _ := filepath.Rel("../examples", f)
+		rel, _ := filepath.Rel("../examples/homelab", f)
 		b, err := os.ReadFile(f)
 		if err != nil {
 			r.t.Fatal(err)

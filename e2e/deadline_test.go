@@ -98,7 +98,7 @@ func withStepTimeout(t *testing.T, timeout string) *spec.Resolution {
 	t.Helper()
 	dir := t.TempDir()
 	for _, f := range []string{"cluster.yaml", "containers.yaml", "templates.yaml", "features/nginx.yaml"} {
-		data, err := os.ReadFile(filepath.Join("../examples", f))
+		data, err := os.ReadFile(filepath.Join("../examples/homelab", f))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -65,7 +65,7 @@ func copyExamples(t *testing.T) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "specs")
 	for _, name := range []string{"cluster.yaml", "templates.yaml", "containers.yaml", "features/nginx.yaml"} {
-		b, err := os.ReadFile(filepath.Join("../examples", name))
+		b, err := os.ReadFile(filepath.Join("../examples/homelab", name))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,6 +1,7 @@
 package reconciler
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -32,7 +33,7 @@ func (e *engine) execute(ctx context.Context, j *job, g GuestPlan, c Change, obs
 		return e.update(ctx, g, og, c.Fields)
 	case Resize:
 		return e.retry(ctx, g, Event{Action: Resize}, func() error {
-			return e.cluster.Resize(ctx, g.Node, g.VMID, "rootfs", fmt.Sprintf("%dG", c.SizeGiB))
+			return e.cluster.Resize(ctx, g.Node, g.VMID, cmp.Or(c.Disk, "rootfs"), fmt.Sprintf("%dG", c.SizeGiB))
 		})
 	case Start:
 		if err := e.retry(ctx, g, Event{Action: Start}, func() error { return e.cluster.Start(ctx, g.Node, g.VMID) }); err != nil {
@@ -41,6 +42,9 @@ func (e *engine) execute(ctx context.Context, j *job, g GuestPlan, c Change, obs
 		j.ran = true
 		return e.waitInitialized(ctx, g, r)
 	case Restart:
+		if len(c.Fields) > 0 {
+			return e.restartForRaw(ctx, j, g, r, og, c.Fields)
+		}
 		if err := e.retry(ctx, g, Event{Action: Restart}, func() error { return e.cluster.Reboot(ctx, g.Node, g.VMID) }); err != nil {
 			return err
 		}
@@ -82,6 +86,10 @@ func (e *engine) execute(ctx context.Context, j *job, g GuestPlan, c Change, obs
 		return e.retry(ctx, g, Event{Action: ConvertToTemplate}, func() error { return e.cluster.ConvertToTemplate(ctx, g.Node, g.VMID) })
 	case Adopt:
 		return e.adopt(ctx, g, r, og)
+	case Firewall:
+		return e.convergeFirewall(ctx, g, r)
+	case Directory:
+		return e.makeDirectories(ctx, g, c.Fields)
 	case Replace:
 		// Destruction happens only where the approved plan showed it.
 		if j.plan.Action != Replace {
@@ -112,6 +120,8 @@ func rootOnly(key, value, before string) bool {
 	switch {
 	case strings.HasPrefix(key, "dev"), key == "hookscript":
 		return true
+	case strings.HasPrefix(key, "mp"):
+		return bindMountValue(value)
 	case key == "features":
 		return featuresBeyondNesting(before, value)
 	}
@@ -202,8 +212,10 @@ func (e *engine) update(ctx context.Context, g GuestPlan, og *ObservedGuest, fie
 	set, del := map[string]string{}, []string{}
 	rootSet, rootDel := map[string]string{}, []string{}
 	var raw [][2]string
+	fields, owned := ownedRawFields(fields, e.ownedRaw(g))
 	for _, f := range fields {
-		root := !e.cluster.RootSession() && rootOnly(f.Key, f.After, f.Before)
+		root := !e.cluster.RootSession() && (rootOnly(f.Key, f.After, f.Before) ||
+			f.Key == "features" && rootOnlyFeatures(f.Before, f.After, og.Config.Values["unprivileged"] == "1"))
 		switch {
 		case isRawKey(f.Key):
 			raw = append(raw, [2]string{f.Key, f.Before})
@@ -229,6 +241,9 @@ func (e *engine) update(ctx context.Context, g GuestPlan, og *ObservedGuest, fie
 		}); err != nil {
 			return err
 		}
+	}
+	if err := e.setRaw(ctx, g, UpdateConfig, owned); err != nil {
+		return err
 	}
 	if len(rootSet) == 0 && len(rootDel) == 0 && len(raw) == 0 {
 		return nil

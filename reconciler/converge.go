@@ -186,6 +186,9 @@ func (e *engine) stopped(ctx context.Context) error {
 // from while it is yet to be cloned.
 func (e *engine) observe(ctx context.Context, g GuestPlan) (*Observed, error) {
 	obs := &Observed{Guests: map[int]*ObservedGuest{}, Hosts: e.hosts}
+	observeSecurityGroups(reader{ctx: ctx}, e.cluster, e.res, obs)
+	observeClusterSets(reader{ctx: ctx}, e.cluster, e.res, obs)
+	e.observeHostDirs(ctx, g, obs)
 	if err := e.retry(ctx, g, Event{Action: g.Action, Step: "observe"}, func() error { return e.read(ctx, obs, g.VMID, g.Node) }); err != nil {
 		return nil, err
 	}
@@ -233,6 +236,13 @@ func (e *engine) read(ctx context.Context, obs *Observed, vmid int, node string)
 		if og.Pending, err = e.cluster.Pending(ctx, node, vmid); err != nil {
 			return err
 		}
+	}
+	if firewallWanted(e.res, vmid) {
+		fw, err := e.cluster.Firewall(ctx, node, vmid)
+		if err != nil {
+			return err
+		}
+		og.Firewall = &fw
 	}
 	obs.Guests[vmid] = og
 	return nil

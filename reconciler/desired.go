@@ -29,6 +29,15 @@ type desired struct {
 	deviceValues map[string]string
 	diskGiB      int
 	unprivileged bool
+	// mounts are the mpN mount points when the spec manages them (nil: it
+	// does not).
+	mounts []spec.Mount
+	// firewallOn is the guest's firewall enabled in the spec: an interface
+	// that does not say otherwise then has firewall=1.
+	firewallOn bool
+	// raw are the raw lxc.* keys phoenix owns (security.go), each with the
+	// values the config file must hold; keys not here are left alone.
+	raw map[string][]string
 }
 
 // nvidiaDevice matches the device entries phoenix owns. Other dev entries
@@ -42,12 +51,32 @@ func desiredConfig(r *spec.Resolved, host *HostObservation) (desired, []Problem)
 	s := r.Settings
 	d := desired{
 		options: map[string]string{
-			"hostname": r.Name, "cores": strconv.Itoa(s.Cores), "memory": strconv.Itoa(s.MemoryMiB),
+			"hostname": r.Hostname, "cores": strconv.Itoa(s.Cores), "memory": strconv.Itoa(s.MemoryMiB),
 			"swap": strconv.Itoa(s.SwapMiB), "onboot": boolString(s.OnBoot), "protection": boolString(s.Protection),
 			"tags": strings.Join(spec.NormalizeTags(append(slices.Clone(s.Tags), ManagedTag)), ";"),
 		},
 		features: map[string]string{}, nics: s.Network, diskGiB: s.DiskGiB, unprivileged: s.Unprivileged,
 	}
+	d.mounts = s.Mounts
+	if st := s.Startup; st != nil {
+		parts := map[string]string{}
+		for k, v := range map[string]*int{"order": st.Order, "up": st.Up, "down": st.Down} {
+			if v != nil {
+				parts[k] = strconv.Itoa(*v)
+			}
+		}
+		d.options["startup"] = printPropString(parts, "order", "up", "down")
+	}
+	if s.Nameservers != nil {
+		d.options["nameserver"] = strings.Join(s.Nameservers, " ")
+	}
+	if s.SearchDomains != nil {
+		d.options["searchdomain"] = strings.Join(s.SearchDomains, " ")
+	}
+	if fw := s.Firewall; fw != nil && fw.Enabled != nil && *fw.Enabled {
+		d.firewallOn = true
+	}
+	applySecurity(&d, s.Security)
 	if slices.Contains(r.Effective, spec.FeatureDocker) {
 		// Docker in an LXC container needs nesting, and keyctl for its key
 		// handling in unprivileged containers.
@@ -86,6 +115,8 @@ func (d desired) manages(key string) bool {
 		return true
 	case strings.HasPrefix(key, "net"):
 		return d.nics != nil
+	case strings.HasPrefix(key, "mp"):
+		return d.mounts != nil
 	}
 	return false
 }
@@ -96,11 +127,15 @@ func (d desired) manages(key string) bool {
 // that the plan says the same whatever the session.
 func createOptionsOf(d desired) map[string]string {
 	opts := map[string]string{"unprivileged": boolString(d.unprivileged)}
-	maps.Copy(opts, d.options)
-	for i, n := range d.nics {
-		opts["net"+strconv.Itoa(i)] = nicValue(n, "")
+	for k, v := range d.options {
+		if v != "" { // an empty list to clear: nothing to clear yet
+			opts[k] = v
+		}
 	}
-	if flags := printPropString(d.features); len(d.features) > 0 && !featuresBeyondNesting("", flags) {
+	for i, n := range d.nics {
+		opts["net"+strconv.Itoa(i)] = nicValue(n, "", d.firewallOn)
+	}
+	if flags := createFeatures(d); flags != "" {
 		opts["features"] = flags
 	}
 	return opts
@@ -228,29 +263,81 @@ func printPropString(parts map[string]string, first ...string) string {
 }
 
 // nicValue is the netN value for a NIC, keeping what Proxmox added to the
-// observed one (hwaddr, type) and any option phoenix does not manage.
-func nicValue(n spec.NIC, observed string) string {
+// observed one (hwaddr, type) and any option phoenix does not manage. The
+// keys the spec describes are phoenix's: one the spec leaves unset is
+// removed, except hwaddr and type (Proxmox's choice stands unless the spec
+// pins one) and firewall, which follows the guest's firewall when the NIC
+// does not say (fwOn) and is otherwise left as it is.
+func nicValue(n spec.NIC, observed string, fwOn bool) string {
 	parts := propString(observed)
-	for _, k := range []string{"name", "bridge", "ip", "gw", "tag"} {
+	for _, k := range []string{"name", "bridge", "ip", "gw", "tag", "ip6", "gw6", "mtu", "rate"} {
 		delete(parts, k)
 	}
 	parts["name"], parts["bridge"] = n.Name, n.Bridge
-	if n.IP != "" {
-		parts["ip"] = n.IP
+	set := func(k, v string) {
+		if v != "" {
+			parts[k] = v
+		}
 	}
-	if n.Gateway != "" {
-		parts["gw"] = n.Gateway
-	}
+	set("ip", n.IP)
+	set("gw", n.Gateway)
+	set("ip6", n.IP6)
+	set("gw6", n.Gateway6)
+	set("hwaddr", n.HWAddr)
+	set("type", n.Type)
 	if n.VLAN != nil {
 		parts["tag"] = strconv.Itoa(*n.VLAN)
 	}
-	return printPropString(parts, "name", "bridge", "gw", "hwaddr", "ip", "tag", "type")
+	if n.MTU != nil {
+		parts["mtu"] = strconv.Itoa(*n.MTU)
+	}
+	if n.Rate != nil {
+		parts["rate"] = strconv.FormatFloat(*n.Rate, 'f', -1, 64)
+	}
+	switch {
+	case n.Firewall != nil && *n.Firewall, n.Firewall == nil && fwOn:
+		parts["firewall"] = "1"
+	case n.Firewall != nil:
+		delete(parts, "firewall")
+	}
+	return printPropString(parts, "name", "bridge", "firewall", "gw", "gw6", "hwaddr", "ip", "ip6", "mtu", "rate", "tag", "type")
 }
 
-// nicManaged compares the managed parts of two netN values.
-func nicManaged(v string) string {
-	p := propString(v)
-	return strings.Join([]string{p["name"], p["bridge"], p["ip"], p["gw"], p["tag"]}, "|")
+// sameNIC compares two netN values as Proxmox reads them: every option, the
+// MAC address whatever its case, the rate as a number, and a flag that is 0
+// the same as one that is absent.
+func sameNIC(a, b string) bool {
+	pa, pb := propString(a), propString(b)
+	for _, p := range []map[string]string{pa, pb} {
+		for _, flag := range []string{"firewall", "link_down", "host-managed"} {
+			if p[flag] == "0" {
+				delete(p, flag)
+			}
+		}
+	}
+	if len(pa) != len(pb) {
+		return false
+	}
+	for k, va := range pa {
+		vb, ok := pb[k]
+		switch {
+		case !ok:
+			return false
+		case k == "hwaddr":
+			if !strings.EqualFold(va, vb) {
+				return false
+			}
+		case k == "rate":
+			fa, errA := strconv.ParseFloat(va, 64)
+			fb, errB := strconv.ParseFloat(vb, 64)
+			if errA != nil || errB != nil || fa != fb {
+				return false
+			}
+		case va != vb:
+			return false
+		}
+	}
+	return true
 }
 
 // rootfsGiB reads size=NG (or T, M) from a rootfs value, in GiB.
@@ -290,27 +377,25 @@ func configDiff(d desired, cfg Config) (fields []FieldChange, growTo int, errs [
 			}
 		case "tags":
 			have = strings.Join(spec.NormalizeTags([]string{have}), ";")
+		case "startup":
+			// pve-startup-order: order, up and down in any order.
+			have = printPropString(propString(have), "order", "up", "down")
+		case "nameserver", "searchdomain":
+			// Proxmox's address-list and dns-name-list: separated by
+			// spaces, commas or semicolons.
+			have = strings.Join(strings.FieldsFunc(have, func(r rune) bool { return r == ' ' || r == ',' || r == ';' }), " ")
 		}
 		if want != have {
 			fields = append(fields, FieldChange{Key: k, Before: v[k], After: want})
 		}
 	}
-	if len(d.features) > 0 {
-		parts := propString(v["features"])
-		changed := false
-		for k, want := range d.features {
-			if parts[k] != want {
-				parts[k], changed = want, true
-			}
-		}
-		if changed {
-			fields = append(fields, FieldChange{Key: "features", Before: v["features"], After: printPropString(parts)})
-		}
+	if after, changed := featuresChange(d.features, v["features"]); changed {
+		fields = append(fields, FieldChange{Key: "features", Before: v["features"], After: after})
 	}
 	if d.nics != nil {
 		for i, n := range d.nics {
 			k := fmt.Sprintf("net%d", i)
-			if want := nicValue(n, v[k]); nicManaged(want) != nicManaged(v[k]) {
+			if want := nicValue(n, v[k], d.firewallOn); !sameNIC(want, v[k]) {
 				fields = append(fields, FieldChange{Key: k, Before: v[k], After: want})
 			}
 		}
@@ -321,6 +406,7 @@ func configDiff(d desired, cfg Config) (fields []FieldChange, growTo int, errs [
 		}
 	}
 	fields = append(fields, deviceDiff(d.devices, d.deviceValues, v)...)
+	fields = append(fields, rawDiff(d.raw, cfg.LXC)...)
 	if have, ok := rootfsGiB(v["rootfs"]); ok {
 		switch {
 		case d.diskGiB > have:

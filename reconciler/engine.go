@@ -27,7 +27,8 @@ import (
 //     reinstalled feature from the records (each record names the
 //     requirements it was installed on). So a change the plan showed is still
 //     wanted after the step before it, and after a crash.
-//   - A template converges, and is converted, before its clones are made;
+//   - A template converges, and is converted, before its clones are made; a
+//     guest is made or changed only once what it depends on converged;
 //     clones of one source are made one at a time (Proxmox locks the source);
 //     guests that do not depend on each other run at once, up to
 //     Parallelism.
@@ -246,6 +247,31 @@ func (e *engine) schedule(ctx context.Context, j *job, jobs map[string]*job, del
 		if parent.result.Err != nil {
 			j.result.Err = withKind(ErrorKind(ProblemBlocked), fmt.Errorf("its template %s failed", parent.plan.Name))
 			e.event(j.plan, Event{Action: j.plan.Action, Step: "wait for " + parent.plan.Name, Outcome: Failed, Err: j.result.Err})
+			return
+		}
+	}
+	// It waits for what it depends on too, which must converge (and, being
+	// a Container, run) first; one that failed leaves it waiting for the
+	// next pass, with the reason.
+	for _, name := range j.plan.DependsOn {
+		if e.opts.Skip[name] != "" {
+			j.result.Err = withKind(ErrorKind(ProblemBlocked), fmt.Errorf("it waits for %s (dependsOn), which is left alone this time: %s", name, e.opts.Skip[name]))
+			e.event(j.plan, Event{Action: j.plan.Action, Step: "wait for " + name, Outcome: Failed, Err: j.result.Err})
+			return
+		}
+		dep, ok := jobs[name]
+		if !ok {
+			continue // nothing to do there: converged and running
+		}
+		select {
+		case <-dep.done:
+		case <-ctx.Done():
+			j.result.Err = ctx.Err()
+			return
+		}
+		if dep.result.Err != nil {
+			j.result.Err = withKind(ErrorKind(ProblemBlocked), fmt.Errorf("it waits for %s (dependsOn), which did not converge", name))
+			e.event(j.plan, Event{Action: j.plan.Action, Step: "wait for " + name, Outcome: Failed, Err: j.result.Err})
 			return
 		}
 	}

@@ -31,6 +31,22 @@ type Observed struct {
 	Nodes     []NodeInfo
 	NodesErr  error
 	Inventory map[string]*NodeInventory
+	// SecurityGroups are the cluster's firewall security groups, read only
+	// when a spec's firewall uses one; SecurityGroupsErr is why they could
+	// not be read.
+	SecurityGroups    []string
+	SecurityGroupsErr error
+	// ClusterSets are the cluster's firewall aliases and ipsets, read only
+	// when a spec's firewall names one it does not define itself;
+	// ClusterSetsErr is why they could not be read.
+	ClusterSets    *ClusterFirewallSets
+	ClusterSetsErr error
+	// HostDirs are the bind mount directories of the nodes where a spec
+	// has bind mounts, by node.
+	HostDirs map[string]*HostDirObservation
+	// SubIDs are the host ids root may map on the nodes where a spec has
+	// custom id maps, by node (security.go).
+	SubIDs map[string]*SubIDObservation
 }
 
 // ObservedGuest is one guest: its listing, its config, its state block.
@@ -51,6 +67,10 @@ type ObservedGuest struct {
 	Pending []PendingOption
 	// PendingErr is set when the pending changes could not be read.
 	PendingErr error
+	// Firewall is the guest's firewall, read only where a spec manages it
+	// (firewall.go); FirewallErr is why it could not be read.
+	Firewall    *FirewallConfig
+	FirewallErr error
 }
 
 // records are the feature records of a guest whose state block is trusted.
@@ -140,6 +160,8 @@ func Observe(ctx context.Context, cluster Cluster, nodes NodeOf, res *spec.Resol
 		exists[s.VMID] = true
 	}
 	observeInventory(rd, cluster, obs, inventoryNeeds(res, exists), opts.Parallelism)
+	observeSecurityGroups(rd, cluster, res, obs)
+	observeClusterSets(rd, cluster, res, obs)
 
 	sem := make(chan struct{}, opts.Parallelism)
 	var wg sync.WaitGroup
@@ -159,6 +181,7 @@ func Observe(ctx context.Context, cluster Cluster, nodes NodeOf, res *spec.Resol
 			}
 			g.Config = cfg
 			g.User, g.State, g.StateErr = ParseDescription(cfg.Values["description"])
+			observeFirewall(rd, cluster, res, g)
 			if readsPending(g.GuestSummary, cfg) {
 				g.PendingErr = rd.retry(fmt.Sprintf("read the pending changes of %d", g.VMID), func() (err error) {
 					g.Pending, err = cluster.Pending(ctx, g.Node, g.VMID)
@@ -183,6 +206,8 @@ func Observe(ctx context.Context, cluster Cluster, nodes NodeOf, res *spec.Resol
 		})
 	}
 	wg.Wait()
+	observeHostDirs(rd, nodes, res, obs)
+	observeSubIDs(rd, nodes, res, obs)
 	for node, h := range obs.Hosts {
 		if !driverDue(res, obs, node, h) {
 			continue

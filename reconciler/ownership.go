@@ -58,13 +58,13 @@ func ownership(og *ObservedGuest, dep string, named *spec.Resolved) foreignGuest
 	case !og.Managed:
 		return foreignGuest{reason: fmt.Sprintf("it has no %s tag", ManagedTag), hint: adopt("it")}
 	case og.StateErr != nil:
-		if named != nil && og.Name == named.Name {
+		if named != nil && og.Name == named.Hostname {
 			return foreignGuest{}
 		}
 		return foreignGuest{reason: fmt.Sprintf("its phoenix record is damaged (%v), so no deployment can be told from it", og.StateErr),
 			hint: fmt.Sprintf("delete it by hand (pct destroy %d) if it is not wanted, or %s", og.VMID, adopt("it"))}
 	case st == nil:
-		if named != nil && og.Name == named.Name {
+		if named != nil && og.Name == named.Hostname {
 			// Tagged by hand, the way an older phoenix let a guest be
 			// adopted, and named by the spec.
 			return foreignGuest{}
@@ -72,7 +72,7 @@ func ownership(og *ObservedGuest, dep string, named *spec.Resolved) foreignGuest
 		return foreignGuest{reason: fmt.Sprintf("it carries the %s tag but no phoenix record: phoenix did not make it", ManagedTag),
 			hint: fmt.Sprintf("remove the tag, or %s", adopt("it"))}
 	case st.Dep == "":
-		if named != nil && st.Kind == string(named.Kind) && (st.Name == named.Name || og.Name == named.Name) {
+		if named != nil && st.Kind == string(named.Kind) && (st.Name == named.Name || og.Name == named.Hostname) {
 			return foreignGuest{}
 		}
 		return foreignGuest{reason: fmt.Sprintf("its record (of %s %s) was written by a phoenix older than ownership records, and no spec of this deployment names that guest at VMID %d, so phoenix cannot tell whose it is",

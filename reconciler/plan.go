@@ -31,13 +31,20 @@ const (
 	// deployment's, where its spec says adopt: true: it is tagged and gets
 	// this deployment's record.
 	Adopt
+	// Directory makes the node's directories that bind mount points show
+	// in a container, owned as the spec says: Proxmox does not make them,
+	// and a container whose bind mount has none does not start.
+	Directory
+	// Firewall converges a guest's firewall options and the rules phoenix
+	// keeps (firewall.go).
+	Firewall
 )
 
-var actionNames = [...]string{"no-op", "create", "clone", "update", "resize", "start", "restart", "stop", "identity", "install", "reinstall", "uninstall", "convert", "replace", "delete", "adopt"}
+var actionNames = [...]string{"no-op", "create", "clone", "update", "resize", "start", "restart", "stop", "identity", "install", "reinstall", "uninstall", "convert", "replace", "delete", "adopt", "directory", "firewall"}
 
 // Actions lists every action, for documentation and tests.
 var Actions = []Action{NoOp, Create, Clone, UpdateConfig, Resize, Start, Restart, Stop, RenewIdentity, InstallFeature, ReinstallFeature,
-	UninstallFeature, ConvertToTemplate, Replace, Delete, Adopt}
+	UninstallFeature, ConvertToTemplate, Replace, Delete, Adopt, Directory, Firewall}
 
 func (a Action) String() string {
 	if int(a) < len(actionNames) {
@@ -70,6 +77,9 @@ type Change struct {
 	Fields  []FieldChange `json:"fields,omitempty"`
 	// SizeGiB is the disk size a resize grows to.
 	SizeGiB int `json:"sizeGiB,omitempty"`
+	// Disk is the disk a resize grows, a mount point (mp0); empty is the
+	// root disk.
+	Disk string `json:"disk,omitempty"`
 	// Pending are the options a restart makes current: those waiting in
 	// Proxmox's pending section, and those this plan's update will put there.
 	Pending []string `json:"pending,omitempty"`
@@ -85,6 +95,8 @@ func (c Change) key() string {
 		a = Start
 	case ReinstallFeature:
 		a = InstallFeature
+	case Resize:
+		return a.String() + " " + c.Disk
 	}
 	return a.String() + " " + c.Feature
 }
@@ -103,6 +115,9 @@ type GuestPlan struct {
 	VMID   int       `json:"vmid"`
 	Node   string    `json:"node"`
 	Parent string    `json:"parent,omitempty"`
+	// DependsOn are the guests this one waits for (spec dependsOn): the
+	// engine makes or changes it only once they converged and run.
+	DependsOn []string `json:"dependsOn,omitempty"`
 	// Generation is the template generation the entry is about, when it is
 	// not the first (a renewed template).
 	Generation int `json:"generation,omitempty"`
@@ -237,6 +252,7 @@ func PlanGuest(res *spec.Resolution, obs *Observed, approved GuestPlan, opts Pla
 		return GuestPlan{}, false
 	}
 	p := newPlanner(res, obs, opts)
+	p.single = true
 	p.targets[r.Name] = target{vmid: approved.VMID, generation: approved.Generation}
 	if parent, ok := res.Guest(r.Parent); ok && obs.Guests[approved.VMID] == nil {
 		// What a clone starts from is its template as it will be.

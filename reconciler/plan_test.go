@@ -29,7 +29,7 @@ func resolve(t *testing.T, src string) *spec.Resolution {
 
 func examples(t *testing.T) *spec.Resolution {
 	t.Helper()
-	res, err := spec.LoadResolved("../examples")
+	res, err := spec.LoadResolved("../examples/homelab")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,6 +72,7 @@ func converged(res *spec.Resolution, driver string) *Observed {
 		records[r.Name] = recs
 		d, _ := desiredConfig(r, obs.Hosts[r.Settings.Node])
 		cfg := convergedConfig(d, r.Name)
+		convergedDirs(obs, r, cfg.LXC)
 		cfg.Values["unprivileged"] = boolString(r.Settings.Unprivileged)
 		cfg.Values["rootfs"] = fmt.Sprintf("local-lvm:vm-%d-disk-0,size=%dG", r.VMID, r.Settings.DiskGiB)
 		if parent, ok := res.Guest(r.Parent); ok {
@@ -90,6 +91,7 @@ func converged(res *spec.Resolution, driver string) *Observed {
 				Template: r.IsTemplate(), Tags: strings.Split(cfg.Values["tags"], ";")},
 			Config: cfg, Managed: true, State: state,
 		}
+		obs.Guests[r.VMID].Firewall = firewallAfter(r, &ObservedGuest{})
 	}
 	return obs
 }
@@ -100,16 +102,19 @@ func convergedConfig(d desired, name string) Config {
 	v := map[string]string{}
 	maps.Copy(v, d.options)
 	v["hostname"] = name
-	if len(d.features) > 0 {
-		v["features"] = printPropString(d.features)
+	if flags := setFlags(d.features); len(flags) > 0 {
+		v["features"] = printPropString(flags)
 	}
 	for i, n := range d.nics {
-		v[fmt.Sprintf("net%d", i)] = nicValue(n, "")
+		v[fmt.Sprintf("net%d", i)] = nicValue(n, "", d.firewallOn)
 	}
 	for i, dev := range d.devices {
 		v[fmt.Sprintf("dev%d", i)] = d.deviceValues[dev]
 	}
-	return Config{Values: v}
+	for i, m := range d.mounts {
+		v[mpKeys[i]] = mountValue(m, "")
+	}
+	return Config{Values: v, LXC: convergedLXC(d)}
 }
 
 func contains(list []string, s string) bool {
@@ -240,6 +245,34 @@ func TestPlanCases(t *testing.T) {
 				"base": {"no-op"}, "gpu": {"no-op"},
 				"app": {"update", "update cores memory onboot tags net0 dev7", "restart"},
 			},
+		},
+		"a hostname, the network identity, DNS and the start order are updates; a running container restarts for DNS": {
+			mutate: func(o *Observed) {
+				o.Guests[950].Config.Values["net0"] = "name=eth0,bridge=vmbr0,hwaddr=BC:24:11:00:00:01,ip=dhcp,type=veth"
+			},
+			res: resolve(t, strings.Replace(lineage, "  features: [vllm]\n", "  features: [vllm]\n  hostname: app.lab.example\n"+
+				"  network: [{name: eth0, ip: dhcp, ip6: auto, hwaddr: \"52:54:00:00:00:02\", mtu: 1400, rate: 10}]\n"+
+				"  nameservers: [10.0.0.13]\n  searchDomains: [lab.example]\n  startup: {order: 3, down: 60}\n", 1)),
+			want: map[string][]string{
+				"base": {"no-op"}, "gpu": {"no-op"},
+				"app": {"update", "update hostname nameserver searchdomain startup net0", "restart"},
+			},
+		},
+		"an interface that pins no MAC keeps Proxmox's; the same DNS written otherwise is no change": {
+			mutate: func(o *Observed) {
+				v := o.Guests[950].Config.Values
+				v["net0"] = "name=eth0,bridge=vmbr0,firewall=0,hwaddr=bc:24:11:00:00:01,ip=dhcp,mtu=1400,rate=10.0,type=veth"
+				v["nameserver"], v["startup"] = "10.0.0.13,10.0.0.14", "down=60,order=3"
+			},
+			res: resolve(t, strings.Replace(lineage, "  features: [vllm]\n", "  features: [vllm]\n"+
+				"  network: [{name: eth0, ip: dhcp, mtu: 1400, rate: 10}]\n"+
+				"  nameservers: [10.0.0.13, 10.0.0.14]\n  startup: {order: 3, down: 60}\n", 1)),
+			want: map[string][]string{"base": {"no-op"}, "gpu": {"no-op"}, "app": {"no-op"}},
+		},
+		"an empty DNS list removes the option": {
+			mutate: func(o *Observed) { o.Guests[950].Config.Values["searchdomain"] = "old.example" },
+			res:    resolve(t, strings.Replace(lineage, "  features: [vllm]\n", "  features: [vllm]\n  searchDomains: []\n", 1)),
+			want:   map[string][]string{"base": {"no-op"}, "gpu": {"no-op"}, "app": {"update", "update searchdomain", "restart"}},
 		},
 		"a disk that should grow is resized; one that should shrink is an error": {
 			mutate: func(o *Observed) {

@@ -40,6 +40,12 @@ type planner struct {
 	// guest that names a VMID (as its VMID or a renewal VMID).
 	dep     string
 	namedAt map[int]*spec.Resolved
+	// single is set where the apply engine re-plans one guest: its
+	// dependencies are the engine's to wait for, not the plan's to judge.
+	single bool
+	// planning are the guests whose plan is being made, so that planning a
+	// dependency first never goes round in a circle.
+	planning map[string]bool
 }
 
 // target is the guest a spec's guest is planned at: its VMID, and for a
@@ -65,12 +71,16 @@ type future struct {
 	// vmid is the guest clones are made from.
 	vmid int
 	node string
+	// firewall is its firewall, which a clone copies (nil: not read).
+	firewall *FirewallConfig
+	// lxc are its raw lxc.* lines, which a clone copies.
+	lxc [][2]string
 }
 
 func newPlanner(res *spec.Resolution, obs *Observed, opts PlanOptions) *planner {
 	p := &planner{res: res, obs: obs, opts: opts, planned: map[string]*GuestPlan{}, final: map[string]*future{},
 		observedByName: map[string][]int{}, targets: map[string]target{}, superseded: map[int]supersededGeneration{},
-		dep: deploymentOf(res), namedAt: map[int]*spec.Resolved{}}
+		dep: deploymentOf(res), namedAt: map[int]*spec.Resolved{}, planning: map[string]bool{}}
 	for _, r := range res.Guests {
 		for _, vmid := range append([]int{r.VMID}, r.RenewalVMIDs...) {
 			if p.namedAt[vmid] == nil {
@@ -86,12 +96,32 @@ func newPlanner(res *spec.Resolution, obs *Observed, opts PlanOptions) *planner 
 	return p
 }
 
+// planDependency plans a guest another depends on, after the templates it
+// is cloned from, before its own turn in the spec's order comes; nil where
+// it is being planned already (a cycle, which validation refuses) or is not
+// in the spec.
+func (p *planner) planDependency(name string) *GuestPlan {
+	r, ok := p.res.Guest(name)
+	if !ok || p.planning[name] {
+		return nil
+	}
+	for _, a := range r.Lineage {
+		if ar, ok := p.res.Guest(a); ok && !p.planning[a] {
+			p.plan(ar)
+		}
+	}
+	p.plan(r)
+	return p.planned[name]
+}
+
 // plan plans one guest once; later calls return the same plan.
 func (p *planner) plan(r *spec.Resolved) GuestPlan {
 	if g, ok := p.planned[r.Name]; ok {
 		return *g
 	}
+	p.planning[r.Name] = true
 	g := p.guest(r)
+	delete(p.planning, r.Name)
 	if len(g.Errors) > 0 {
 		// Nothing is done to a guest with a problem, and nothing can be
 		// cloned from it.
@@ -122,6 +152,20 @@ func (p *planner) guest(r *spec.Resolved) GuestPlan {
 	if parent, ok := p.planned[r.Parent]; ok && len(parent.Errors) > 0 {
 		g.Errors = append(g.Errors, problem(ProblemBlocked, "its template %s cannot be converged", r.Parent))
 		return g
+	}
+	g.DependsOn = r.Settings.DependsOn
+	if !p.single {
+		for _, name := range r.Settings.DependsOn {
+			dp := p.planDependency(name)
+			switch {
+			case dp == nil:
+			case len(dp.Errors) > 0:
+				g.Errors = append(g.Errors, problem(ProblemBlocked, "it waits for %s (dependsOn), which cannot be converged", name))
+				return g
+			case dp.Action != NoOp:
+				g.Notes = append(g.Notes, fmt.Sprintf("waits for %s (dependsOn) to converge and run first", name))
+			}
+		}
 	}
 	if og := p.obs.Guests[t.vmid]; og != nil {
 		if f := p.owner(og); f.foreign() {
@@ -199,14 +243,18 @@ func (p *planner) conflict(r *spec.Resolved, vmid int) *Problem {
 			return &pr
 		}
 	}
-	for _, other := range p.observedByName[strings.ToLower(r.Name)] {
+	for _, other := range p.observedByName[strings.ToLower(r.Hostname)] {
 		og := p.obs.Guests[other]
 		if other != vmid && !og.Managed {
 			held := fmt.Sprint(other)
-			if og.Name != r.Name {
+			if og.Name != r.Hostname {
 				held += " (" + strconv.QuoteToASCII(og.Name) + ")"
 			}
-			pr := problem(ProblemConflict, "name %s is used by guest %s on %s, which is not managed by phoenix: rename one of them", r.Name, held, og.Node)
+			what := "name " + r.Name
+			if r.Hostname != r.Name {
+				what = "host name " + r.Hostname
+			}
+			pr := problem(ProblemConflict, "%s is used by guest %s on %s, which is not managed by phoenix: rename one of them", what, held, og.Node)
 			return &pr
 		}
 	}
@@ -221,7 +269,7 @@ func (p *planner) missing(g *GuestPlan, r *spec.Resolved, d desired) {
 		g.Errors = append(g.Errors, problems...)
 		return
 	}
-	start := &ObservedGuest{GuestSummary: GuestSummary{VMID: g.VMID, Type: "lxc", Node: r.Settings.Node, Name: r.Name, Status: "stopped"},
+	start := &ObservedGuest{GuestSummary: GuestSummary{VMID: g.VMID, Type: "lxc", Node: r.Settings.Node, Name: r.Hostname, Status: "stopped"},
 		Managed: true, State: ownedState(p.res, r, g.VMID, g.Generation)}
 	if r.Parent == "" {
 		g.Action = Create
@@ -241,9 +289,11 @@ func (p *planner) missing(g *GuestPlan, r *spec.Resolved, d desired) {
 		g.Changes = append(g.Changes, Change{Action: Clone, Reason: reason})
 		// A clone copies its source's config and its state block's records:
 		// what it inherits is what its template will hold.
-		start.Config = Config{Values: maps.Clone(parent.config)}
-		start.Config.Values["hostname"] = r.Name
+		start.Config = Config{Values: maps.Clone(parent.config), LXC: slices.Clone(parent.lxc)}
+		start.Config.Values["hostname"] = r.Hostname
 		start.State.Features = maps.Clone(parent.records)
+		// Proxmox copies the firewall too (clone_vmfw_conf).
+		start.Firewall = parent.firewall
 		start.State.IdentityDue = !r.IsTemplate()
 		// The template's notes come along too, to share the clone's
 		// description with its record.
@@ -301,16 +351,26 @@ func (p *planner) existing(g *GuestPlan, r *spec.Resolved, d desired, og *Observ
 // guest this plan makes, which is stopped and has never run.
 func (p *planner) converge(g *GuestPlan, r *spec.Resolved, d desired, og *ObservedGuest, made bool) {
 	fields, grow, problems := configDiff(d, og.Config)
-	if raw := rawGPULines(og.Config.LXC, p.obs.Hosts[r.Settings.Node]); len(raw) > 0 {
+	if raw := withoutOwned(rawGPULines(og.Config.LXC, p.obs.Hosts[r.Settings.Node]), d.raw); len(raw) > 0 {
 		if !p.opts.RemoveRawGPULines {
 			problems = append(problems, rawLinesProblem(og.VMID, raw))
 		}
 		fields = append(fields, rawLineFields(raw)...)
 	}
+	mountFields, mountGrows, mountProblems := mountDiff(d, og.Config.Values)
+	fields, problems = append(fields, mountFields...), append(problems, mountProblems...)
+	// Bind mount owners map through the id map the container will have.
+	dirs, dirProblems := p.directoryChange(r, Config{Values: og.Config.Values, LXC: lxcAfter(og.Config.LXC, rawDiff(d.raw, og.Config.LXC), d.raw)})
+	problems = append(problems, dirProblems...)
+	problems = append(problems, p.subIDProblems(r, d)...)
 	if len(problems) > 0 {
 		g.Errors = append(g.Errors, problems...)
 		return
 	}
+	if dirs != nil {
+		g.Changes = append(g.Changes, *dirs)
+	}
+	fields, atRestart := rawAtRestart(fields, d, og, r)
 	if len(fields) > 0 {
 		reason := "config differs from the spec"
 		if made {
@@ -325,16 +385,31 @@ func (p *planner) converge(g *GuestPlan, r *spec.Resolved, d desired, og *Observ
 		}
 		g.Changes = append(g.Changes, Change{Action: Resize, SizeGiB: grow, Reason: reason})
 	}
+	for _, mg := range mountGrows {
+		g.Changes = append(g.Changes, Change{Action: Resize, Disk: mg.key, SizeGiB: mg.gib,
+			Reason: mountResizeReason(mg.key, mountPathOf(og.Config.Values[mg.key]), made && r.Parent != "")})
+	}
+	fwChange, fwNotes, fwProblem := p.firewallChange(r, og)
+	if fwProblem != nil {
+		g.Errors = append(g.Errors, *fwProblem)
+		return
+	}
+	if fwChange != nil {
+		g.Changes = append(g.Changes, *fwChange)
+	}
+	g.Notes = append(g.Notes, fwNotes...)
 	features, records, notes := p.features(r, og)
 	g.Notes = append(g.Notes, notes...)
 	if pr := p.runfileProblem(r, features); pr != nil {
 		g.Errors = append(g.Errors, *pr)
 		return
 	}
-	next := &future{config: afterFields(og.Config.Values, fields), records: records, vmid: og.VMID, node: og.Node}
+	next := &future{config: afterFields(og.Config.Values, fields), records: records, vmid: og.VMID, node: og.Node,
+		firewall: firewallAfter(r, og), lxc: lxcAfter(og.Config.LXC, slices.Concat(fields, atRestart), d.raw)}
 	if grow > 0 {
 		next.config["rootfs"] = withSize(next.config["rootfs"], grow)
 	}
+	withMountSizes(next.config, mountGrows)
 	if og.Template {
 		if p.staleTemplate(g, r, d, og, features) {
 			return // replaced or renewed: planned as made again
@@ -353,7 +428,9 @@ func (p *planner) converge(g *GuestPlan, r *spec.Resolved, d desired, og *Observ
 		g.Changes = append(g.Changes, Change{Action: Start, Reason: startReason(features, made)})
 		running = true
 	case running:
-		if keys := restartKeys(fields, og, d); len(keys) > 0 {
+		if keys := restartKeys(slices.Concat(fields, atRestart), og, d); len(atRestart) > 0 {
+			g.Changes = append(g.Changes, Change{Action: Restart, Pending: keys, Fields: atRestart, Reason: rawRestartReason(atRestart, keys)})
+		} else if len(keys) > 0 {
 			g.Changes = append(g.Changes, Change{Action: Restart, Pending: keys, Reason: restartReason(keys)})
 		}
 	}
@@ -390,6 +467,9 @@ func afterFields(v map[string]string, fields []FieldChange) map[string]string {
 		out = map[string]string{}
 	}
 	for _, f := range fields {
+		if isRawKey(f.Key) {
+			continue // raw lines are not options (future.lxc)
+		}
 		if f.After == "" {
 			delete(out, f.Key)
 		} else {

@@ -49,6 +49,15 @@ type Cluster interface {
 	// Delete destroys a stopped, unprotected container and purges it from
 	// the cluster's other configuration.
 	Delete(ctx context.Context, node string, vmid int) error
+	// Firewall reads a container's firewall: options, rules, aliases and
+	// ipsets with their entries.
+	Firewall(ctx context.Context, node string, vmid int) (FirewallConfig, error)
+	// ChangeFirewall makes one write to a container's firewall.
+	ChangeFirewall(ctx context.Context, node string, vmid int, op FirewallOp) error
+	// SecurityGroups lists the names of the cluster's firewall security groups.
+	SecurityGroups(ctx context.Context) ([]string, error)
+	// ClusterFirewallSets lists the names of the cluster's firewall aliases and ipsets.
+	ClusterFirewallSets(ctx context.Context) (ClusterFirewallSets, error)
 	// RootSession reports whether the session may set what Proxmox reserves
 	// for root@pam (dev[n], features beyond nesting): a root@pam password
 	// ticket. API tokens never may, not even root's own.
@@ -74,6 +83,10 @@ type Node interface {
 	// RemoveRawLXC removes raw lxc.* lines from a container's config file,
 	// which no API can do, under Proxmox VE's lock of that config.
 	RemoveRawLXC(ctx context.Context, vmid int, lines [][2]string) error
+	// SetRawLXC makes a container's config file hold exactly the given
+	// lines for each raw lxc.* key (none for an empty list), in order, under
+	// Proxmox VE's lock of that config; other lines stay as they are.
+	SetRawLXC(ctx context.Context, vmid int, keys map[string][]string) error
 	// FindRunfile says where the runfile of a driver version will come
 	// from: the node's own copy, or the first of the URLs that has it.
 	FindRunfile(ctx context.Context, q RunfileQuery) (RunfileSource, error)

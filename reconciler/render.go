@@ -58,7 +58,7 @@ const (
 // marker is the diff sign of an action and its colour.
 func marker(a Action) (string, string) {
 	switch a {
-	case Create, Clone, Start, InstallFeature:
+	case Create, Clone, Start, InstallFeature, Directory:
 		return "+", ansiGreen
 	case Delete:
 		return "-", ansiRed
@@ -96,6 +96,9 @@ func (p *Plan) WriteText(w io.Writer, opts TextOptions) error {
 				what := c.Action.String()
 				if c.Feature != "" {
 					what += " " + c.Feature
+				}
+				if c.Disk != "" {
+					what += " " + c.Disk
 				}
 				if c.SizeGiB > 0 {
 					what += fmt.Sprintf(" to %d GiB", c.SizeGiB)

@@ -158,6 +158,28 @@ func (o *Observed) Fingerprint() map[string]string {
 		}
 		out[fmt.Sprintf("guest %d", vmid)] = digestOf(g.Type, g.Node, g.Name, g.Status, fmt.Sprint(g.Template), fmt.Sprint(g.Managed),
 			g.Config.Digest, strings.Join(pending, ","), errText)
+		if fw := g.Firewall; fw != nil || g.FirewallErr != nil {
+			// The firewall lives in a file of its own, with digests of its own.
+			parts := []string{"unreadable"}
+			if fw != nil {
+				parts = []string{fw.OptionsDigest, fw.RulesDigest, fw.AliasesDigest, fw.IPSetsDigest}
+				for _, set := range fw.IPSets {
+					parts = append(parts, set.Name+"="+set.Digest)
+				}
+			}
+			out[fmt.Sprintf("firewall %d", vmid)] = digestOf(parts...)
+		}
+	}
+	if o.ClusterSets != nil || o.ClusterSetsErr != nil {
+		var parts []string
+		if c := o.ClusterSets; c != nil {
+			parts = append(slices.Clone(c.Aliases), "+")
+			parts = append(parts, c.IPSets...)
+		}
+		if o.ClusterSetsErr != nil {
+			parts = append(parts, "unreadable")
+		}
+		out["cluster firewall"] = digestOf(parts...)
 	}
 	if o.Nodes != nil || o.NodesErr != nil {
 		var parts []string

@@ -78,7 +78,7 @@ func Status(res *spec.Resolution, obs *Observed, plan *Plan) []GuestStatus {
 		var configMsg, featureMsg []string
 		for _, c := range gp.Changes {
 			switch c.Action {
-			case UpdateConfig, Resize, Start, Restart, Stop, RenewIdentity, Replace, Create, Clone, Delete, ConvertToTemplate:
+			case UpdateConfig, Resize, Directory, Start, Restart, Stop, RenewIdentity, Replace, Create, Clone, Delete, ConvertToTemplate:
 				configMsg = append(configMsg, stepName(c)+": "+c.Reason)
 			case InstallFeature, ReinstallFeature, UninstallFeature:
 				featureMsg = append(featureMsg, stepName(c))
@@ -114,7 +114,37 @@ func Status(res *spec.Resolution, obs *Observed, plan *Plan) []GuestStatus {
 		}
 		out = append(out, st)
 	}
+	waitsForDependencies(res, out)
 	return out
+}
+
+// waitsForDependencies says, on each guest that is not Ready, which of the
+// guests it depends on are not Ready either: it waits for them, and that
+// is the reason to fix first.
+func waitsForDependencies(res *spec.Resolution, out []GuestStatus) {
+	ready := map[string]bool{}
+	for _, st := range out {
+		ready[st.Name] = st.Ready()
+	}
+	for i, r := range res.Guests {
+		if ready[r.Name] {
+			continue
+		}
+		var waits []string
+		for _, d := range r.Settings.DependsOn {
+			if !ready[d] {
+				waits = append(waits, d)
+			}
+		}
+		if len(waits) == 0 {
+			continue
+		}
+		for j, c := range out[i].Conditions {
+			if c.Type == CondReady {
+				out[i].Conditions[j].Message = "waits for " + strings.Join(waits, ", ") + " (dependsOn), not ready"
+			}
+		}
+	}
 }
 
 // gpuReady compares the host driver with the userspace driver recorded in

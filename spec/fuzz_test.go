@@ -12,7 +12,7 @@ import (
 // answer with Diagnostics that carry a file and line, and whatever it accepts
 // must resolve.
 func FuzzParse(f *testing.F) {
-	for _, dir := range []string{"../examples", "../examples/features"} {
+	for _, dir := range []string{"../examples/homelab", "../examples/homelab/features"} {
 		entries, _ := os.ReadDir(dir)
 		for _, e := range entries {
 			if data, err := os.ReadFile(filepath.Join(dir, e.Name())); err == nil && !e.IsDir() {

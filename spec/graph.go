@@ -23,6 +23,8 @@ type GraphGuest struct {
 	Inherited []string `json:"inherited"`
 	Effective []string `json:"effective"`
 	Install   []string `json:"install"`
+	// DependsOn are the guests this one waits for besides its template.
+	DependsOn []string `json:"dependsOn"`
 }
 
 // Graph is the JSON lineage graph, guests in lineage order.
@@ -37,7 +39,7 @@ func (r *Resolution) Graph() Graph {
 		g.Guests = append(g.Guests, GraphGuest{
 			Name: x.Name, Kind: x.Kind, VMID: x.VMID, Node: x.Settings.Node, Parent: x.Parent,
 			Lineage: nonNil(x.Lineage), Own: nonNil(x.Own), Inherited: nonNil(x.Inherited),
-			Effective: nonNil(x.Effective), Install: nonNil(x.Install),
+			Effective: nonNil(x.Effective), Install: nonNil(x.Install), DependsOn: nonNil(x.Settings.DependsOn),
 		})
 	}
 	return g
@@ -84,6 +86,9 @@ func (x *Resolved) summary() string {
 	} else {
 		parts = append(parts, "installs nothing")
 	}
+	if len(x.Settings.DependsOn) > 0 {
+		parts = append(parts, "after "+strings.Join(x.Settings.DependsOn, ", "))
+	}
 	return strings.Join(parts, "; ")
 }
 
@@ -125,6 +130,11 @@ func (r *Resolution) graphDot(b *strings.Builder) {
 		if p, ok := r.byName[x.Parent]; ok {
 			fmt.Fprintf(b, "  g%d -> g%d;\n", p.VMID, x.VMID)
 		}
+		for _, d := range x.Settings.DependsOn {
+			if dep, ok := r.byName[d]; ok {
+				fmt.Fprintf(b, "  g%d -> g%d [style=dashed, label=\"before\"];\n", dep.VMID, x.VMID)
+			}
+		}
 	}
 	b.WriteString("}\n")
 }
@@ -149,6 +159,11 @@ func (r *Resolution) graphMermaid(b *strings.Builder) {
 	for _, x := range r.Guests {
 		if p, ok := r.byName[x.Parent]; ok {
 			fmt.Fprintf(b, "  g%d --> g%d\n", p.VMID, x.VMID)
+		}
+		for _, d := range x.Settings.DependsOn {
+			if dep, ok := r.byName[d]; ok {
+				fmt.Fprintf(b, "  g%d -. before .-> g%d\n", dep.VMID, x.VMID)
+			}
 		}
 	}
 }

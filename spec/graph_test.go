@@ -12,7 +12,7 @@ import (
 )
 
 func TestGraphGolden(t *testing.T) {
-	set, err := Load("../examples")
+	set, err := Load("../examples/homelab")
 	if err != nil {
 		t.Fatalf("the examples must be valid: %v", err)
 	}
@@ -38,6 +38,7 @@ func TestGraphJSONShape(t *testing.T) {
 	res := resolveDocs(t,
 		doc("Template", "a", 100, root, "  gpus: [0]\n  features: [cuda-toolkit]\n"),
 		doc("Container", "b", 101, "{template: a}", "  features: [vllm]\n"),
+		doc("Container", "c", 102, "{template: a}", "  dependsOn: [B]\n"),
 	)
 	var b bytes.Buffer
 	if err := res.WriteGraph(&b, "json"); err != nil {
@@ -52,11 +53,19 @@ func TestGraphJSONShape(t *testing.T) {
 			"name": "a", "kind": "Template", "vmid": 100.0, "node": "pve1", "parent": "",
 			"lineage": []any{}, "own": []any{"cuda-toolkit"}, "inherited": []any{},
 			"effective": []any{"base", "cuda-toolkit", "nvidia-driver"}, "install": []any{"base", "nvidia-driver", "cuda-toolkit"},
+			"dependsOn": []any{},
 		},
 		{
 			"name": "b", "kind": "Container", "vmid": 101.0, "node": "pve1", "parent": "a",
 			"lineage": []any{"a"}, "own": []any{"vllm"}, "inherited": []any{"base", "cuda-toolkit", "nvidia-driver"},
 			"effective": []any{"base", "cuda-toolkit", "nvidia-driver", "vllm"}, "install": []any{"vllm"},
+			"dependsOn": []any{},
+		},
+		{
+			"name": "c", "kind": "Container", "vmid": 102.0, "node": "pve1", "parent": "a",
+			"lineage": []any{"a"}, "own": []any{}, "inherited": []any{"base", "cuda-toolkit", "nvidia-driver"},
+			"effective": []any{"base", "cuda-toolkit", "nvidia-driver"}, "install": []any{},
+			"dependsOn": []any{"b"},
 		},
 	}}
 	if diff := cmp.Diff(want, got); diff != "" {
@@ -74,7 +83,7 @@ func TestGraphUnknownFormat(t *testing.T) {
 // TestGraphDotParses hands the dot output to Graphviz itself.
 func TestGraphDotParses(t *testing.T) {
 	dot := testtool.Require(t, "dot")
-	set, err := Load("../examples")
+	set, err := Load("../examples/homelab")
 	if err != nil {
 		t.Fatal(err)
 	}

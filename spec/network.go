@@ -3,6 +3,7 @@ package spec
 import (
 	"fmt"
 	"net/netip"
+	"strings"
 )
 
 // segment is one layer-2 network a guest's interface is on: a bridge, and the
@@ -102,4 +103,32 @@ func inheritedFrom(template string) string {
 		return ""
 	}
 	return ", from Template " + template
+}
+
+// pinnedMACs refuses two interfaces with the same fixed MAC address, in one
+// guest or in two: on one network both would receive each other's frames,
+// and across networks the address still names two guests in DHCP leases and
+// switch tables. Only MACs a document sets count: a clone never inherits one.
+func (v *validator) pinnedMACs() {
+	type use struct {
+		g   *Guest
+		nic int
+	}
+	seen := map[string]use{}
+	for _, g := range v.set.Guests {
+		for i, n := range g.Spec.Network {
+			if !macAddress.MatchString(n.HWAddr) {
+				continue // unset, or reported already
+			}
+			mac := strings.ToUpper(n.HWAddr)
+			prev, taken := seen[mac]
+			if !taken {
+				seen[mac] = use{g, i}
+				continue
+			}
+			v.report(g.Source, g.pos, string(g.Kind)+" "+g.Name(), fmt.Sprintf("spec.network[%d].hwaddr", i),
+				"MAC address %s is also the MAC of %s %s (spec.network[%d], at %s:%d): each interface needs its own; leave hwaddr unset to have Proxmox choose one",
+				mac, prev.g.Kind, prev.g.Name(), prev.nic, prev.g.Source.File, prev.g.Source.Line)
+		}
+	}
 }

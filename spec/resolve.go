@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"slices"
@@ -27,22 +28,41 @@ type Settings struct {
 	// OSTemplate is the volume the lineage's root was created from.
 	OSTemplate string
 	// CloneMode is empty for a guest created from an OS template.
-	CloneMode    CloneMode
-	Storage      string
-	Cores        int
-	MemoryMiB    int
-	SwapMiB      int
-	DiskGiB      int
-	Network      []NIC
-	Unprivileged bool
-	GPUs         GPUSet
+	CloneMode CloneMode
+	Storage   string
+	Cores     int
+	MemoryMiB int
+	SwapMiB   int
+	DiskGiB   int
+	Network   []NIC
+	// Nameservers and SearchDomains are nil where no spec in the lineage
+	// sets them: phoenix then leaves the container's as they are.
+	Nameservers   []string
+	SearchDomains []string
+	Unprivileged  bool
+	GPUs          GPUSet
 	// GPUGroup is the gid the GPU device nodes belong to in the container;
 	// nil keeps the host nodes' mode.
 	GPUGroup *int
+	// Mounts are the mount points (mp0, mp1, ...); nil leaves a guest's
+	// mount points as they are.
+	Mounts []Mount
+	// Firewall is the guest's firewall, each field its own or inherited;
+	// nil where no document of the lineage has one.
+	Firewall *Firewall
+	// Security is the guest's security settings, each field its own or
+	// inherited; nil where no document of the lineage has them.
+	Security *Security
 	// Tags are normalised the way Proxmox stores them: lower case, sorted, unique.
 	Tags       []string
 	OnBoot     bool
 	Protection bool
+	// Startup is nil where no spec in the lineage sets it: phoenix then
+	// leaves the container's as it is.
+	Startup *Startup
+	// DependsOn are the names of the guests this one waits for, as their
+	// documents spell them.
+	DependsOn []string
 }
 
 // Resolved is one guest with its lineage and feature sets worked out.
@@ -72,6 +92,9 @@ type Resolved struct {
 	// Stopped is set on a Container whose spec.state is stopped; a
 	// Container runs otherwise. Not inherited: templates have no run state.
 	Stopped bool
+	// Hostname is the host name Proxmox gives the container: spec.hostname,
+	// or the name. Not inherited.
+	Hostname string
 }
 
 // IsTemplate reports whether the guest is a Template.
@@ -373,10 +396,16 @@ func (r *resolver) resolveOne(g *Guest) {
 		out.Children = append(out.Children, c.Name())
 	}
 	r.overlay(&out.Settings, g)
+	if parent != nil && g.Spec.Network == nil {
+		// Proxmox gives every interface of a clone a new MAC (clone_vm in
+		// pve-container): a pinned MAC is its own guest's, never inherited.
+		out.Settings.Network = withoutMACs(out.Settings.Network)
+	}
 	if rn := g.Spec.Renewal; rn != nil {
 		out.RenewalVMIDs = slices.Clone(rn.VMIDs)
 	}
 	out.Stopped = g.Spec.State == StateStopped
+	out.Hostname = cmp.Or(g.Spec.Hostname, g.Name())
 
 	config := map[string]Params{}
 	for f, p := range parentConfig {
@@ -489,10 +518,19 @@ func (r *resolver) overlay(s *Settings, g *Guest) {
 			s.Network[i] = n
 		}
 	}
+	if sp.Nameservers != nil {
+		s.Nameservers = slices.Clone(sp.Nameservers)
+	}
+	if sp.SearchDomains != nil {
+		s.SearchDomains = slices.Clone(sp.SearchDomains)
+	}
 	setBool(&s.Unprivileged, sp.Unprivileged)
 	if sp.GPUGroup != nil {
 		gid := *sp.GPUGroup
 		s.GPUGroup = &gid
+	}
+	if sp.Mounts != nil {
+		s.Mounts = cloneMounts(sp.Mounts)
 	}
 	if sp.GPUs != nil {
 		s.GPUs = GPUSet{All: sp.GPUs.All, Indices: slices.Sorted(slices.Values(sp.GPUs.Indices))}
@@ -505,6 +543,21 @@ func (r *resolver) overlay(s *Settings, g *Guest) {
 	}
 	setBool(&s.OnBoot, sp.OnBoot)
 	setBool(&s.Protection, sp.Protection)
+	if sp.Startup != nil {
+		st := *sp.Startup
+		s.Startup = &st
+	}
+	if sp.DependsOn != nil {
+		s.DependsOn = make([]string, 0, len(sp.DependsOn))
+		for _, name := range sp.DependsOn {
+			if dep := r.lin.guest(name); dep != nil {
+				name = dep.Name()
+			}
+			s.DependsOn = append(s.DependsOn, name)
+		}
+	}
+	overlayFirewall(s, sp.Firewall)
+	overlaySecurity(s, sp.Security)
 }
 
 func setInt(dst *int, v *int) {
@@ -530,4 +583,17 @@ func NormalizeTags(tags []string) []string {
 	}
 	slices.Sort(out)
 	return slices.Compact(out)
+}
+
+// withoutMACs is nics without pinned MAC addresses; nics itself when none
+// is pinned.
+func withoutMACs(nics []NIC) []NIC {
+	if !slices.ContainsFunc(nics, func(n NIC) bool { return n.HWAddr != "" }) {
+		return nics
+	}
+	out := slices.Clone(nics)
+	for i := range out {
+		out[i].HWAddr = ""
+	}
+	return out
 }

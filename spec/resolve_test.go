@@ -244,3 +244,53 @@ func TestNormalizeTags(t *testing.T) {
 		t.Errorf("NormalizeTags (-want +got):\n%s", diff)
 	}
 }
+
+// TestHostnameIsNotInherited: a clone's host name is its own name unless it
+// sets spec.hostname, whatever its template's is.
+func TestHostnameIsNotInherited(t *testing.T) {
+	res := resolveDocs(t,
+		doc("Template", "base", 900, root, "  hostname: copy-base.lab\n"),
+		doc("Container", "cuda", 901, "{template: base}", ""),
+		doc("Container", "qwen", 902, "{template: base}", "  hostname: vllm-qwen2.5-7b-awq\n"),
+	)
+	for name, want := range map[string]string{"base": "copy-base.lab", "cuda": "cuda", "qwen": "vllm-qwen2.5-7b-awq"} {
+		if g, _ := res.Guest(name); g.Hostname != want {
+			t.Errorf("%s: hostname %q, want %q", name, g.Hostname, want)
+		}
+	}
+}
+
+// TestMACsAreNotInherited: a clone that takes its template's interfaces
+// takes them without the pinned MAC (Proxmox gives a clone new ones); the
+// rest of each interface, and DNS settings, are inherited as usual.
+func TestMACsAreNotInherited(t *testing.T) {
+	res := resolveDocs(t,
+		doc("Template", "base", 900, root, "  nameservers: [10.0.0.13]\n  network:\n    - {name: eth0, ip: dhcp, hwaddr: \"52:54:00:AA:BB:CC\", mtu: 9000}\n"),
+		doc("Container", "clone", 901, "{template: base}", "  searchDomains: [lab.example]\n"),
+		doc("Container", "pinned", 902, "{template: base}", "  nameservers: []\n  network:\n    - {name: eth0, ip: dhcp, hwaddr: \"52:54:00:AA:BB:CD\"}\n"),
+	)
+	base, _ := res.Guest("base")
+	clone, _ := res.Guest("clone")
+	pinned, _ := res.Guest("pinned")
+	if got := base.Settings.Network[0].HWAddr; got != "52:54:00:AA:BB:CC" {
+		t.Errorf("base hwaddr %q", got)
+	}
+	if n := clone.Settings.Network[0]; n.HWAddr != "" || n.MTU == nil || *n.MTU != 9000 {
+		t.Errorf("clone's interface %+v: want the template's without its MAC", n)
+	}
+	if got := pinned.Settings.Network[0].HWAddr; got != "52:54:00:AA:BB:CD" {
+		t.Errorf("pinned hwaddr %q", got)
+	}
+	if diff := cmp.Diff([]string{"10.0.0.13"}, clone.Settings.Nameservers); diff != "" {
+		t.Errorf("clone nameservers (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"lab.example"}, clone.Settings.SearchDomains); diff != "" {
+		t.Errorf("clone search domains (-want +got):\n%s", diff)
+	}
+	if pinned.Settings.Nameservers == nil || len(pinned.Settings.Nameservers) != 0 {
+		t.Errorf("pinned nameservers %#v: want an explicit empty list", pinned.Settings.Nameservers)
+	}
+	if base.Settings.SearchDomains != nil {
+		t.Errorf("base search domains %#v: want unset", base.Settings.SearchDomains)
+	}
+}

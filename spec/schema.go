@@ -201,11 +201,12 @@ var fieldRules = map[string][]rule{
 	"ClusterDefaults.Storage": {optPattern(storageID)},
 	"ClusterDefaults.Bridge":  {optPattern(bridgeName)},
 	"SSHSettings.Port":        {between(1, 65535)},
-	"SSHSettings.Nodes":       {keys(pattern(nodeName)), values(minLength(1))},
+	"SSHSettings.Nodes":       {keys(pattern(nodeName)), values(nonEmpty)},
 	"NVIDIASettings.SHA256":   {keys(pattern(driverVersion)), values(pattern(sha256Hex))},
 
 	"GuestSpec.VMID":          {required, between(MinVMID, MaxVMID)},
 	"GuestSpec.Node":          {optPattern(nodeName)},
+	"GuestSpec.Hostname":      {optPattern(dnsName), maxLength(maxDNSName)},
 	"GuestSpec.From":          {required, notNull, exactlyOne("ostemplate", "template")},
 	"From.OSTemplate":         {optPattern(osTemplate)},
 	"From.Template":           {optPattern(hostnameLabel), maxLength(maxHostname)}, // it names a guest
@@ -219,12 +220,28 @@ var fieldRules = map[string][]rule{
 	"NIC.Name":                {required, pattern(nicName), maxLength(15)},
 	"NIC.Bridge":              {optPattern(bridgeName)},
 	"NIC.VLAN":                {between(1, 4094)},
+	"NIC.HWAddr":              {optPattern(macAddress)},
+	"Startup.Order":           {atLeast(0)},
+	"Startup.Up":              {atLeast(0)},
+	"Startup.Down":            {atLeast(0)},
+	"GuestSpec.DependsOn":     {items(pattern(hostnameLabel), maxLength(maxHostname)), unique},
+	"NIC.MTU":                 {between(64, 65535)},
+	"NIC.Rate":                {atLeast(0)},
+	"NIC.Type":                {optPattern(nicType)},
+	"GuestSpec.SearchDomains": {items(pattern(dnsName), maxLength(maxDNSName))},
 	"GuestSpec.Features":      {items(pattern(featureName)), unique},
 	"GuestSpec.FeatureConfig": {keys(pattern(featureName)), values(keys(pattern(envName))), builtinParams},
 	"GuestSpec.Tags":          {items(pattern(tagFormat))},
 	"GuestSpec.State":         {oneOfStrings(string(StateRunning), string(StateStopped), "")},
 	"GuestSpec.GPUGroup":      {between(0, 65535)},
 	"GuestSpec.Renewal":       {notNull},
+	"GuestSpec.Mounts":        {maxItems(MaxMounts), items(notNull)},
+	"Mount.Path":              {required, pattern(mountPath)},
+	"Mount.Storage":           {optPattern(storageID)},
+	"Mount.Size":              {atLeast(1)},
+	"Mount.HostPath":          {optPattern(mountPath)},
+	"Mount.Owner":             {optPattern(mountOwner)},
+	"Mount.MountOptions":      {items(oneOfStrings(MountOptionNames...)), unique},
 	"Renewal.VMIDs":           {required, items(between(MinVMID, MaxVMID)), unique},
 
 	"FeatureSpec.Version":  {optPattern(versionWord)},
@@ -232,8 +249,8 @@ var fieldRules = map[string][]rule{
 	"FeatureSpec.Config":   {keys(pattern(envName))},
 	"FeatureSpec.Steps":    {required, notNull, minItems(1), items(notNull)},
 	"Step.Name":            {required, pattern(featureName)},
-	"Step.Check":           {required, minLength(1)},
-	"Step.Apply":           {required, minLength(1)},
+	"Step.Check":           {required, nonEmpty},
+	"Step.Apply":           {required, nonEmpty},
 	"Step.Timeout":         {optPattern(stepTimeout)},
 }
 
@@ -271,6 +288,7 @@ var fieldDescriptions = map[string]string{
 	"NVIDIASettings.SHA256": "SHA256 maps a driver version to the runfile's expected digest. Keys are driver versions such as 580.76.05; values are 64 lower-case hex digits.",
 
 	"GuestSpec.VMID":          "The Proxmox VMID, 100..999999999, unique among the documents.",
+	"GuestSpec.Hostname":      "The container's host name when it is not the document's name: a DNS name, dots allowed. For example vllm-qwen2.5-7b-awq: Proxmox writes the part before the first dot to /etc/hostname and the whole name to /etc/hosts. Not inherited.",
 	"GuestSpec.Node":          "The node the guest lives on. Default: its template's node, then the Cluster's defaults.node.",
 	"GuestSpec.From":          "Where the guest comes from: exactly one of ostemplate (create from an OS template) or template (clone a Template).",
 	"GuestSpec.CloneMode":     "CloneMode is how a clone is made from its template: linked (Proxmox's default for a template source) or full. Clones only.",
@@ -299,16 +317,45 @@ var fieldDescriptions = map[string]string{
 	"GuestSpec.GPUGroup": "GPUGroup is the group (a gid inside the container) the passed-through GPU device nodes belong to, read-write for the group only. " +
 		"Unset, they keep the host nodes' mode (0666), so that any user in the container, such as ollama's service user, reaches the GPU.",
 
+	"GuestSpec.Mounts": "Mounts are the container's mount points (mp0, mp1, ...): volumes on a storage and bind mounts of host directories. Unset, a clone has its template's; an explicit empty list removes them. " +
+		"A clone's volumes are linked clones (or, for a full clone, copies) of its template's; a Template has no bind mounts, since Proxmox refuses to clone a container with one.",
+	"Mount.Path":         "Path is where the mount point is inside the container: an absolute path, e.g. /var/log/nginx.",
+	"Mount.Storage":      "Storage is the storage a volume mount point's volume is allocated on (with size). Either storage or hostPath.",
+	"Mount.Size":         "Size is a volume's size in GiB; it grows, never shrinks. Volumes only, at least 1.",
+	"Mount.HostPath":     "HostPath is the directory of the node a bind mount shows in the container. phoenix creates it when it is missing. Needs root@pam: with an API token phoenix sets it with pct set on the node.",
+	"Mount.Owner":        "Owner is \"UID:GID\" inside the container: the owner phoenix gives the host directory of a bind mount, mapped through the container's id map (100000 + id in a default unprivileged container). Bind mounts only.",
+	"Mount.ReadOnly":     "ReadOnly mounts it read-only (ro).",
+	"Mount.Backup":       "Backup includes a volume in the container's backups. Volumes only.",
+	"Mount.ACL":          "ACL enables (true) or disables (false) POSIX ACLs; unset, the file system's default.",
+	"Mount.Quota":        "Quota enables user quotas inside the container on a volume. Volumes only (not ZFS subvolumes).",
+	"Mount.Replicate":    "Replicate includes a volume in storage replication (default true). Volumes only.",
+	"Mount.Shared":       "Shared marks a bind mount's directory as present on every node, so that the container may migrate. Bind mounts only.",
+	"Mount.MountOptions": "MountOptions are extra mount options: discard, lazytime, noatime, nodev, noexec, nosuid.",
+
 	"Resources.Cores":  "CPU cores, 1..8192.",
 	"Resources.Memory": "Memory in MiB, at least 16.",
 	"Resources.Swap":   "Swap in MiB, at least 0.",
 	"Resources.Disk":   "Root disk size in GiB, at least 1. A clone may grow its template's disk, never shrink it.",
 
-	"NIC.Name":    "The interface name inside the guest, e.g. eth0: up to 15 letters, digits and - _ .",
-	"NIC.Bridge":  "The bridge to attach to. Default: the Cluster's defaults.bridge, then vmbr0.",
-	"NIC.IP":      "IP is \"dhcp\" or an IPv4 address in CIDR form. Also: manual (left unconfigured). Example: 10.0.0.150/24.",
-	"NIC.Gateway": "The IPv4 gateway; only with a static ip.",
-	"NIC.VLAN":    "The VLAN tag, 1..4094.",
+	"NIC.Name":                "The interface name inside the guest, e.g. eth0: up to 15 letters, digits and - _ .",
+	"NIC.Bridge":              "The bridge to attach to. Default: the Cluster's defaults.bridge, then vmbr0.",
+	"NIC.IP":                  "IP is \"dhcp\" or an IPv4 address in CIDR form. Also: manual (left unconfigured). Example: 10.0.0.150/24.",
+	"NIC.Gateway":             "The IPv4 gateway; only with a static ip.",
+	"NIC.VLAN":                "The VLAN tag, 1..4094.",
+	"NIC.IP6":                 "IP6 is \"auto\" (SLAAC), \"dhcp\", \"manual\" or an IPv6 address in CIDR form; unset, the interface has no IPv6 configuration.",
+	"NIC.Gateway6":            "The IPv6 gateway; only with a static ip6.",
+	"Startup.Order":           "Order is the place in the boot order, 0 or more.",
+	"Startup.Up":              "Up is how many seconds Proxmox waits after starting this container before it starts the next.",
+	"Startup.Down":            "Down is how many seconds Proxmox gives this container to shut down before it stops it.",
+	"GuestSpec.Startup":       "Startup is when the container starts and stops at boot relative to the others with onboot: Proxmox's startup option. Inherited as a whole.",
+	"GuestSpec.DependsOn":     "DependsOn names Containers that must be converged and running before this guest is made or changed. A guest whose dependency failed waits. Inherited; [] clears.",
+	"NIC.HWAddr":              "The interface's MAC address, fixed. Unset, Proxmox gives the interface one of its own, and a clone always gets a new one: a MAC is never inherited. Two interfaces may not share one.",
+	"NIC.Firewall":            "Firewall makes the guest's firewall rules apply to this interface; unset, they apply when the guest's firewall is enabled.",
+	"NIC.MTU":                 "MTU in bytes, 64..65535; unset, the bridge's.",
+	"NIC.Rate":                "Rate limits the interface, in MB/s.",
+	"NIC.Type":                "Type is the interface type; Proxmox knows veth only.",
+	"GuestSpec.Nameservers":   "Nameservers are the DNS servers the container uses. Unset, Proxmox gives a new container the host's; an empty list takes the setting away again. IPv4 or IPv6 addresses.",
+	"GuestSpec.SearchDomains": "SearchDomains are the DNS search domains of the container; unset and empty as nameservers.",
 
 	"FeatureSpec.Description": "What the feature does, in words.",
 	"FeatureSpec.Version":     "The feature's version, e.g. 1.2.0. A version change makes guests run its steps again.",
@@ -404,9 +451,8 @@ func atLeast(n int) rule {
 	return func(f *fieldSchema) error { f.schema.Minimum = intPtr(n); return nil }
 }
 
-func minLength(n int) rule {
-	return func(f *fieldSchema) error { f.schema.MinLength = intPtr(n); return nil }
-}
+// nonEmpty is a string of at least one character.
+func nonEmpty(f *fieldSchema) error { f.schema.MinLength = intPtr(1); return nil }
 
 func maxLength(n int) rule {
 	return func(f *fieldSchema) error { f.schema.MaxLength = intPtr(n); return nil }
@@ -603,6 +649,8 @@ func (g *schemaGen) typeSchema(t reflect.Type) (*jsonSchema, error) {
 		return &jsonSchema{Type: schemaTypes{"string", "number", "boolean"}}, nil
 	case reflect.Int:
 		return &jsonSchema{Type: schemaTypes{"integer"}}, nil
+	case reflect.Float64:
+		return &jsonSchema{Type: schemaTypes{"number"}}, nil
 	case reflect.Bool:
 		return &jsonSchema{Type: schemaTypes{"boolean"}}, nil
 	}

@@ -71,7 +71,7 @@ var keywords2020 = map[string]keyword{
 	"maxProperties": {types: objectOnly}, "minProperties": {types: objectOnly},
 	"required": {types: objectOnly}, "dependentRequired": {types: objectOnly},
 	// meta-data
-	"title": {}, "description": {}, "default": {}, "deprecated": {}, "readOnly": {}, "writeOnly": {}, "examples": {},
+	"title": {}, "description": {}, "default": {}, "deprecated": {}, "readOnly": {}, "writeOnly": {}, "examples/homelab": {},
 	// format-annotation: ajv applies format to numbers too, so its type check does
 	"format": {types: []string{"number", "string"}},
 	// content

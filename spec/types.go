@@ -6,7 +6,7 @@ import "strconv"
 const APIVersion = "phoenix/v1alpha1"
 
 // SimAPIVersion is the apiVersion of the simulator's world files. Such documents may
-// sit beside the specs (examples/world.yaml does) and the spec loader skips them.
+// sit beside the specs (examples/homelab/world.yaml does) and the spec loader skips them.
 const SimAPIVersion = "sim.phoenix/v1alpha1"
 
 // Kind names a document type.
@@ -111,29 +111,56 @@ func (g *Guest) Name() string { return g.Metadata.Name }
 type GuestSpec struct {
 	VMID int    `json:"vmid"`
 	Node string `json:"node,omitempty"`
-	From From   `json:"from"`
+	// The container's host name when it is not the document's name: a DNS
+	// name, dots allowed. Not inherited.
+	Hostname string `json:"hostname,omitempty"`
+	From     From   `json:"from"`
 	// CloneMode is how a clone is made from its template: linked (Proxmox's
 	// default for a template source) or full.
 	CloneMode CloneMode `json:"cloneMode,omitempty"`
 	// Storage holds the root disk of a created guest or a full clone.
-	Storage      string    `json:"storage,omitempty"`
-	Resources    Resources `json:"resources,omitempty"`
-	Network      []NIC     `json:"network,omitempty"`
-	Unprivileged *bool     `json:"unprivileged,omitempty"`
-	GPUs         *GPUSet   `json:"gpus,omitempty"`
+	Storage   string    `json:"storage,omitempty"`
+	Resources Resources `json:"resources,omitempty"`
+	Network   []NIC     `json:"network,omitempty"`
+	// Nameservers are the DNS servers the container uses. Unset, Proxmox
+	// gives a new container the host's; an empty list takes the setting
+	// away again.
+	Nameservers []string `json:"nameservers,omitempty"`
+	// SearchDomains are the DNS search domains of the container; unset and
+	// empty as nameservers.
+	SearchDomains []string `json:"searchDomains,omitempty"`
+	Unprivileged  *bool    `json:"unprivileged,omitempty"`
+	GPUs          *GPUSet  `json:"gpus,omitempty"`
 	// GPUGroup is the group (a gid inside the container) the passed-through
 	// GPU device nodes belong to, read-write for the group only. Unset, they
 	// keep the host nodes' mode (0666) so that any user in the container,
 	// such as ollama's service user, reaches the GPU.
-	GPUGroup      *int              `json:"gpuGroup,omitempty"`
+	GPUGroup *int `json:"gpuGroup,omitempty"`
+	// Mounts are the container's mount points (mp0, mp1, ...): volumes on a
+	// storage and bind mounts of host directories. Unset, a clone has its
+	// template's; an explicit empty list removes them.
+	Mounts        []Mount           `json:"mounts,omitempty"`
 	Features      []string          `json:"features,omitempty"`
 	FeatureConfig map[string]Params `json:"featureConfig,omitempty"`
 	Tags          []string          `json:"tags,omitempty"`
 	OnBoot        *bool             `json:"onboot,omitempty"`
+	// Startup is when the container starts and stops at boot relative to
+	// the others with onboot: Proxmox's startup option.
+	Startup *Startup `json:"startup,omitempty"`
+	// DependsOn names Containers that must be converged and running before
+	// this guest is made or changed.
+	DependsOn []string `json:"dependsOn,omitempty"`
 	// State is whether a Container runs: running (the default) or stopped.
 	// Templates have no run state.
 	State      RunState `json:"state,omitempty"`
 	Protection *bool    `json:"protection,omitempty"`
+	// Firewall is the guest's Proxmox VE firewall: its options and rules.
+	// Unset, phoenix leaves the firewall as it is (spec/firewall.go).
+	Firewall *Firewall `json:"firewall,omitempty"`
+	// Security is the container's features flags, AppArmor profile, id
+	// maps and raw lxc.* keys. Each field inherits on its own
+	// (spec/security.go).
+	Security *Security `json:"security,omitempty"`
 	// Adopt lets phoenix take over the guest that holds the VMID: one it did
 	// not make, or that another deployment made, or a copy of a managed
 	// guest (a hand-made clone, a restored backup). Phoenix tags it and
@@ -151,6 +178,19 @@ type GuestSpec struct {
 // use its disk, and deletes it (with --prune) once none does.
 type Renewal struct {
 	VMIDs []int `json:"vmids"`
+}
+
+// Startup is Proxmox's startup option: containers with onboot start in
+// ascending order (those without an order last) and stop in the reverse.
+type Startup struct {
+	// Order is the place in the boot order, 0 or more.
+	Order *int `json:"order,omitempty"`
+	// Up is how many seconds Proxmox waits after starting this container
+	// before it starts the next.
+	Up *int `json:"up,omitempty"`
+	// Down is how many seconds Proxmox gives this container to shut down
+	// before it stops it.
+	Down *int `json:"down,omitempty"`
 }
 
 // RunState is a Container's wanted run state.
@@ -191,6 +231,23 @@ type NIC struct {
 	IP      string `json:"ip,omitempty"`
 	Gateway string `json:"gw,omitempty"`
 	VLAN    *int   `json:"vlan,omitempty"`
+	// IP6 is "auto" (SLAAC), "dhcp", "manual" or an IPv6 address in CIDR
+	// form; unset, the interface has no IPv6 configuration.
+	IP6      string `json:"ip6,omitempty"`
+	Gateway6 string `json:"gw6,omitempty"`
+	// The interface's MAC address, fixed. Unset, Proxmox gives the
+	// interface one of its own, and a clone always gets a new one: a
+	// MAC is never inherited.
+	HWAddr string `json:"hwaddr,omitempty"`
+	// Firewall makes the guest's firewall rules apply to this interface;
+	// unset, they apply when the guest's firewall is enabled.
+	Firewall *bool `json:"firewall,omitempty"`
+	// MTU in bytes, 64..65535; unset, the bridge's.
+	MTU *int `json:"mtu,omitempty"`
+	// Rate limits the interface, in MB/s.
+	Rate *float64 `json:"rate,omitempty"`
+	// Type is the interface type; Proxmox knows veth only.
+	Type string `json:"type,omitempty"`
 }
 
 // GPUSet selects host GPUs by index, or all of them. In YAML it is either the

@@ -2,6 +2,7 @@ package spec
 
 import (
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"net/url"
@@ -20,6 +21,8 @@ const (
 	maxCores    = 8192
 	minMemory   = 16
 	maxHostname = 63
+	// maxDNSName is the maxLength of a container's hostname option.
+	maxDNSName = 255
 	// maxDeploymentID keeps the id short: it is in every guest's record.
 	maxDeploymentID = 63
 )
@@ -27,15 +30,22 @@ const (
 var (
 	// RFC 1123 label: the hostname Proxmox writes into the container.
 	hostnameLabel = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?$`)
+	// Proxmox's dns-name format (PVE::JSONSchema), which the hostname
+	// option of a container takes.
+	dnsName = regexp.MustCompile(`^([A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?\.)*[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?$`)
+	// Proxmox's mac-addr format: a unicast address (the I/G bit clear).
+	macAddress = regexp.MustCompile(`^[A-Fa-f0-9][02468aceACE](:[A-Fa-f0-9]{2}){5}$`)
+	nicType    = regexp.MustCompile(`^veth$`)
 	// Proxmox's pve-node format.
 	nodeName = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?$`)
-	// Proxmox's pve-storage-id format.
-	storageID = regexp.MustCompile(`^[a-z][a-z0-9\-_.]*[a-z0-9]$`)
+	// Proxmox's pve-storage-id format, which ignores case
+	// (PVE::JSONSchema::parse_storage_id matches it with /i).
+	storageID = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9\-_.]*[A-Za-z0-9]$`)
 	// The bridge and interface name patterns of Proxmox's net[n] property string.
 	bridgeName = regexp.MustCompile(`^[-_.\w]+$`)
 	nicName    = regexp.MustCompile(`^[-_.\w]+$`)
 	// A container template volume: storage:vztmpl/file.
-	osTemplate = regexp.MustCompile(`^[a-z][a-z0-9\-_.]*[a-z0-9]:vztmpl/[^/\s]+$`)
+	osTemplate = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9\-_.]*[A-Za-z0-9]:vztmpl/[^/\s]+$`)
 	// Proxmox's tag format (pve-tag), before it lower-cases.
 	tagFormat = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_\-+.]*$`)
 	// Feature and step names appear in script names and the journal.
@@ -315,6 +325,8 @@ func (v *validator) guests() {
 		}
 	}
 	v.staticAddresses()
+	v.pinnedMACs()
+	v.startOrder()
 }
 
 // guestFields checks one document on its own.
@@ -329,6 +341,17 @@ func (v *validator) guestFields(g *Guest) {
 		bad("metadata.name", "a %s needs a name (its hostname)", g.Kind)
 	case len(name) > maxHostname || !hostnameLabel.MatchString(name):
 		bad("metadata.name", "%q is not a valid hostname: up to 63 letters, digits and hyphens, not starting or ending with a hyphen (RFC 1123)", name)
+	}
+	if h := sp.Hostname; h != "" {
+		first, _, _ := strings.Cut(h, ".")
+		switch {
+		case len(h) > maxDNSName || !dnsName.MatchString(h):
+			bad("spec.hostname", "%q is not a valid host name: labels of letters, digits and hyphens (not starting or ending with one) joined by dots, up to %d characters in all", h, maxDNSName)
+		case len(first) > maxHostname:
+			// Proxmox writes the part before the first dot to /etc/hostname,
+			// and Linux host names are at most 64 bytes.
+			bad("spec.hostname", "%q: the part before the first dot (%d characters) is the container's host name, which is at most %d characters", h, len(first), maxHostname)
+		}
 	}
 	switch {
 	case !g.pos.has("spec.vmid"):
@@ -372,7 +395,11 @@ func (v *validator) guestFields(g *Guest) {
 	case from.OSTemplate == "" && from.Template == "":
 		bad("spec.from", "set from.ostemplate (an OS template volume) or from.template (a Template to clone)")
 	case from.OSTemplate != "" && !osTemplate.MatchString(from.OSTemplate):
-		bad("spec.from.ostemplate", "%q is not a container template volume: want STORAGE:vztmpl/FILE, e.g. local:vztmpl/ubuntu-24.04-standard_24.04-2_amd64.tar.zst", from.OSTemplate)
+		if store, rest, ok := strings.Cut(from.OSTemplate, ":"); ok && !storageID.MatchString(store) && osTemplate.MatchString("st:"+rest) {
+			bad("spec.from.ostemplate", "in %q, the storage %q is not a valid storage ID: a letter, then letters, digits, '-', '_' or '.', ending in a letter or digit", from.OSTemplate, store)
+		} else {
+			bad("spec.from.ostemplate", "%q is not a container template volume: want STORAGE:vztmpl/FILE, e.g. local:vztmpl/ubuntu-24.04-standard_24.04-2_amd64.tar.zst", from.OSTemplate)
+		}
 	}
 	switch sp.CloneMode {
 	case "", CloneLinked, CloneFull:
@@ -405,6 +432,9 @@ func (v *validator) guestFields(g *Guest) {
 		bad("spec.resources.disk", "disk is in GiB and at least 1, got %d", *r.Disk)
 	}
 	v.network(g, bad)
+	v.firewall(g, bad)
+	v.security(g, bad)
+	v.mounts(g, bad)
 	if sp.GPUs != nil {
 		seen := map[int]bool{}
 		for i, idx := range sp.GPUs.Indices {
@@ -474,6 +504,45 @@ func (v *validator) network(g *Guest, bad func(field, format string, args ...any
 		if n.VLAN != nil && (*n.VLAN < 1 || *n.VLAN > 4094) {
 			bad(field+".vlan", "VLAN tag %d is outside 1..4094", *n.VLAN)
 		}
+		static6 := false
+		switch ip := n.IP6; {
+		case ip == "" || ip == "auto" || ip == "dhcp" || ip == "manual":
+		default:
+			prefix, err := netip.ParsePrefix(ip)
+			if err != nil || !prefix.Addr().Is6() || prefix.Addr().Is4In6() {
+				bad(field+".ip6", "want auto, dhcp, manual or an IPv6 address in CIDR form such as fd00::50/64, got %q", ip)
+			}
+			static6 = true
+		}
+		if n.Gateway6 != "" {
+			if a, err := netip.ParseAddr(n.Gateway6); err != nil || !a.Is6() || a.Is4In6() || a.Zone() != "" {
+				bad(field+".gw6", "want an IPv6 address, got %q", n.Gateway6)
+			} else if !static6 {
+				bad(field+".gw6", "an IPv6 gateway needs a static ip6 (CIDR); with auto or dhcp the network provides it")
+			}
+		}
+		if n.HWAddr != "" && !macAddress.MatchString(n.HWAddr) {
+			bad(field+".hwaddr", "%q is not a unicast MAC address such as BC:24:11:2A:3B:4C (six hex pairs separated by colons; the first octet even)", n.HWAddr)
+		}
+		if n.MTU != nil && (*n.MTU < 64 || *n.MTU > 65535) {
+			bad(field+".mtu", "MTU %d is outside 64..65535", *n.MTU)
+		}
+		if n.Rate != nil && (*n.Rate < 0 || math.IsNaN(*n.Rate) || math.IsInf(*n.Rate, 0)) {
+			bad(field+".rate", "rate %v is not a number of MB/s, 0 or more", *n.Rate)
+		}
+		if n.Type != "" && n.Type != "veth" {
+			bad(field+".type", "interface type %q: Proxmox knows veth only", n.Type)
+		}
+	}
+	for i, ns := range g.Spec.Nameservers {
+		if a, err := netip.ParseAddr(ns); err != nil || a.Zone() != "" {
+			bad(fmt.Sprintf("spec.nameservers[%d]", i), "%q is not an IPv4 or IPv6 address", ns)
+		}
+	}
+	for i, d := range g.Spec.SearchDomains {
+		if len(d) > maxDNSName || !dnsName.MatchString(d) {
+			bad(fmt.Sprintf("spec.searchDomains[%d]", i), "%q is not a DNS name", d)
+		}
 	}
 }
 
@@ -497,10 +566,12 @@ func (v *validator) guestResolved(g *Guest) {
 		if g.Spec.Unprivileged != nil && *g.Spec.Unprivileged != ps.Unprivileged {
 			bad("spec.unprivileged", "a clone keeps its template's privilege mode (%s has unprivileged: %t); clone another template instead", p.Name(), ps.Unprivileged)
 		}
+		mountsResolved(s, ps, bad)
 		if s.DiskGiB < ps.DiskGiB {
 			bad("spec.resources.disk", "a clone starts with its template's %d GiB disk and disks cannot shrink (got %d)", ps.DiskGiB, s.DiskGiB)
 		}
 	}
+	securityResolved(r, bad)
 	if !s.GPUs.Empty() && slices.Contains(r.Effective, FeatureOllama) && !slices.Contains(r.Effective, FeatureNVIDIADriver) {
 		// ollama's installer, finding an NVIDIA GPU and no nvidia-smi,
 		// installs NVIDIA's cuda-drivers and a kernel module build: the

@@ -596,7 +596,7 @@ kind: Cluster
 metadata: {name: c}
 spec:
   endpoint: http://pve1:8006
-  defaults: {node: "pve 1", storage: Local, bridge: "br 0"}
+  defaults: {node: "pve 1", storage: "9local", bridge: "br 0"}
   ssh:
     port: 70000
     nodes: {pve1: "root@10.0.0.1", "bad node": 10.0.0.2}
@@ -608,7 +608,7 @@ metadata: {name: second}
 			want: []problem{
 				{5, "spec.endpoint", "want an https:// URL"},
 				{6, "spec.defaults.node", `"pve 1" is not a valid node name`},
-				{6, "spec.defaults.storage", `"Local" is not a valid storage ID`},
+				{6, "spec.defaults.storage", `"9local" is not a valid storage ID`},
 				{6, "spec.defaults.bridge", `"br 0" is not a valid bridge name`},
 				{8, "spec.ssh.port", "port 70000 is outside 1..65535"},
 				{9, "spec.ssh.nodes.bad node", `"bad node" is not a valid node name`},
@@ -621,6 +621,174 @@ metadata: {name: second}
   featureConfig:
     cuda-toolkit: {version: 12.8}
 `,
+		},
+		"storage IDs may have upper case letters, as in Proxmox": {
+			src: `apiVersion: phoenix/v1alpha1
+kind: Cluster
+metadata: {name: c}
+spec:
+  endpoint: https://pve1:8006
+  defaults: {storage: quickOS-lxc-disks}
+---
+apiVersion: phoenix/v1alpha1
+kind: Template
+metadata: {name: base}
+spec:
+  vmid: 900
+  node: pve1
+  storage: quickOS-lxc-disks
+  from: {ostemplate: "fastData-ISO:vztmpl/ubuntu-24.04-standard_24.04-2_amd64.tar.zst"}
+---
+apiVersion: phoenix/v1alpha1
+kind: Container
+metadata: {name: full}
+spec: {vmid: 901, from: {template: base}, cloneMode: full, storage: Fast_NVMe.1}
+`,
+		},
+		"a host name may have dots; a bad one is named": {
+			src: header + `---
+apiVersion: phoenix/v1alpha1
+kind: Container
+metadata: {name: vllm-qwen}
+spec: {vmid: 101, hostname: vllm-qwen2.5-7b-awq, from: {template: base}}
+---
+apiVersion: phoenix/v1alpha1
+kind: Container
+metadata: {name: b}
+spec: {vmid: 102, hostname: "-b.lab", from: {template: base}}
+---
+apiVersion: phoenix/v1alpha1
+kind: Container
+metadata: {name: c}
+spec: {vmid: 103, hostname: "c..lab", from: {template: base}}
+---
+apiVersion: phoenix/v1alpha1
+kind: Container
+metadata: {name: d}
+spec: {vmid: 104, hostname: ` + strings.Repeat("d", 64) + `.lab, from: {template: base}}
+---
+apiVersion: phoenix/v1alpha1
+kind: Container
+metadata: {name: e}
+spec: {vmid: 105, hostname: ` + strings.Repeat("e.", 127) + `ee, from: {template: base}}
+`,
+			want: []problem{
+				{19, "spec.hostname", `"-b.lab" is not a valid host name`},
+				{24, "spec.hostname", `"c..lab" is not a valid host name`},
+				{29, "spec.hostname", "the part before the first dot (64 characters) is the container's host name, which is at most 63 characters"},
+				{34, "spec.hostname", "up to 255 characters in all"},
+			},
+		},
+		"network identity: IPv6, MACs, MTU, rate, type, DNS": {
+			src: header + `---
+apiVersion: phoenix/v1alpha1
+kind: Container
+metadata: {name: good}
+spec:
+  vmid: 101
+  from: {template: base}
+  nameservers: [10.0.0.13, "2001:db8::53"]
+  searchDomains: [lab.example]
+  network:
+    - {name: eth0, ip: 10.0.0.5/24, gw: 10.0.0.1, ip6: "fd00::5/64", gw6: "fd00::1", hwaddr: "52:54:00:AA:BB:CC", firewall: true, mtu: 9000, rate: 12.5, type: veth}
+    - {name: eth1, ip6: auto}
+---
+apiVersion: phoenix/v1alpha1
+kind: Container
+metadata: {name: bad}
+spec:
+  vmid: 102
+  from: {template: base}
+  nameservers: [dns.example]
+  searchDomains: [bad_domain]
+  network:
+    - {name: eth0, ip6: "10.0.0.5/24", gw6: "fd00::1", hwaddr: "53:54:00:00:00:01", mtu: 63, rate: -1, type: macvlan}
+    - {name: eth1, ip6: "fd00::9/64", gw6: "10.0.0.1", hwaddr: "52:54:00:aa:bb:cc"}
+    - {name: eth2, ip6: auto, gw6: "fd00::1"}
+`,
+			want: []problem{
+				{29, "spec.nameservers[0]", `"dns.example" is not an IPv4 or IPv6 address`},
+				{30, "spec.searchDomains[0]", `"bad_domain" is not a DNS name`},
+				{32, "spec.network[0].ip6", "want auto, dhcp, manual or an IPv6 address"},
+				{32, "spec.network[0].hwaddr", "is not a unicast MAC address"},
+				{32, "spec.network[0].mtu", "MTU 63 is outside 64..65535"},
+				{32, "spec.network[0].rate", "rate -1 is not a number of MB/s"},
+				{32, "spec.network[0].type", "Proxmox knows veth only"},
+				{33, "spec.network[1].gw6", `want an IPv6 address, got "10.0.0.1"`},
+				{33, "spec.network[1].hwaddr", "MAC address 52:54:00:AA:BB:CC is also the MAC of Container good (spec.network[0], at test.yaml:11)"},
+				{34, "spec.network[2].gw6", "an IPv6 gateway needs a static ip6"},
+			},
+		},
+		"start order and dependencies": {
+			src: header + `---
+apiVersion: phoenix/v1alpha1
+kind: Container
+metadata: {name: ca}
+spec: {vmid: 103, from: {template: base}, startup: {order: 1, up: 5}}
+---
+apiVersion: phoenix/v1alpha1
+kind: Container
+metadata: {name: gateway}
+spec: {vmid: 101, from: {template: base}, startup: {order: -1, down: -2}, dependsOn: [CA, nope, gateway, ca, base, off]}
+---
+apiVersion: phoenix/v1alpha1
+kind: Container
+metadata: {name: "off"}
+spec: {vmid: 104, from: {template: base}, state: stopped}
+`,
+			want: []problem{
+				{19, "spec.startup.order", "-1 is negative"},
+				{19, "spec.startup.down", "-2 is negative"},
+				{19, "spec.dependsOn[1]", "no guest named nope"},
+				{19, "spec.dependsOn[2]", "a guest cannot depend on itself"},
+				{19, "spec.dependsOn[3]", "ca is listed twice"},
+				{19, "spec.dependsOn[4]", "base is a Template, which never runs"},
+				{19, "spec.dependsOn[5]", "off is kept stopped by its spec.state"},
+			},
+		},
+		"a cycle through clones and dependencies is named": {
+			src: header + `---
+apiVersion: phoenix/v1alpha1
+kind: Template
+metadata: {name: gpu}
+spec: {vmid: 901, from: {template: base}, dependsOn: [vllm]}
+---
+apiVersion: phoenix/v1alpha1
+kind: Container
+metadata: {name: vllm}
+spec: {vmid: 910, from: {template: gpu}}
+---
+apiVersion: phoenix/v1alpha1
+kind: Container
+metadata: {name: a}
+spec: {vmid: 920, from: {template: base}, dependsOn: [b]}
+---
+apiVersion: phoenix/v1alpha1
+kind: Container
+metadata: {name: b}
+spec: {vmid: 921, from: {template: base}, dependsOn: [a]}
+`,
+			want: []problem{
+				{14, "spec.dependsOn", "gpu depends on vllm, which is cloned from gpu"},
+				{24, "spec.dependsOn", "a depends on b, which depends on a"},
+			},
+		},
+		"an OS template volume says which part is wrong": {
+			src: header + `---
+apiVersion: phoenix/v1alpha1
+kind: Template
+metadata: {name: a}
+spec: {vmid: 101, node: n, storage: s1, from: {ostemplate: "1local:vztmpl/x.tar.zst"}}
+---
+apiVersion: phoenix/v1alpha1
+kind: Template
+metadata: {name: b}
+spec: {vmid: 102, node: n, storage: s1, from: {ostemplate: "local:iso/x.iso"}}
+`,
+			want: []problem{
+				{14, "spec.from.ostemplate", `the storage "1local" is not a valid storage ID`},
+				{19, "spec.from.ostemplate", `"local:iso/x.iso" is not a container template volume: want STORAGE:vztmpl/FILE`},
+			},
 		},
 		"the simulator's world documents are skipped": {
 			src: header + `---

@@ -23,14 +23,14 @@ func TestPathArgsAreSpecPaths(t *testing.T) {
 		args    []string
 		want    []string
 	}{
-		"-f alone":                             {"plan", []string{"-f", "a", "-f", "b"}, []string{"a", "b"}},
-		"arguments alone":                      {"plan", []string{"a", "b"}, []string{"a", "b"}},
-		"-f and arguments, -f first":           {"apply", []string{"b", "-f", "a", "--auto-approve"}, []string{"a", "b"}},
-		"the same for every command":           {"run", []string{"--once", "a"}, []string{"a"}},
-		"demo reads examples/ without paths":   {"demo", nil, []string{"examples/"}},
-		"an argument replaces demo's default":  {"demo", []string{"mine/"}, []string{"mine/"}},
-		"-f replaces demo's default":           {"demo", []string{"-f", "mine/"}, []string{"mine/"}},
-		"demo's -f and arguments add together": {"demo", []string{"-f", "a", "b"}, []string{"a", "b"}},
+		"-f alone":                                   {"plan", []string{"-f", "a", "-f", "b"}, []string{"a", "b"}},
+		"arguments alone":                            {"plan", []string{"a", "b"}, []string{"a", "b"}},
+		"-f and arguments, -f first":                 {"apply", []string{"b", "-f", "a", "--auto-approve"}, []string{"a", "b"}},
+		"the same for every command":                 {"run", []string{"--once", "a"}, []string{"a"}},
+		"demo reads examples/homelab/ without paths": {"demo", nil, []string{"examples/homelab/"}},
+		"an argument replaces demo's default":        {"demo", []string{"mine/"}, []string{"mine/"}},
+		"-f replaces demo's default":                 {"demo", []string{"-f", "mine/"}, []string{"mine/"}},
+		"demo's -f and arguments add together":       {"demo", []string{"-f", "a", "b"}, []string{"a", "b"}},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -52,7 +52,7 @@ func TestPathArgsAreSpecPaths(t *testing.T) {
 func TestPathArgsOrFIsRequired(t *testing.T) {
 	for name := range pathCommands {
 		if name == "demo" {
-			continue // it has examples/
+			continue // it has examples/homelab/
 		}
 		t.Run(name, func(t *testing.T) {
 			code, out, errOut := phoenix(t, name)
@@ -65,13 +65,13 @@ func TestPathArgsOrFIsRequired(t *testing.T) {
 
 func TestArgsRefusedWhereNoPathIsTaken(t *testing.T) {
 	cases := map[string]string{
-		"sim":     `phoenix: sim: unexpected argument "examples/world.yaml": the world file is given with --world`,
-		"schema":  `phoenix: schema: unexpected argument "examples/world.yaml": give --out FILE to write the schema to a file`,
-		"version": `phoenix: version: unexpected argument "examples/world.yaml": it takes none`,
+		"sim":     `phoenix: sim: unexpected argument "examples/homelab/world.yaml": the world file is given with --world`,
+		"schema":  `phoenix: schema: unexpected argument "examples/homelab/world.yaml": give --out FILE to write the schema to a file`,
+		"version": `phoenix: version: unexpected argument "examples/homelab/world.yaml": it takes none`,
 	}
 	for command, want := range cases {
 		t.Run(command, func(t *testing.T) {
-			code, out, errOut := phoenix(t, command, "examples/world.yaml")
+			code, out, errOut := phoenix(t, command, "examples/homelab/world.yaml")
 			if code != 1 || out != "" || errOut != want+"\n" {
 				t.Errorf("exit %d, stdout %q, stderr %q; want 1, nothing, %q", code, out, errOut, want)
 			}
@@ -80,8 +80,8 @@ func TestArgsRefusedWhereNoPathIsTaken(t *testing.T) {
 }
 
 func TestValidateTakesPathArgs(t *testing.T) {
-	code, out, errOut := phoenix(t, "validate", "../../examples/cluster.yaml", "../../examples/templates.yaml",
-		"-f", "../../examples/containers.yaml", "../../examples/features")
+	code, out, errOut := phoenix(t, "validate", "../../examples/homelab/cluster.yaml", "../../examples/homelab/templates.yaml",
+		"-f", "../../examples/homelab/containers.yaml", "../../examples/homelab/features")
 	if want := "valid: 3 templates, 3 containers, 1 feature in 4 files\n"; code != 0 || out != want {
 		t.Errorf("exit %d, stdout %q, stderr %q; want 0 and %q", code, out, errOut, want)
 	}
@@ -105,13 +105,13 @@ func TestGraphOutputFormats(t *testing.T) {
 		"text": "ubuntu-2404-base (Template 900 on pve1)", "dot": "digraph", "mermaid": "graph TD", "json": `{`,
 	} {
 		t.Run(format, func(t *testing.T) {
-			code, out, errOut := phoenix(t, "graph", "../../examples", "-o", format)
+			code, out, errOut := phoenix(t, "graph", "../../examples/homelab", "-o", format)
 			if code != 0 || errOut != "" || !strings.HasPrefix(out, prefix) {
 				t.Errorf("exit %d, stderr %q, stdout:\n%.300s\nwant 0, nothing, and stdout starting %q", code, errOut, out, prefix)
 			}
 		})
 	}
-	if code, _, errOut := phoenix(t, "graph", "../../examples", "-o", "png"); code != 1 || !strings.Contains(errOut, `unknown --output "png"`) {
+	if code, _, errOut := phoenix(t, "graph", "../../examples/homelab", "-o", "png"); code != 1 || !strings.Contains(errOut, `unknown --output "png"`) {
 		t.Errorf("-o png: exit %d, stderr %q", code, errOut)
 	}
 }
@@ -120,7 +120,7 @@ func TestGraphOutputFormats(t *testing.T) {
 // still chooses the format, the notice goes to stderr so that stdout stays the
 // document, and help no longer shows it.
 func TestGraphFormatFlagIsADeprecatedOutput(t *testing.T) {
-	code, out, errOut := phoenix(t, "graph", "-f", "../../examples", "--format", "json")
+	code, out, errOut := phoenix(t, "graph", "-f", "../../examples/homelab", "--format", "json")
 	if code != 0 {
 		t.Fatalf("exit %d\n%s", code, errOut)
 	}
@@ -131,11 +131,11 @@ func TestGraphFormatFlagIsADeprecatedOutput(t *testing.T) {
 	if want := "Flag --format has been deprecated, use -o/--output instead\n"; errOut != want {
 		t.Errorf("stderr %q, want %q", errOut, want)
 	}
-	if code, _, errOut := phoenix(t, "graph", "-f", "../../examples", "--format", "dot", "-o", "json"); code != 1 ||
+	if code, _, errOut := phoenix(t, "graph", "-f", "../../examples/homelab", "--format", "dot", "-o", "json"); code != 1 ||
 		!strings.Contains(errOut, `phoenix: -o "json" and --format "dot" disagree: give -o alone`) {
 		t.Errorf("--format and -o that disagree: exit %d, stderr %q", code, errOut)
 	}
-	if code, _, _ := phoenix(t, "graph", "-f", "../../examples", "--format", "dot", "-o", "dot"); code != 0 {
+	if code, _, _ := phoenix(t, "graph", "-f", "../../examples/homelab", "--format", "dot", "-o", "dot"); code != 0 {
 		t.Errorf("--format and -o that agree: exit %d", code)
 	}
 	if _, out, _ := phoenix(t, "graph", "--help"); strings.Contains(out, "--format") || !strings.Contains(out, "-o, --output") {
@@ -160,7 +160,7 @@ func TestSchemaOutputIsAFormat(t *testing.T) {
 }
 
 func TestDemoTakesThePathAsAnArgument(t *testing.T) {
-	code, out, errOut := phoenix(t, "demo", "../../examples", "--world", "../../examples/world.yaml", "--time-scale", "0.002", "--log-level", "warn")
+	code, out, errOut := phoenix(t, "demo", "../../examples/homelab", "--world", "../../examples/homelab/world.yaml", "--time-scale", "0.002", "--log-level", "warn")
 	if code != 0 || !strings.Contains(out, "No changes. The cluster matches the specs.") {
 		t.Fatalf("demo: exit %d\n%s\n%s", code, out, errOut)
 	}

@@ -27,7 +27,7 @@ func startCanarySim(t *testing.T, edit func(*sim.World)) (*sim.Sim, sim.Credenti
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := sim.LoadWorld("../../examples/world.yaml")
+	w, err := sim.LoadWorld("../../examples/homelab/world.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +101,7 @@ func TestNoCredentialInAnyOutput(t *testing.T) {
 	dir := t.TempDir()
 	planFile := filepath.Join(dir, "plan.out")
 
-	code, out, errOut := phoenix(t, "plan", "-f", "../../examples", "--out", planFile)
+	code, out, errOut := phoenix(t, "plan", "-f", "../../examples/homelab", "--out", planFile)
 	keep("plan", out, errOut)
 	if code != 0 {
 		t.Fatalf("plan: exit %d\n%s%s", code, out, errOut)
@@ -111,10 +111,10 @@ func TestNoCredentialInAnyOutput(t *testing.T) {
 		t.Fatal(err)
 	}
 	keep("the saved plan", string(saved))
-	_, out, errOut = phoenix(t, "plan", "-f", "../../examples", "-o", "json", "--log-level", "debug", "--log-format", "json")
+	_, out, errOut = phoenix(t, "plan", "-f", "../../examples/homelab", "-o", "json", "--log-level", "debug", "--log-format", "json")
 	keep("plan -o json", out, errOut)
 
-	code, out, errOut = phoenix(t, "apply", "-f", "../../examples", "--auto-approve", "-o", "json", "--log-level", "debug", "--log-format", "json")
+	code, out, errOut = phoenix(t, "apply", "-f", "../../examples/homelab", "--auto-approve", "-o", "json", "--log-level", "debug", "--log-format", "json")
 	keep("apply -o json", out, errOut)
 	if code != 1 || !strings.Contains(out, `"nginx"`) {
 		t.Fatalf("apply: exit %d, want 1 (nginx's install fails)\n%s%s", code, out, errOut)
@@ -122,14 +122,14 @@ func TestNoCredentialInAnyOutput(t *testing.T) {
 
 	plantLeak(t, "pve1", 960, creds.ClientKey)
 	for _, format := range []string{"table", "json"} {
-		code, out, errOut = phoenix(t, "status", "-f", "../../examples", "-o", format, "--log-level", "debug", "--log-format", "json")
+		code, out, errOut = phoenix(t, "status", "-f", "../../examples/homelab", "-o", format, "--log-level", "debug", "--log-format", "json")
 		keep("status -o "+format, out, errOut)
 		if code != 1 || !strings.Contains(out, "[redacted PROXMOX_VE_SSH_PRIVATE_KEY]") {
 			t.Errorf("status -o %s: exit %d, want 1 and nginx's last error with the key redacted:\n%s%s", format, code, out, errOut)
 		}
 	}
 
-	code, out, errOut = phoenix(t, "run", "-f", "../../examples", "--once", "--log-level", "debug", "--log-format", "json")
+	code, out, errOut = phoenix(t, "run", "-f", "../../examples/homelab", "--once", "--log-level", "debug", "--log-format", "json")
 	keep("run --once", out, errOut)
 	if code != 1 {
 		t.Errorf("run --once: exit %d, want 1 (nginx fails)\n%s", code, errOut)
@@ -166,7 +166,7 @@ func TestNoCredentialInAnyOutput(t *testing.T) {
 func runServing(t *testing.T) (logs, status, metrics string) {
 	t.Helper()
 	addr := freeAddr(t)
-	cmd := exec.Command(phoenixBinary(t), "run", "-f", "../../examples", "--interval", "1h", "--listen", addr,
+	cmd := exec.Command(phoenixBinary(t), "run", "-f", "../../examples/homelab", "--interval", "1h", "--listen", addr,
 		"--log-format", "json", "--log-level", "debug")
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -206,7 +206,7 @@ func TestCredentialErrorsNameTheVariable(t *testing.T) {
 	endpoint := s.Env()["PROXMOX_VE_ENDPOINT"]
 	t.Run("an endpoint with the password in it", func(t *testing.T) {
 		t.Setenv("PROXMOX_VE_ENDPOINT", strings.Replace(endpoint, "https://", "https://root@pam:"+creds.RootPassword+"@", 1))
-		code, out, errOut := phoenix(t, "plan", "-f", "../../examples")
+		code, out, errOut := phoenix(t, "plan", "-f", "../../examples/homelab")
 		if code != 1 || !strings.Contains(errOut, "PROXMOX_VE_ENDPOINT") || !strings.Contains(errOut, "holds a user name and password") {
 			t.Errorf("exit %d\n%s%s", code, out, errOut)
 		}
@@ -217,7 +217,7 @@ func TestCredentialErrorsNameTheVariable(t *testing.T) {
 	t.Run("a PuTTY key", func(t *testing.T) {
 		body := creds.Canaries()[2]
 		t.Setenv("PROXMOX_VE_SSH_PRIVATE_KEY", "PuTTY-User-Key-File-3: ssh-ed25519\nEncryption: none\nPrivate-Lines: 1\n"+body+"\n")
-		code, out, errOut := phoenix(t, "plan", "-f", "../../examples")
+		code, out, errOut := phoenix(t, "plan", "-f", "../../examples/homelab")
 		if code != 1 || !strings.Contains(errOut+out, "PROXMOX_VE_SSH_PRIVATE_KEY holds key material in a format phoenix cannot use (a PuTTY private key") {
 			t.Errorf("exit %d\n%s%s", code, out, errOut)
 		}

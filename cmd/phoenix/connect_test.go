@@ -34,7 +34,7 @@ func TestConnectToAClosedPortFailsFast(t *testing.T) {
 	}
 
 	start := time.Now()
-	code, out, errOut := phoenix(t, "plan", "-f", "../../examples")
+	code, out, errOut := phoenix(t, "plan", "-f", "../../examples/homelab")
 	took := time.Since(start)
 	t.Logf("exit %d after %v: %s", code, took.Round(time.Millisecond), errOut)
 

@@ -44,8 +44,8 @@ func (f *roundTripFail) RoundTrip(req *http.Request) (*http.Response, error) {
 // failed with it; now the next command looks again, and a node that joined
 // the cluster since is found too.
 func TestNodesHealAfterAFailedDiscovery(t *testing.T) {
-	s := startSim(t, "../../examples/world.yaml", nil)
-	set, err := spec.Load("../../examples")
+	s := startSim(t, "../../examples/homelab/world.yaml", nil)
+	set, err := spec.Load("../../examples/homelab")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,8 +108,8 @@ func runPhoenix(t *testing.T, specs string, args ...string) (string, *strings.Bu
 // ends makes no progress; once that has lasted --stall-timeout, /healthz
 // fails and says why, while /readyz says no pass has ended.
 func TestHealthzFailsOnAStalledPass(t *testing.T) {
-	startSim(t, "../../examples/world.yaml", func(w *sim.World) { w.Spec.Faults.Hang.Tasks = []string{"vzcreate"} })
-	base, logs := runPhoenix(t, "../../examples", "--stall-timeout", "2s")
+	startSim(t, "../../examples/homelab/world.yaml", func(w *sim.World) { w.Spec.Faults.Hang.Tasks = []string{"vzcreate"} })
+	base, logs := runPhoenix(t, "../../examples/homelab", "--stall-timeout", "2s")
 	var code int
 	var body string
 	if !eventually(90*time.Second, func() bool {
@@ -132,7 +132,7 @@ func TestHealthzFailsOnAStalledPass(t *testing.T) {
 // once a pass could not run (the specs broke), with the reason; ready again
 // after the next good pass.
 func TestReadyzFollowsTheLastPass(t *testing.T) {
-	startSim(t, "../../examples/world.yaml", nil)
+	startSim(t, "../../examples/homelab/world.yaml", nil)
 	specs := copyExamples(t)
 	base, logs := runPhoenix(t, specs)
 	if code, _ := httpGet(base + "/healthz"); code != 0 && code != http.StatusOK {

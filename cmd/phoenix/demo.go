@@ -13,18 +13,18 @@ import (
 
 func newDemoCmd() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "demo [[-f] PATH...] [--world examples/world.yaml]",
+		Use:   "demo [[-f] PATH...] [--world examples/homelab/world.yaml]",
 		Short: "Converge the example GPU homelab on an embedded simulated cluster",
 		Long: `Start the embedded Proxmox VE simulator with the example world, show the lineage
 and the plan, apply it with progress, show the status, and plan again to show that
-nothing is left to do. Nothing keeps running afterwards. The specs are examples/
+nothing is left to do. Nothing keeps running afterwards. The specs are examples/homelab/
 unless paths are given, with -f or as arguments.`,
 		Args: specArgs,
 	}
-	specPaths(cmd, "examples/")
+	specPaths(cmd, "examples/homelab/")
 	specs := cmd.Flags().StringArray("specs", nil, "the old name of --filename")
 	deprecate(cmd, "specs", "use -f/--filename instead")
-	worldFile := cmd.Flags().String("world", "examples/world.yaml", "simulator world")
+	worldFile := cmd.Flags().String("world", "examples/homelab/world.yaml", "simulator world")
 	timeScale := cmd.Flags().Float64("time-scale", 0, "override the world's time scale")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		out := cmd.OutOrStdout()

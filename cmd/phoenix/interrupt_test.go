@@ -19,7 +19,7 @@ import (
 // long enough to be interrupted.
 func startSlowSim(t *testing.T, edits ...func(*sim.World)) *sim.Sim {
 	t.Helper()
-	w, err := sim.LoadWorld("../../examples/world.yaml")
+	w, err := sim.LoadWorld("../../examples/homelab/world.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +49,7 @@ type applyProcess struct {
 
 func startApply(t *testing.T, args ...string) *applyProcess {
 	t.Helper()
-	cmd := exec.Command(phoenixBinary(t), append([]string{"apply", "-f", "../../examples", "--auto-approve"}, args...)...)
+	cmd := exec.Command(phoenixBinary(t), append([]string{"apply", "-f", "../../examples/homelab", "--auto-approve"}, args...)...)
 	pr, pw := io.Pipe()
 	cmd.Stdout, cmd.Stderr = pw, pw
 	if err := cmd.Start(); err != nil {
@@ -133,10 +133,10 @@ func TestApplyFirstSignalFinishesTheChangesInFlight(t *testing.T) {
 			t.Errorf("a step was cut off: %+v", e)
 		}
 	}
-	if code, out, errOut := phoenix(t, "apply", "-f", "../../examples", "--auto-approve", "--quiet"); code != 0 {
+	if code, out, errOut := phoenix(t, "apply", "-f", "../../examples/homelab", "--auto-approve", "--quiet"); code != 0 {
 		t.Fatalf("the next apply: exit %d\n%s\n%s", code, out, errOut)
 	}
-	if code, out, _ := phoenix(t, "plan", "-f", "../../examples", "--detailed-exitcode"); code != 0 {
+	if code, out, _ := phoenix(t, "plan", "-f", "../../examples/homelab", "--detailed-exitcode"); code != 0 {
 		t.Errorf("not converged after the next apply:\n%s", out)
 	}
 }
@@ -176,10 +176,10 @@ func TestApplySecondSignalAborts(t *testing.T) {
 	if !cut {
 		t.Error("no step was cut off: the second signal did not abort")
 	}
-	if code, out, errOut := phoenix(t, "apply", "-f", "../../examples", "--auto-approve", "--quiet"); code != 0 {
+	if code, out, errOut := phoenix(t, "apply", "-f", "../../examples/homelab", "--auto-approve", "--quiet"); code != 0 {
 		t.Fatalf("the next apply: exit %d\n%s\n%s", code, out, errOut)
 	}
-	if code, out, _ := phoenix(t, "plan", "-f", "../../examples", "--detailed-exitcode"); code != 0 {
+	if code, out, _ := phoenix(t, "plan", "-f", "../../examples/homelab", "--detailed-exitcode"); code != 0 {
 		t.Errorf("not converged after the next apply:\n%s", out)
 	}
 }
@@ -187,7 +187,7 @@ func TestApplySecondSignalAborts(t *testing.T) {
 // TestRunOnceExitsOneWhenAGuestCannotConverge: run --once says and exits 1
 // when the plan cannot converge a guest, not only when an apply fails.
 func TestRunOnceExitsOneWhenAGuestCannotConverge(t *testing.T) {
-	startSim(t, "../../examples/world.yaml", nil)
+	startSim(t, "../../examples/homelab/world.yaml", nil)
 	specs := copyExamples(t)
 	editFile(t, specs+"/containers.yaml", "  gpus: [0]            # the template passes 0 and 1; this clone keeps only 0\n", "  gpus: [3]\n")
 	code, _, errOut := phoenix(t, "run", "-f", specs, "--once", "--log-level", "info")

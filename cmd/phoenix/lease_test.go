@@ -20,7 +20,7 @@ func TestSecondApplyFailsNamingTheFirst(t *testing.T) {
 	startSlowSim(t)
 	first := startApply(t)
 	first.waitFor(t, "ubuntu-2404-base (900 on pve1): create: done")
-	code, out, errOut := phoenix(t, "apply", "-f", "../../examples", "--auto-approve")
+	code, out, errOut := phoenix(t, "apply", "-f", "../../examples/homelab", "--auto-approve")
 	host, _ := os.Hostname()
 	want := fmt.Sprintf("the lease is held by phoenix apply (pid %d on %s) since ", first.cmd.Process.Pid, host)
 	if code != 1 || !strings.Contains(errOut, want) {
@@ -36,7 +36,7 @@ func TestSecondApplyFailsNamingTheFirst(t *testing.T) {
 func holdLease(t *testing.T) *reconciler.Lease {
 	t.Helper()
 	ctx := context.Background()
-	res, err := spec.LoadResolved("../../examples")
+	res, err := spec.LoadResolved("../../examples/homelab")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +59,7 @@ const heldBy = "the lease is held by phoenix apply (pid 4242 on ci-runner-3) sin
 // TestLockTimeoutWaitsForTheHolder: with --lock-timeout, apply says whom it
 // waits for, and goes on once the lease is let go.
 func TestLockTimeoutWaitsForTheHolder(t *testing.T) {
-	startSim(t, "../../examples/world.yaml", nil)
+	startSim(t, "../../examples/homelab/world.yaml", nil)
 	lease := holdLease(t)
 	p := startApply(t, "--lock-timeout", "1m", "--quiet")
 	p.waitFor(t, "waiting up to 1m0s for the lease held by phoenix apply (pid 4242 on ci-runner-3) since ")
@@ -75,15 +75,15 @@ func TestLockTimeoutWaitsForTheHolder(t *testing.T) {
 // of a saved plan fail while another holds the lease, naming it; plan and
 // status take no lease and work meanwhile.
 func TestLeaseHeldFailsRunPassAndSavedPlan(t *testing.T) {
-	s := startSim(t, "../../examples/world.yaml", nil)
+	s := startSim(t, "../../examples/homelab/world.yaml", nil)
 	planFile := filepath.Join(t.TempDir(), "plan.json")
-	if code, _, errOut := phoenix(t, "plan", "-f", "../../examples", "--out", planFile); code != 0 {
+	if code, _, errOut := phoenix(t, "plan", "-f", "../../examples/homelab", "--out", planFile); code != 0 {
 		t.Fatalf("plan --out: exit %d\n%s", code, errOut)
 	}
 	holdLease(t)
 	from := len(s.Journal())
 
-	code, _, errOut := phoenix(t, "run", "-f", "../../examples", "--once")
+	code, _, errOut := phoenix(t, "run", "-f", "../../examples/homelab", "--once")
 	if code != 1 || !strings.Contains(errOut, heldBy) {
 		t.Errorf("run --once: exit %d, want 1 and %q\n%s", code, heldBy, errOut)
 	}
@@ -91,10 +91,10 @@ func TestLeaseHeldFailsRunPassAndSavedPlan(t *testing.T) {
 	if code != 1 || !strings.Contains(errOut, heldBy) || !strings.Contains(errOut, "--lock-timeout DURATION waits for it") {
 		t.Errorf("apply PLANFILE: exit %d, want 1 and %q\n%s", code, heldBy, errOut)
 	}
-	if code, out, errOut := phoenix(t, "plan", "-f", "../../examples"); code != 0 || strings.Contains(errOut, "lease") {
+	if code, out, errOut := phoenix(t, "plan", "-f", "../../examples/homelab"); code != 0 || strings.Contains(errOut, "lease") {
 		t.Errorf("plan: exit %d\n%s\n%s", code, out, errOut)
 	}
-	if _, out, errOut := phoenix(t, "status", "-f", "../../examples"); strings.Contains(errOut, "lease") || !strings.Contains(out, "nginx") {
+	if _, out, errOut := phoenix(t, "status", "-f", "../../examples/homelab"); strings.Contains(errOut, "lease") || !strings.Contains(out, "nginx") {
 		t.Errorf("status:\n%s\n%s", out, errOut)
 	}
 	var takes []string
@@ -111,7 +111,7 @@ func TestLeaseHeldFailsRunPassAndSavedPlan(t *testing.T) {
 
 func TestLockTimeoutMustNotBeNegative(t *testing.T) {
 	for _, cmd := range []string{"apply", "run"} {
-		code, _, errOut := phoenix(t, cmd, "-f", "../../examples", "--lock-timeout", "-1s")
+		code, _, errOut := phoenix(t, cmd, "-f", "../../examples/homelab", "--lock-timeout", "-1s")
 		if code != 1 || !strings.Contains(errOut, "--lock-timeout -1s is negative") {
 			t.Errorf("%s: exit %d, %q", cmd, code, errOut)
 		}

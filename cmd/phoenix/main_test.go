@@ -25,7 +25,7 @@ func phoenix(t *testing.T, args ...string) (code int, stdout, stderr string) {
 }
 
 func TestValidateExamples(t *testing.T) {
-	code, out, errOut := phoenix(t, "validate", "-f", "../../examples")
+	code, out, errOut := phoenix(t, "validate", "-f", "../../examples/homelab")
 	if code != 0 {
 		t.Fatalf("validate examples: exit %d\n%s", code, errOut)
 	}
@@ -72,7 +72,7 @@ func TestValidateUsageErrors(t *testing.T) {
 	for name, args := range map[string][]string{
 		"no -f":        {"validate"},
 		"missing path": {"validate", "-f", "/nonexistent/specs"},
-		"stray arg":    {"validate", "-f", "../../examples", "extra"},
+		"stray arg":    {"validate", "-f", "../../examples/homelab", "extra"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			if code, _, errOut := phoenix(t, args...); code != 1 || !strings.HasPrefix(errOut, "phoenix: ") {
@@ -83,14 +83,14 @@ func TestValidateUsageErrors(t *testing.T) {
 }
 
 func TestGraphFormats(t *testing.T) {
-	code, out, errOut := phoenix(t, "graph", "-f", "../../examples")
+	code, out, errOut := phoenix(t, "graph", "-f", "../../examples/homelab")
 	if code != 0 {
 		t.Fatalf("graph: exit %d\n%s", code, errOut)
 	}
 	if !strings.Contains(out, "└── nginx (Container 960 on pve1): inherits base; installs nginx\n") {
 		t.Errorf("text graph:\n%s", out)
 	}
-	code, out, errOut = phoenix(t, "graph", "-f", "../../examples", "--format", "json")
+	code, out, errOut = phoenix(t, "graph", "-f", "../../examples/homelab", "--format", "json")
 	if code != 0 {
 		t.Fatalf("graph json: exit %d\n%s", code, errOut)
 	}
@@ -103,7 +103,7 @@ func TestGraphFormats(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &g); err != nil || len(g.Guests) != 6 {
 		t.Fatalf("graph json: %v, %d guests\n%s", err, len(g.Guests), out)
 	}
-	if code, _, errOut := phoenix(t, "graph", "-f", "../../examples", "--format", "png"); code != 1 || !strings.Contains(errOut, `unknown --format "png"`) {
+	if code, _, errOut := phoenix(t, "graph", "-f", "../../examples/homelab", "--format", "png"); code != 1 || !strings.Contains(errOut, `unknown --format "png"`) {
 		t.Errorf("bad format: exit %d, %q", code, errOut)
 	}
 }

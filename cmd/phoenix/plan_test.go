@@ -35,8 +35,8 @@ func startSim(t *testing.T, worldFile string, edit func(*sim.World)) *sim.Sim {
 }
 
 func TestPlanExamplesOnAnEmptyWorld(t *testing.T) {
-	startSim(t, "../../examples/world.yaml", nil)
-	code, out, errOut := phoenix(t, "plan", "-f", "../../examples", "-o", "json")
+	startSim(t, "../../examples/homelab/world.yaml", nil)
+	code, out, errOut := phoenix(t, "plan", "-f", "../../examples/homelab", "-o", "json")
 	if code != 0 {
 		t.Fatalf("plan: exit %d\n%s", code, errOut)
 	}
@@ -64,17 +64,17 @@ func TestPlanExamplesOnAnEmptyWorld(t *testing.T) {
 	if plan.Summary["create"] != 6 || plan.Summary["features"] != 8 {
 		t.Errorf("summary %v", plan.Summary)
 	}
-	code, _, _ = phoenix(t, "plan", "-f", "../../examples", "--detailed-exitcode")
+	code, _, _ = phoenix(t, "plan", "-f", "../../examples/homelab", "--detailed-exitcode")
 	if code != exitChanges {
 		t.Errorf("--detailed-exitcode with changes: exit %d, want 2", code)
 	}
 }
 
 func TestPlanConflictWithAnUnmanagedGuest(t *testing.T) {
-	startSim(t, "../../examples/world.yaml", func(w *sim.World) {
+	startSim(t, "../../examples/homelab/world.yaml", func(w *sim.World) {
 		w.Spec.Guests = append(w.Spec.Guests, sim.WorldGuest{VMID: 950, Name: "handmade", Node: "pve1", Running: true})
 	})
-	code, out, _ := phoenix(t, "plan", "-f", "../../examples")
+	code, out, _ := phoenix(t, "plan", "-f", "../../examples/homelab")
 	if code != 1 {
 		t.Errorf("exit %d, want 1 (a guest cannot be converged)", code)
 	}
@@ -87,7 +87,7 @@ func TestPlanConflictWithAnUnmanagedGuest(t *testing.T) {
 
 func TestPruneMaxIsNotNegative(t *testing.T) {
 	for _, cmd := range []string{"plan", "apply"} {
-		code, _, errOut := phoenix(t, cmd, "-f", "../../examples", "--prune", "--prune-max", "-1")
+		code, _, errOut := phoenix(t, cmd, "-f", "../../examples/homelab", "--prune", "--prune-max", "-1")
 		if code != 1 || !strings.Contains(errOut, "--prune-max must be 0 (the default limit) or more, got -1") {
 			t.Errorf("%s --prune-max -1: exit %d: %s", cmd, code, errOut)
 		}
@@ -99,7 +99,7 @@ func TestPlanNeedsCredentials(t *testing.T) {
 		t.Setenv(k, "")
 		os.Unsetenv(k)
 	}
-	code, _, errOut := phoenix(t, "plan", "-f", "../../examples")
+	code, _, errOut := phoenix(t, "plan", "-f", "../../examples/homelab")
 	if code != 1 || !strings.Contains(errOut, "PROXMOX_VE_ENDPOINT is not set") {
 		t.Errorf("exit %d: %s", code, errOut)
 	}

@@ -20,7 +20,7 @@ func TestREADMEExamples(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := sim.LoadWorld("../../examples/world.yaml")
+	w, err := sim.LoadWorld("../../examples/homelab/world.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -51,7 +51,7 @@ version. phoenix --version prints the same.`,
 
 // specPaths registers the -f flag every spec-reading command takes, with the
 // paths it reads when given none. The paths may be given as arguments too, as in
-// phoenix plan examples/: such a command says Args: specArgs and reads its paths
+// phoenix plan examples/homelab/: such a command says Args: specArgs and reads its paths
 // with specFiles.
 func specPaths(cmd *cobra.Command, defaults ...string) {
 	cmd.Flags().StringArrayP("filename", "f", defaults, "spec file or directory (read recursively); repeatable; the paths may also be given as arguments")
@@ -59,7 +59,7 @@ func specPaths(cmd *cobra.Command, defaults ...string) {
 
 // specFiles returns the spec paths a command was given: those of -f, then the
 // arguments. Arguments alone replace -f's default rather than add to it, so that
-// phoenix demo mine/ does not read examples/ as well.
+// phoenix demo mine/ does not read examples/homelab/ as well.
 func specFiles(cmd *cobra.Command, args []string) []string {
 	files, _ := cmd.Flags().GetStringArray("filename")
 	if len(args) > 0 && !cmd.Flags().Changed("filename") {

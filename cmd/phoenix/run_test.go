@@ -18,11 +18,11 @@ import (
 func copyExamples(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	err := filepath.WalkDir("../../examples", func(path string, d os.DirEntry, err error) error {
+	err := filepath.WalkDir("../../examples/homelab", func(path string, d os.DirEntry, err error) error {
 		if err != nil || d.IsDir() || filepath.Ext(path) != ".yaml" {
 			return err
 		}
-		rel, _ := filepath.Rel("../../examples", path)
+		rel, _ := filepath.Rel("../../examples/homelab", path)
 		data, err := os.ReadFile(path)
 		if err != nil {
 			return err
@@ -62,7 +62,7 @@ func httpGet(url string) (int, string) {
 // endpoints, picks up an edited spec file at once, and exits cleanly on SIGTERM.
 func TestRunLoop(t *testing.T) {
 	bin := phoenixBinary(t)
-	startSim(t, "../../examples/world.yaml", nil)
+	startSim(t, "../../examples/homelab/world.yaml", nil)
 	specs := copyExamples(t)
 	addr := freeAddr(t)
 	cmd := exec.Command(bin, "run", "-f", specs, "--interval", "1h", "--listen", addr, "--log-format", "json")
@@ -190,12 +190,12 @@ func TestRunLoop(t *testing.T) {
 }
 
 func TestRunOnce(t *testing.T) {
-	startSim(t, "../../examples/world.yaml", nil)
-	code, _, errOut := phoenix(t, "run", "-f", "../../examples", "--once", "--log-level", "warn")
+	startSim(t, "../../examples/homelab/world.yaml", nil)
+	code, _, errOut := phoenix(t, "run", "-f", "../../examples/homelab", "--once", "--log-level", "warn")
 	if code != 0 {
 		t.Fatalf("run --once: exit %d\n%s", code, errOut)
 	}
-	code, out, _ := phoenix(t, "plan", "-f", "../../examples", "--detailed-exitcode")
+	code, out, _ := phoenix(t, "plan", "-f", "../../examples/homelab", "--detailed-exitcode")
 	if code != 0 || !strings.Contains(out, "No changes.") {
 		t.Errorf("after run --once: exit %d\n%s", code, out)
 	}

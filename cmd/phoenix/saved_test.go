@@ -15,9 +15,9 @@ import (
 // TestSavedPlanIsAppliedExactly: plan -out FILE (terraform's spelling) saves
 // the plan; apply FILE carries it out without asking, and converges.
 func TestSavedPlanIsAppliedExactly(t *testing.T) {
-	startSim(t, "../../examples/world.yaml", nil)
+	startSim(t, "../../examples/homelab/world.yaml", nil)
 	file := filepath.Join(t.TempDir(), "homelab.plan")
-	code, out, errOut := phoenix(t, "plan", "-f", "../../examples", "-out", file)
+	code, out, errOut := phoenix(t, "plan", "-f", "../../examples/homelab", "-out", file)
 	if code != 0 || !strings.Contains(out, "Plan: 6 to create") {
 		t.Fatalf("plan -out: exit %d\n%s\n%s", code, out, errOut)
 	}
@@ -29,7 +29,7 @@ func TestSavedPlanIsAppliedExactly(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "Apply complete: 6 created") {
 		t.Fatalf("apply FILE: exit %d\n%s\n%s", code, out, errOut)
 	}
-	if code, out, _ := phoenix(t, "plan", "-f", "../../examples", "--detailed-exitcode"); code != 0 {
+	if code, out, _ := phoenix(t, "plan", "-f", "../../examples/homelab", "--detailed-exitcode"); code != 0 {
 		t.Errorf("not converged after apply FILE:\n%s", out)
 	}
 	// A saved plan's options and specs are its own.
@@ -41,7 +41,7 @@ func TestSavedPlanIsAppliedExactly(t *testing.T) {
 // TestSavedPlanIsRefusedWhenTheSpecsChanged: a spec file edited after the
 // plan was saved makes apply FILE refuse it, naming the file.
 func TestSavedPlanIsRefusedWhenTheSpecsChanged(t *testing.T) {
-	startSim(t, "../../examples/world.yaml", nil)
+	startSim(t, "../../examples/homelab/world.yaml", nil)
 	specs := copyExamples(t)
 	file := filepath.Join(t.TempDir(), "homelab.plan")
 	if code, _, errOut := phoenix(t, "plan", "-f", specs, "--out", file); code != 0 {
@@ -57,8 +57,8 @@ func TestSavedPlanIsRefusedWhenTheSpecsChanged(t *testing.T) {
 // TestSavedPlanIsRefusedWhenTheClusterChanged: a guest changed after the plan
 // was saved makes apply FILE refuse it, naming the guest; nothing is done.
 func TestSavedPlanIsRefusedWhenTheClusterChanged(t *testing.T) {
-	s := startSim(t, "../../examples/world.yaml", nil)
-	if code, _, errOut := phoenix(t, "apply", "-f", "../../examples", "--auto-approve", "--quiet"); code != 0 {
+	s := startSim(t, "../../examples/homelab/world.yaml", nil)
+	if code, _, errOut := phoenix(t, "apply", "-f", "../../examples/homelab", "--auto-approve", "--quiet"); code != 0 {
 		t.Fatalf("apply: %s", errOut)
 	}
 	specs := copyExamples(t)
@@ -92,8 +92,8 @@ func TestSavedPlanIsRefusedWhenTheClusterChanged(t *testing.T) {
 // TestApplyJSONIsDocumentedAndVersioned: apply -o json writes one document
 // on stdout, with its own format version and the plan's.
 func TestApplyJSONIsDocumentedAndVersioned(t *testing.T) {
-	startSim(t, "../../examples/world.yaml", nil)
-	code, out, errOut := phoenix(t, "apply", "-f", "../../examples", "--auto-approve", "-o", "json")
+	startSim(t, "../../examples/homelab/world.yaml", nil)
+	code, out, errOut := phoenix(t, "apply", "-f", "../../examples/homelab", "--auto-approve", "-o", "json")
 	if code != 0 {
 		t.Fatalf("apply -o json: exit %d\n%s", code, errOut)
 	}

@@ -27,7 +27,7 @@ when the file names the schema in this comment, by convention its first line:
   # yaml-language-server: $schema=<path or URL to schema/phoenix.schema.json>
 
 The path is relative to the spec file, e.g. ../schema/phoenix.schema.json from
-examples/. The schema checks each document on its own; phoenix validate also
+examples/homelab/. The schema checks each document on its own; phoenix validate also
 checks what needs the whole set (that a template exists, unique VMIDs, feature
 requirements, inherited settings) and stays the judge.`,
 		Args: noArgs("give --out FILE to write the schema to a file"),

@@ -23,7 +23,7 @@ When ready it prints export lines for the variables phoenix reads
 PHOENIX_SIM_URL (its control API: /journal, /stats, /world) and PHOENIX_SIM_PID,
 then closes standard output, so that
 
-    eval "$(phoenix sim --world examples/world.yaml &)"
+    eval "$(phoenix sim --world examples/homelab/world.yaml &)"
 
 sets up a shell and returns while the simulator keeps running. Without --dir,
 its files go to a new temporary directory only its user can read, removed

@@ -84,7 +84,7 @@ func TestSimEvalPattern(t *testing.T) {
 	bash := testtool.Require(t, "bash")
 	bin := phoenixBinary(t)
 	script := `set -e
-eval "$("$PHOENIX" sim --world ../../examples/world.yaml 2>"$SIMLOG" &)"
+eval "$("$PHOENIX" sim --world ../../examples/homelab/world.yaml 2>"$SIMLOG" &)"
 echo "endpoint=$PROXMOX_VE_ENDPOINT"
 echo "pid=$PHOENIX_SIM_PID"
 echo "ca=$PROXMOX_VE_CA_FILE"
@@ -182,7 +182,7 @@ func TestSimPromptSIGTERM(t *testing.T) {
 func sigtermSim(t *testing.T, bin string, when simStop) (left []string, problem string) {
 	t.Helper()
 	tmp := t.TempDir()
-	cmd := exec.Command(bin, "sim", "--world", "../../examples/world.yaml")
+	cmd := exec.Command(bin, "sim", "--world", "../../examples/homelab/world.yaml")
 	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -258,7 +258,7 @@ func TestSimStdoutGone(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = r.Close()
-	cmd := exec.Command(bin, "sim", "--world", "../../examples/world.yaml")
+	cmd := exec.Command(bin, "sim", "--world", "../../examples/homelab/world.yaml")
 	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
 	var stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = w, &stderr
@@ -291,7 +291,7 @@ func TestSimBadWorld(t *testing.T) {
 }
 
 func TestDemo(t *testing.T) {
-	code, out, errOut := phoenix(t, "demo", "--specs", "../../examples", "--world", "../../examples/world.yaml", "--time-scale", "0.002", "--log-level", "warn")
+	code, out, errOut := phoenix(t, "demo", "--specs", "../../examples/homelab", "--world", "../../examples/homelab/world.yaml", "--time-scale", "0.002", "--log-level", "warn")
 	if code != 0 {
 		t.Fatalf("demo: exit %d\n%s\n%s", code, out, errOut)
 	}

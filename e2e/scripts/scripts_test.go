@@ -75,7 +75,7 @@ func newRig(t *testing.T) *rig {
 	if err := h.TrustCA(src.CA()); err != nil {
 		t.Fatal(err)
 	}
-	res, err := spec.LoadResolved("../../examples")
+	res, err := spec.LoadResolved("../../examples/homelab")
 	if err != nil {
 		t.Fatal(err)
 	}

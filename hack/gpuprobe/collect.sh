@@ -54,10 +54,10 @@ capture nvml-no-ctl-no-modprobe unshare -m sh -c "$nomodprobe; mount -t tmpfs tm
 capture nvml-after-tmpfs-dev sh -c 'ls /dev/nvidia*'
 
 if [ -x ./bin/gpuprobe.bin ]; then
-	capture gpuprobe ./bin/gpuprobe.bin -examples examples -out "$out"
+	capture gpuprobe ./bin/gpuprobe.bin -examples examples/homelab -out "$out"
 	# The same steps where the GPU's node is root's only (mode 0600) while
 	# nvidiactl is open to all: what a user other than root then sees.
 	mkdir -p "$out/gpu-root-only"
-	capture gpuprobe-gpu-root-only unshare -m sh -c "mount -t tmpfs tmpfs /dev && $nodes && mknod -m 666 /dev/nvidiactl c 195 255 && mknod -m 600 /dev/nvidia0 c 195 0 && ./bin/gpuprobe.bin -examples examples -out $out/gpu-root-only"
+	capture gpuprobe-gpu-root-only unshare -m sh -c "mount -t tmpfs tmpfs /dev && $nodes && mknod -m 666 /dev/nvidiactl c 195 255 && mknod -m 600 /dev/nvidia0 c 195 0 && ./bin/gpuprobe.bin -examples examples/homelab -out $out/gpu-root-only"
 fi
 ls -l "$out"

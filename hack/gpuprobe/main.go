@@ -5,7 +5,7 @@
 // reconciler/features/testdata/gpu). hack/gpuprobe/collect.sh runs it
 // together with the raw captures.
 //
-//	gpuprobe -examples examples -out DIR
+//	gpuprobe -examples examples/homelab -out DIR
 package main
 
 import (
@@ -36,7 +36,7 @@ type run struct {
 }
 
 func main() {
-	examples := flag.String("examples", "examples", "the spec directory whose guest the steps are computed for")
+	examples := flag.String("examples", "examples/homelab", "the spec directory whose guest the steps are computed for")
 	guest := flag.String("guest", "vllm-qwen", "a GPU guest of that directory with nvidia-driver and cuda-toolkit")
 	out := flag.String("out", ".", "where to write probe.json and steps.json")
 	flag.Parse()

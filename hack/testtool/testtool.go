@@ -33,6 +33,18 @@ func Require(t testing.TB, name string) string {
 	return ""
 }
 
+// Unable ends a test that this machine cannot run (no CAP_MKNOD, say): a
+// skip, or a failure where RequireEnv is set, as on CI, where a check that
+// did not run has not passed.
+func Unable(t testing.TB, format string, args ...any) {
+	t.Helper()
+	msg := fmt.Sprintf(format, args...)
+	if os.Getenv(RequireEnv) != "" {
+		t.Fatalf("%s, and %s is set", msg, RequireEnv)
+	}
+	t.Skip(msg)
+}
+
 // MainNoLeaks runs a package's tests and fails it if goroutines outlive them:
 // every test closes what it started, so a goroutine left over is a leak.
 // Call it from TestMain.

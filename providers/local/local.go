@@ -76,6 +76,11 @@ func (n *Node) RemoveRawLXC(ctx context.Context, vmid int, lines [][2]string) er
 	return n.ops().RemoveRawLXC(ctx, vmid, lines)
 }
 
+// SetRawLXC sets the raw lxc.* keys phoenix owns in a container's config file.
+func (n *Node) SetRawLXC(ctx context.Context, vmid int, keys map[string][]string) error {
+	return n.ops().SetRawLXC(ctx, vmid, keys)
+}
+
 // FindRunfile says where a driver version's runfile will come from.
 func (n *Node) FindRunfile(ctx context.Context, q reconciler.RunfileQuery) (reconciler.RunfileSource, error) {
 	return n.ops().FindRunfile(ctx, q)

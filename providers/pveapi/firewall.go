@@ -60,7 +60,9 @@ func registerFirewallFormats(r *formatRegistry) {
 	reIPOrCIDR := mustPerl(`^(?:`+ipv6RE+`|`+ipv4RE+`)(/(\d+))?$`, "")
 	verifyIPOrCIDR := func(cidr string) error {
 		if reIPOrCIDR.match(cidr) {
-			if err := netIPCheck(cidr); err != nil {
+			// clean_cidr clears the host bits first (pve-firewall 4.3 and
+			// later): 10.0.0.1/8 is taken.
+			if err := netIPCheck(cleanCIDR(cidr)); err != nil {
 				return dieError(err.Error() + "\n")
 			}
 			return nil
@@ -68,7 +70,7 @@ func registerFirewallFormats(r *formatRegistry) {
 		return dieError("value does not look like a valid IP address or CIDR network\n")
 	}
 	r.code("IPorCIDR", verifyIPOrCIDR)
-	reAlias := mustPerl(`^(?:`+ipAliasPattern+`)$`, "")
+	reAlias := mustPerl(`^(dc/|guest/)?(?:`+ipAliasPattern+`)$`, "")
 	r.code("IPorCIDRorAlias", func(s string) error {
 		if reAlias.match(s) {
 			return nil
@@ -94,7 +96,8 @@ func registerFirewallFormats(r *formatRegistry) {
 
 var (
 	reIPSetRef = mustPerl(`^(\+)(\S+)$`, "")
-	reAliasRef = mustPerl(`^`+ipAliasPattern+`$`, "")
+	// An alias may be scoped, guest/ or dc/ (pve-firewall 5.0 and later).
+	reAliasRef = mustPerl(`^(dc/|guest/)?`+ipAliasPattern+`$`, "")
 )
 
 // parseAddressList is PVE::Firewall::parse_address_list.
@@ -183,6 +186,14 @@ func parsePortSpec(str string, dport bool) error {
 
 // netIPCheck approximates Net::IP->new for an address, a prefix or a range, with the
 // Net::IP error texts PVE passes on.
+// cleanCIDR is clean_cidr: a network's host bits cleared; anything else as it is.
+func cleanCIDR(cidr string) string {
+	if p, err := netip.ParsePrefix(cidr); err == nil {
+		return p.Masked().String()
+	}
+	return cidr
+}
+
 func netIPCheck(data string) error {
 	_, err := netIPVersion(data)
 	return err

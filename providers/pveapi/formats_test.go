@@ -270,12 +270,12 @@ func TestFormatCheckers(t *testing.T) {
 		"email-opt":           {{"", ""}, {"0", ""}, {"root@example.com", ""}, {"x", "value does not look like a valid email address\n"}},
 		"IPorCIDR": {
 			{"10.0.0.0/8", ""}, {"10.0.0.1", ""},
-			{"10.0.0.1/8", "Invalid prefix 00001010000000000000000000000001/8\n"},
+			{"10.0.0.1/8", ""}, {"fd00::1/64", ""},
 			{"foo", "value does not look like a valid IP address or CIDR network\n"},
 		},
-		"IPorCIDRorAlias": {{"office", ""}, {"10.0.0.0/8", ""}},
+		"IPorCIDRorAlias": {{"office", ""}, {"dc/office", ""}, {"guest/office", ""}, {"10.0.0.0/8", ""}, {"vm/office", "value does not look like a valid IP address or CIDR network\n"}},
 		"pve-fw-addr-spec": {
-			{"+trusted", ""}, {"office", ""}, {"10.0.0.1,10.0.0.2", ""}, {"10.0.0.1-10.0.0.5", ""},
+			{"+trusted", ""}, {"office", ""}, {"dc/office", ""}, {"guest/office", ""}, {"10.0.0.1,10.0.0.2", ""}, {"10.0.0.1-10.0.0.5", ""},
 			{"10.0.0.1,fe80::1", "detected mixed ipv4/ipv6 addresses in address list '10.0.0.1,fe80::1'\n"},
 			{"10.0.0.1-10.0.0.5,10.0.0.9", "you can't use a range in a list\n"},
 			{"10.0.0.1,", "extraneous commas in list\n"},

@@ -540,7 +540,10 @@ const rootIndexMethod = `{"method":"GET","name":"index","description":"Directory
 
 // greedyPaths are subtrees PVE mounts with an empty fragmentDelimiter: it joins the rest
 // of the URI into one fragment there, because volume IDs contain '/'.
-var greedyPaths = map[string]bool{"/nodes/{node}/storage/{storage}/content": true}
+// The ipsets' methods are mounted so too (an entry's path is its CIDR).
+var greedyPaths = map[string]bool{"/nodes/{node}/storage/{storage}/content": true,
+	"/nodes/{node}/lxc/{vmid}/firewall/ipset/{name}": true, "/nodes/{node}/qemu/{vmid}/firewall/ipset/{name}": true,
+	"/cluster/firewall/ipset/{name}": true}
 
 type pathNode struct {
 	path       string

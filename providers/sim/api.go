@@ -91,6 +91,8 @@ func newAPIServer(c *cluster, schema *pveapi.Schema) *apiServer {
 		"GET /nodes/{node}/storage/{storage}/content": s.storageContent,
 		"GET /nodes/{node}/network":                   s.networkIndex,
 	}
+	maps.Copy(s.routes, s.firewallRoutes())
+	maps.Copy(s.routes, s.firewallSetRoutes())
 	return s
 }
 
@@ -260,6 +262,9 @@ func readBody(r *http.Request) (map[string]any, *apiError) {
 		return nil, &apiError{Status: http.StatusNotImplemented, Reason: fmt.Sprintf("Unexpected content for method '%s'", r.Method)}
 	}
 	if r.ContentLength > limitMaxPost {
+		// Read what the client sends before answering, so that the answer
+		// is not lost to a reset of a connection closed with unread data.
+		_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, r.ContentLength))
 		return nil, &apiError{Status: http.StatusNotImplemented, Reason: "for data too large"}
 	}
 	ctype := r.Header.Get("Content-Type")

@@ -38,8 +38,8 @@ spec:
       storages:
         - {name: local-lvm, type: lvmthin, content: [rootdir, images]}
   guests:
-    - {vmid: 100, name: running, node: pve1, running: true, config: {cpulimit: "1.5", cores: "2", memory: "1024"}}
-    - {vmid: 101, name: stopped, node: pve1, config: {protection: "1"}}
+    - {vmid: 100, name: running, node: pve1, running: true, config: {unprivileged: "1", cpulimit: "1.5", cores: "2", memory: "1024"}}
+    - {vmid: 101, name: stopped, node: pve1, config: {unprivileged: "1", protection: "1"}}
 `
 
 const ubuntu = "local:vztmpl/ubuntu-24.04-standard_24.04-2_amd64.tar.zst"

@@ -43,7 +43,15 @@ func (c *ctConfig) effective() map[string]string {
 
 // applyPending makes pending changes current, as a restart does.
 func (c *ctConfig) applyPending() {
+	old := c.vals
 	c.vals = c.effective()
+	// vmconfig_apply_pending keeps the volume of a mount point deleted or
+	// replaced as unusedN (pve-container src/PVE/LXC/Config.pm).
+	for _, k := range mountPointKeys(old) {
+		if c.vals[k] != old[k] {
+			unuseVolume(c.vals, old[k])
+		}
+	}
 	c.pending = map[string]string{}
 	c.pendingDel = nil
 }

@@ -43,8 +43,17 @@ func (c *cluster) hostCommand(ctx context.Context, nodeName string, argv []strin
 		if x.name == "phoenix/remove-raw-lxc" {
 			return c.removeRawLXC(n, x, stderr)
 		}
+		if x.name == "phoenix/set-raw-lxc" {
+			return c.setRawLXC(n, x, stderr)
+		}
+		if x.name == "phoenix/subids" {
+			return c.subIDs(n, x, stdout)
+		}
 		if x.name == "phoenix/runfile-source" {
 			return c.runfileSource(n, x, stdout)
+		}
+		if x.name == "phoenix/host-dirs" {
+			return c.hostDirs(n, x, stdout)
 		}
 		if x.name == "phoenix/lease" {
 			return c.leaseScript(n, x, stdout, stderr)

@@ -30,7 +30,7 @@ spec:
       osTemplates: ["local:vztmpl/ubuntu-24.04-standard_24.04-2_amd64.tar.zst"]
     - name: pve2
   guests:
-    - {vmid: 100, name: second, node: pve1, running: true, config: {onboot: "1", startup: "order=2"}}
+    - {vmid: 100, name: second, node: pve1, running: true, config: {unprivileged: "1", onboot: "1", startup: "order=2"}}
     - {vmid: 101, name: unordered, node: pve1, config: {onboot: "1"}}
     - {vmid: 102, name: first, node: pve1, running: true, config: {onboot: "1", startup: "1,up=3"}}
     - {vmid: 103, name: manual, node: pve1, running: true}

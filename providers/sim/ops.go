@@ -31,14 +31,15 @@ func propString(v, defaultKey string) map[string]string {
 	return out
 }
 
-// printPropString writes parts back, the default key's value first.
-func printPropString(parts map[string]string, defaultKey string) string {
+// printVolume writes a disk's parts back (rootfs, mpN), the volume first
+// without its key, as PVE::LXC::Config prints them.
+func printVolume(parts map[string]string) string {
 	var out []string
-	if v, ok := parts[defaultKey]; ok && defaultKey != "" {
+	if v, ok := parts["volume"]; ok {
 		out = append(out, v)
 	}
 	for _, k := range slices.Sorted(maps.Keys(parts)) {
-		if k != defaultKey {
+		if k != "volume" {
 			out = append(out, k+"="+parts[k])
 		}
 	}
@@ -73,6 +74,9 @@ func checkModifyPerm(who caller, oldConf map[string]string, set map[string]strin
 		case k == "hookscript":
 			return permission("changing the hookscript is only allowed for root@pam")
 		case k == "features":
+			if privilegedFeatures(oldConf, set) {
+				return permission("changing feature flags for privileged container is only allowed for root@pam")
+			}
 			if featuresBeyondNesting(oldConf["features"], set["features"]) {
 				return permission("changing feature flags (except nesting) is only allowed for root@pam")
 			}
@@ -239,6 +243,9 @@ func (c *cluster) create(who caller, nodeName string, p map[string]string) (any,
 	if err := checkOptions(n, set); err != nil {
 		return nil, err
 	}
+	if err := c.checkMountOptions(nodeName, set); err != nil {
+		return nil, err
+	}
 	size, err := strconv.ParseFloat(sizeText, 64)
 	if err != nil || size <= 0 {
 		return nil, die("unable to parse volume ID '%s'", vol)
@@ -279,6 +286,12 @@ func (c *cluster) create(who caller, nodeName string, p map[string]string) (any,
 		delete(g.conf.vals, "unprivileged")
 	}
 	c.guests[vmid] = g
+	// create_disks allocates the new mount point volumes after the root
+	// disk, in key order.
+	taken := map[int]bool{}
+	for _, k := range mountPointKeys(g.conf.vals) {
+		g.conf.vals[k] = c.allocMount(nodeName, vmid, g.conf.vals[k], taken)
+	}
 	start := boolParam(p["start"])
 	// create_vm's worker (pve-container src/PVE/API2/LXC.pm) destroys the
 	// new container's config and disks on any error, a signal's included.
@@ -317,6 +330,8 @@ func (c *cluster) create(who caller, nodeName string, p map[string]string) (any,
 			// succeeded even when that start fails (a bridge is missing).
 			if err := lxcConfigError(n, g.conf.vals); err != nil {
 				c.startTask(nodeName, "vzstart", strconv.Itoa(vmid), who, 0, func(*task) error { return err })
+			} else if err := missingBindDir(n, g.conf.vals); err != nil {
+				c.startTask(nodeName, "vzstart", strconv.Itoa(vmid), who, 0, func(t *task) error { return startMounts(t, n, g) })
 			} else if err := c.realStart(g); err != nil {
 				c.startTask(nodeName, "vzstart", strconv.Itoa(vmid), who, 0, func(*task) error { return err })
 			} else {
@@ -397,6 +412,10 @@ func (c *cluster) clone(who caller, nodeName string, vmid int, p map[string]stri
 	if haveDest && !full {
 		return nil, die("parameter 'storage' not allowed for linked clones")
 	}
+	// clone_vm walks the config in key order: mpN before rootfs.
+	if err := c.cloneMountCheck(src, full); err != nil {
+		return nil, err
+	}
 	volume := propString(src.conf.vals["rootfs"], "volume")["volume"]
 	srcStorage := rootfsStorage(src.conf.vals["rootfs"])
 	st, _ := n.storage(srcStorage)
@@ -444,6 +463,11 @@ func (c *cluster) clone(who caller, nodeName string, vmid int, p map[string]stri
 		base := strings.TrimPrefix(volume, srcStorage+":")
 		conf.vals["rootfs"] = fmt.Sprintf("%s:%s/vm-%d-disk-0,size=%dG", srcStorage, base, newid, size)
 	}
+	dest := ""
+	if haveDest {
+		dest = destStorage.Name
+	}
+	c.cloneMounts(conf, newid, full, dest, map[int]bool{0: true})
 	dst := &guest{vmid: newid, node: target, conf: conf, lock: "create", disk: src.disk.clone()}
 	c.guests[newid] = dst
 	d := c.world.Spec.Durations.Clone
@@ -478,6 +502,7 @@ func (c *cluster) clone(who caller, nodeName string, vmid int, p map[string]stri
 		}
 		src.lock = ""
 		dst.lock = ""
+		c.cloneFirewall(vmid, newid)
 		return nil
 	})
 	// clone_vm unlocks the source in any case and, on an error, removes
@@ -563,6 +588,9 @@ func (c *cluster) setConfig(who caller, nodeName string, vmid int, p map[string]
 	if err := checkOptions(n, set); err != nil {
 		return nil, err
 	}
+	if err := c.checkMountOptions(nodeName, set); err != nil {
+		return nil, err
+	}
 	vals := map[string]string{}
 	for _, k := range slices.Sorted(maps.Keys(set)) {
 		v := set[k]
@@ -594,10 +622,17 @@ func (c *cluster) setConfig(who caller, nodeName string, vmid int, p map[string]
 			delete(g.conf.pending, k)
 			continue
 		}
+		if isIndexed(k, "mp") {
+			old := g.conf.vals[k]
+			delete(g.conf.vals, k)
+			unuseVolume(g.conf.vals, old)
+		}
 		delete(g.conf.vals, k)
 		delete(g.conf.pending, k)
 	}
 	errs := map[string]string{}
+	taken := map[int]bool{}
+	var replaced []string // volumes of replaced mount points
 	keys := slices.Sorted(maps.Keys(vals))
 	for i, k := range keys {
 		v := vals[k]
@@ -624,6 +659,19 @@ func (c *cluster) setConfig(who caller, nodeName string, vmid int, p map[string]
 			g.conf.pending[k] = v
 			continue
 		}
+		if isIndexed(k, "mp") {
+			// apply_pending_mountpoint: a new volume is allocated; on a
+			// running CT the mount point is hot-plugged, which fails for a
+			// bind mount whose directory is missing (__mountpoint_mount).
+			if vol := mpVolume(v); running && mountKind(vol) == "bind" && !n.dirExists(vol) {
+				errs[k] = fmt.Sprintf("unable to hotplug %s: directory '%s' does not exist", k, vol)
+				continue
+			}
+			v = c.allocMount(nodeName, g.vmid, v, taken)
+			if existing {
+				replaced = append(replaced, old)
+			}
+		}
 		if running && isIndexed(k, "dev") {
 			// device_passthrough_hotplug (pve-container src/PVE/LXC.pm)
 			// creates the node inside at once; what the config keeps
@@ -641,6 +689,9 @@ func (c *cluster) setConfig(who caller, nodeName string, vmid int, p map[string]
 			g.conf = written
 		}
 		return nil, paramError(errs)
+	}
+	for _, old := range replaced {
+		unuseVolume(g.conf.vals, old)
 	}
 	// After writing the config, update_vm regenerates the lxc config, which
 	// stats every passed-through device and reads every bridge's MTU: the
@@ -701,6 +752,12 @@ func (c *cluster) start(who caller, nodeName string, vmid int) (any, *apiError) 
 		if err := lxcConfigError(c.node(g.node), g.conf.vals); err != nil {
 			return err
 		}
+		if err := startMounts(t, c.node(g.node), g); err != nil {
+			return err
+		}
+		if err := startIDMap(t, c.node(g.node), g); err != nil {
+			return err
+		}
 		if err := c.realStart(g); err != nil {
 			return err
 		}
@@ -759,6 +816,12 @@ func (c *cluster) reboot(who caller, nodeName string, vmid int) (any, *apiError)
 		}
 		g.stopped()
 		if err := lxcConfigError(c.node(g.node), g.conf.vals); err != nil {
+			return err
+		}
+		if err := startMounts(t, c.node(g.node), g); err != nil {
+			return err
+		}
+		if err := startIDMap(t, c.node(g.node), g); err != nil {
 			return err
 		}
 		if err := c.realStart(g); err != nil {
@@ -835,7 +898,7 @@ func (c *cluster) templateCreate(g *guest) error {
 	for _, k := range keys {
 		mp := propString(g.conf.vals[k], "volume")
 		mp["volume"] = baseVolume(stores[k], mp["volume"], g.vmid)
-		g.conf.vals[k] = printPropString(mp, "volume")
+		g.conf.vals[k] = printVolume(mp)
 	}
 	g.conf.vals["template"] = "1"
 	return nil
@@ -896,6 +959,7 @@ func (c *cluster) destroy(who caller, nodeName string, vmid int, p map[string]st
 			return err
 		}
 		delete(c.guests, vmid)
+		c.removeFirewall(vmid)
 		t.logf("Logical volume \"%s\" successfully removed.", strings.TrimPrefix(base, rootfsStorage(g.conf.vals["rootfs"])+":"))
 		return nil
 	})
@@ -907,12 +971,17 @@ func (c *cluster) resize(who caller, nodeName string, vmid int, p map[string]str
 	if err != nil {
 		return nil, err
 	}
-	if p["disk"] != "rootfs" {
-		if _, ok := g.conf.vals[p["disk"]]; !ok {
+	disk := p["disk"]
+	if disk != "rootfs" {
+		if _, ok := g.conf.vals[disk]; !ok {
 			return nil, die("unable to parse volume ID '%s'", p["disk"])
 		}
+		// resize_vm's parse_volname (pve-storage) of a bind mount's path.
+		if vol := mpVolume(g.conf.vals[disk]); mountKind(vol) != "volume" {
+			return nil, die("unable to parse volume ID '%s'", vol)
+		}
 	}
-	cur := rootfsSizeGiB(g.conf.vals["rootfs"])
+	cur := rootfsSizeGiB(g.conf.vals[disk])
 	spec := p["size"]
 	rel := strings.HasPrefix(spec, "+")
 	num, err2 := strconv.ParseFloat(strings.TrimSuffix(strings.TrimPrefix(spec, "+"), "G"), 64)
@@ -930,9 +999,9 @@ func (c *cluster) resize(who caller, nodeName string, vmid int, p map[string]str
 		return nil, die("disk is already at specified size")
 	}
 	t := c.startTask(nodeName, "resize", strconv.Itoa(vmid), who, c.world.Scaled(c.world.Spec.Durations.Resize), func(t *task) error {
-		root := propString(g.conf.vals["rootfs"], "volume")
+		root := propString(g.conf.vals[disk], "volume")
 		root["size"] = fmt.Sprintf("%dG", want)
-		g.conf.vals["rootfs"] = printPropString(root, "volume")
+		g.conf.vals[disk] = printVolume(root)
 		t.logf("Size of logical volume changed from %d.00 GiB to %d.00 GiB.", cur, want)
 		return nil
 	})

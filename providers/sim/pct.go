@@ -390,7 +390,10 @@ func (c *cluster) plainGuestCommand(n *node, g *guest, argv []string, stdout, st
 	case argv[0] == "false":
 		code = 1
 	case argv[0] == "hostname":
-		fmt.Fprintln(&x.out, g.conf.vals["hostname"])
+		// pve-container's Setup::Base::set_hostname writes the part before
+		// the first dot to /etc/hostname (the whole name goes to /etc/hosts).
+		name, _, _ := strings.Cut(g.conf.vals["hostname"], ".")
+		fmt.Fprintln(&x.out, name)
 	case argv[0] == "echo":
 		fmt.Fprintln(&x.out, strings.Join(argv[1:], " "))
 	default:

@@ -36,6 +36,9 @@ type node struct {
 	WorldNode
 	ip    string            // its loopback address, reported in /cluster/status
 	files map[string]string // host files phoenix created (path -> content id)
+	// dirs are the directories phoenix made on the node (bind mount
+	// directories), with their owners; WorldNode.Directories were there.
+	dirs map[string]hostDir
 	// offline is a node the cluster cannot reach: requests proxied to it fail.
 	offline bool
 }
@@ -148,6 +151,8 @@ type cluster struct {
 	wg      sync.WaitGroup
 	// fullClones counts the full clones running per storage.
 	fullClones map[string]int
+	// firewalls are the guests' firewall files, by VMID (firewall.go).
+	firewalls map[int]*vmFirewall
 	// configMethod is PUT .../config in the schema: which keys are options.
 	configMethod *pveapi.Method
 	// cfs is the cluster file system's locks and phoenix's files beside

@@ -41,6 +41,14 @@ type WorldSpec struct {
 	Durations Durations    `yaml:"durations"`
 	Faults    Faults       `yaml:"faults"`
 	Users     Users        `yaml:"users"`
+	// SecurityGroups are the firewall security groups defined at the
+	// cluster level (Datacenter > Firewall > Security Group), by name.
+	SecurityGroups []string `yaml:"securityGroups"`
+	// FirewallAliases are the cluster's firewall aliases (Datacenter >
+	// Firewall > Alias), name to address; FirewallIPSets the names of its
+	// ipsets (Datacenter > Firewall > IPSet).
+	FirewallAliases map[string]string `yaml:"firewallAliases"`
+	FirewallIPSets  []string          `yaml:"firewallIPSets"`
 	// RealGuests makes every container a real LXC container on the machine
 	// running the simulator (package lxc; root and the lxc tools needed):
 	// pct create copies a pristine Debian 12 root file system (only Debian
@@ -93,6 +101,14 @@ type WorldNode struct {
 	// includes the node. A container's netN may name any of the three.
 	OVSBridges []string `yaml:"ovsBridges"`
 	VNets      []string `yaml:"vnets"`
+	// Directories are directories the node has (owned by root), such as
+	// the parents of bind mount directories; their parents exist too.
+	Directories []string `yaml:"directories"`
+	// SubUID and SubGID are the lines of the node's /etc/subuid and
+	// /etc/subgid ("root:33:1"); unset, a Proxmox VE install's
+	// (root:100000:65536). LXC maps a container's ids only within root's.
+	SubUID []string `yaml:"subuid"`
+	SubGID []string `yaml:"subgid"`
 }
 
 // WorldStorage is a storage as the node sees it.

@@ -8,7 +8,7 @@ import (
 // FuzzParseWorld: a world file is input like any other: never a panic,
 // and what parses passes its own check.
 func FuzzParseWorld(f *testing.F) {
-	for _, p := range []string{"../../examples/world.yaml", "testdata/small.yaml", "testdata/ssh-cluster.yaml"} {
+	for _, p := range []string{"../../examples/homelab/world.yaml", "testdata/small.yaml", "testdata/ssh-cluster.yaml"} {
 		if b, err := os.ReadFile(p); err == nil {
 			f.Add(b)
 		}

@@ -110,7 +110,7 @@ func TestParseWorldErrors(t *testing.T) {
 }
 
 func TestExampleWorldMatchesTheExamples(t *testing.T) {
-	w, err := LoadWorld("../../examples/world.yaml")
+	w, err := LoadWorld("../../examples/homelab/world.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +132,7 @@ func TestExampleWorldMatchesTheExamples(t *testing.T) {
 }
 
 func TestStartsFastAndCleansUp(t *testing.T) {
-	w, err := LoadWorld("../../examples/world.yaml")
+	w, err := LoadWorld("../../examples/homelab/world.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,7 +16,7 @@ import (
 
 func examples(t *testing.T) *spec.Resolution {
 	t.Helper()
-	res, err := spec.LoadResolved("../../examples")
+	res, err := spec.LoadResolved("../../examples/homelab")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -311,8 +311,11 @@ func (c *Container) writeIdentity(pristine bool, cas [][]byte) error {
 // the container is not yet shared.
 func (c *Container) writeNetworkFiles() error {
 	name := c.hostname()
+	// Setup::Base::set_hostname: /etc/hostname holds the part before the
+	// first dot; systemd makes it the host name at boot.
+	short, _, _ := strings.Cut(name, ".")
 	files := []struct{ path, data string }{
-		{"etc/hostname", name + "\n"},
+		{"etc/hostname", short + "\n"},
 		// The mirror's name leads to the gateway, where the archive proxy
 		// answers: it is the one name a container resolves.
 		{"etc/hosts", fmt.Sprintf("127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t%s\n%s\t%s\n",
