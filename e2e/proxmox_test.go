@@ -188,7 +188,9 @@ func TestOperations(t *testing.T) {
 }
 
 func TestTypedErrors(t *testing.T) {
-	f := startSim(t, testWorld)
+	// A clone holds its source's lock for 4 s here: long enough for a
+	// second clone to find it locked on a loaded machine.
+	f := startSim(t, strings.Replace(testWorld, "durations: {clone: 100s}", "durations: {clone: 2000s}", 1))
 	c := f.client(t)
 	ctx := context.Background()
 
