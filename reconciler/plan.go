@@ -146,6 +146,8 @@ type GuestPlan struct {
 // Plan is the whole dry run: a value, rendered elsewhere, applied elsewhere.
 type Plan struct {
 	Guests []GuestPlan `json:"guests"`
+	// Targeted is set on a plan of some guests only (--target).
+	Targeted *Targeting `json:"targeted,omitempty"`
 }
 
 // Summary counts a plan the way its last line does.
@@ -228,17 +230,32 @@ type PlanOptions struct {
 	// devices (the way hand-written scripts did it), which no API can do:
 	// phoenix edits the config file on the node.
 	RemoveRawGPULines bool `json:"removeRawGPULines,omitempty"`
+	// Targets, when set, limit the plan to these guests and what they need
+	// (TargetClosure); such a plan prunes nothing. Names as the specs
+	// spell them (ResolveTargets).
+	Targets []string `json:"targets,omitempty"`
 }
 
 // MakePlan compares the resolved specs with the observed cluster. It is a pure
 // function: no network, no clock, no randomness.
 func MakePlan(res *spec.Resolution, obs *Observed, opts PlanOptions) *Plan {
+	if len(opts.Targets) > 0 {
+		// A targeted plan has not judged the rest of the specs: it deletes
+		// nothing.
+		opts.Prune = false
+	}
 	p := newPlanner(res, obs, opts)
 	plan := &Plan{Guests: []GuestPlan{}}
+	set := TargetClosure(res, opts.Targets)
 	for _, r := range res.Guests {
+		if len(opts.Targets) > 0 && !set[r.Name] {
+			continue
+		}
 		plan.Guests = append(plan.Guests, p.plan(r))
 	}
-	plan.Guests = append(plan.Guests, p.orphans()...)
+	if plan.Targeted = targeting(res, opts.Targets, set); plan.Targeted == nil {
+		plan.Guests = append(plan.Guests, p.orphans()...)
+	}
 	return plan
 }
 

@@ -20,8 +20,10 @@ const PlanFormatVersion = "2"
 //	 "guests": [{"name", "kind", "vmid", "node", "parent", "generation", "action",
 //	             "changes": [{"action", "feature", "fields": [{"key","before","after"}], "sizeGiB", "pending", "reason"}],
 //	             "errors": [{"kind", "message"}], "notes": [...], "stale"}],
-//	 "summary": {"create", "change", "replace", "delete", "features", "uninstall", "errors"}}
+//	 "summary": {"create", "change", "replace", "delete", "features", "uninstall", "errors"},
+//	 "targeted": {"targets", "planned", "total"}}
 //
+// targeted is there only on a plan of some guests (--target).
 // Actions are no-op, create, clone, update, resize, start, restart, stop,
 // install, reinstall, uninstall, convert, replace and delete; error kinds are
 // conflict, spec, flag, node, observe and blocked. Guests are in the order
@@ -31,13 +33,14 @@ type jsonPlan struct {
 	FormatVersion string      `json:"format_version"`
 	Guests        []GuestPlan `json:"guests"`
 	Summary       Summary     `json:"summary"`
+	Targeted      *Targeting  `json:"targeted,omitempty"`
 }
 
 // WriteJSON writes the plan in its documented JSON form.
 func (p *Plan) WriteJSON(w io.Writer) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	return enc.Encode(jsonPlan{FormatVersion: PlanFormatVersion, Guests: p.Guests, Summary: p.Summary()})
+	return enc.Encode(jsonPlan{FormatVersion: PlanFormatVersion, Guests: p.Guests, Summary: p.Summary(), Targeted: p.Targeted})
 }
 
 // TextOptions control the text rendering.
@@ -128,9 +131,16 @@ func (p *Plan) WriteText(w io.Writer, opts TextOptions) error {
 		b.WriteString("\n")
 	}
 	s := p.Summary()
-	if !p.HasChanges() && s.Errors == 0 {
+	if t := p.Targeted; t != nil {
+		fmt.Fprintf(&b, "%s\n", paint(ansiYellow, fmt.Sprintf("Targeted (%s): %d of %d guests; the others are not planned.",
+			strings.Join(t.Targets, ", "), t.Planned, t.Total)))
+	}
+	switch {
+	case !p.HasChanges() && s.Errors == 0 && p.Targeted != nil:
+		b.WriteString("No changes. The targeted guests match the specs.\n")
+	case !p.HasChanges() && s.Errors == 0:
 		b.WriteString("No changes. The cluster matches the specs.\n")
-	} else {
+	default:
 		uninstall := ""
 		if s.Uninstall > 0 {
 			uninstall = fmt.Sprintf(", %d to uninstall", s.Uninstall)
@@ -274,7 +284,7 @@ type jsonGuestResult struct {
 // WriteJSON writes the apply in its documented JSON form.
 func (r *ApplyResult) WriteJSON(w io.Writer, plan *Plan) error {
 	out := jsonApply{FormatVersion: ApplyFormatVersion,
-		Plan:   jsonPlan{FormatVersion: PlanFormatVersion, Guests: plan.Guests, Summary: plan.Summary()},
+		Plan:   jsonPlan{FormatVersion: PlanFormatVersion, Guests: plan.Guests, Summary: plan.Summary(), Targeted: plan.Targeted},
 		Result: jsonResult{Guests: []jsonGuestResult{}, Summary: r.Summary(plan)}}
 	for _, g := range r.Guests {
 		jg := jsonGuestResult{Name: g.Name, VMID: g.VMID, Action: g.Action, Outcome: "converged", Done: g.Done, Skipped: append([]string{}, g.Skipped...),

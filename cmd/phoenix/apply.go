@@ -18,7 +18,7 @@ import (
 
 func newApplyCmd() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "apply [-f] PATH... [--auto-approve] [--parallelism N] [--allow-replace] [--prune] [-o text|json] | apply PLANFILE",
+		Use:   "apply [-f] PATH... [--auto-approve] [--parallelism N] [--allow-replace] [--prune] [--target NAME]... [-o text|json] | apply PLANFILE",
 		Short: "Converge the cluster to the specs: show the plan, confirm, apply it",
 		Long: `Show the plan, ask for confirmation on a terminal (unless --auto-approve), then
 carry it out: templates before their clones, independent guests at once. Each
@@ -35,6 +35,10 @@ starts no new one; a second aborts them. Either way the next apply resumes.
 
 apply PLANFILE carries out a plan saved with plan --out PLANFILE, exactly, without
 asking; it refuses when a spec file or the cluster changed since the plan was made.
+
+--target NAME (repeatable) applies only the named guests and what they need (their
+templates, the guests they depend on, with theirs), as plan --target shows; it
+deletes nothing, and --prune is refused with it.
 
 One phoenix writes at a time: apply holds the cluster-wide lease (a lock of the
 cluster file system, /etc/pve/priv/lock/phoenix) from before it observes until it
@@ -56,7 +60,11 @@ could not converge, a stop, the lease held by another).`,
 	output := cmd.Flags().StringP("output", "o", "text", "output format: text or json")
 	quiet := cmd.Flags().BoolP("quiet", "q", false, "print failures and the summary only, not each step")
 	lockTimeout := lockTimeoutFlag(cmd)
+	targets := targetFlag(cmd)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if err := checkTargetFlags(*targets, *prune); err != nil {
+			return err
+		}
 		if err := checkLockTimeout(*lockTimeout); err != nil {
 			return err
 		}
@@ -70,7 +78,7 @@ could not converge, a stop, the lease held by another).`,
 			return fmt.Errorf("--prune-max must be 0 (the default limit) or more, got %d", *pruneMax)
 		}
 		opts := reconciler.ApplyOptions{
-			PlanOptions: reconciler.PlanOptions{AllowReplace: *allowReplace, Prune: *prune, PruneMax: *pruneMax, RemoveRawGPULines: *removeRaw},
+			PlanOptions: reconciler.PlanOptions{AllowReplace: *allowReplace, Prune: *prune, PruneMax: *pruneMax, RemoveRawGPULines: *removeRaw, Targets: *targets},
 			Parallelism: *parallelism, Redact: redactorOf(cmd.Context()).String,
 		}
 		flags := applyFlags{autoApprove: *autoApprove, output: *output, quiet: *quiet, lockTimeout: *lockTimeout}
@@ -102,6 +110,9 @@ func runApply(ctx context.Context, cmd *cobra.Command, paths []string, opts reco
 	}
 	defer o.close()
 	defer releaseLease(cmd, lease)
+	if opts.Targets, err = resolveTargets(o.res, opts.Targets); err != nil {
+		return err
+	}
 	return leaseKept(lease, carryOut(lease.Context(), cmd, o, reconciler.MakePlan(o.res, o.obs, opts.PlanOptions), opts, flags))
 }
 

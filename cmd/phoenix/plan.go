@@ -16,7 +16,7 @@ const exitChanges = 2
 
 func newPlanCmd() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "plan [-f] PATH... [--detailed-exitcode] [-o text|json] [--out PLANFILE]",
+		Use:   "plan [-f] PATH... [--detailed-exitcode] [-o text|json] [--out PLANFILE] [--target NAME]...",
 		Short: "Show what apply would change, and why, without changing anything",
 		Long: `Observe the cluster, compare it with the specs and print the changes apply would
 make, grouped by guest: + create, ~ change, -/+ replace, - delete, each with its
@@ -26,6 +26,11 @@ node, storage, OS template and bridges the guest needs.
 
 --out PLANFILE (terraform's -out PLANFILE works too) also saves the plan, with the
 digests of the spec files and of the cluster it was made from, for apply PLANFILE.
+
+--target NAME (repeatable) plans only the named guests and what they need: the
+templates they are cloned from and the guests they depend on, with theirs. The
+others are neither shown nor touched, and a targeted plan deletes nothing
+(--prune is refused with --target).
 
 Guests carrying the phoenix-managed tag that are not this deployment's (another
 deployment's, a hand-made clone or a restored backup of a managed guest, a VM) are
@@ -46,6 +51,7 @@ nothing to do), 1 on errors (including guests that cannot be converged), 2 with
 	pruneMax := pruneMaxFlag(cmd)
 	removeRaw := cmd.Flags().Bool("remove-raw-gpu-lines", false, "remove the raw lxc.* lines that pass NVIDIA devices from config files (no API can)")
 	saveTo := cmd.Flags().String("out", "", "also save the plan to `PLANFILE`, for apply PLANFILE")
+	targets := targetFlag(cmd)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		if *output != "text" && *output != "json" {
 			return fmt.Errorf("unknown --output %q (text or json)", *output)
@@ -53,12 +59,18 @@ nothing to do), 1 on errors (including guests that cannot be converged), 2 with
 		if *pruneMax < 0 {
 			return fmt.Errorf("--prune-max must be 0 (the default limit) or more, got %d", *pruneMax)
 		}
+		if err := checkTargetFlags(*targets, *prune); err != nil {
+			return err
+		}
 		opts := reconciler.PlanOptions{AllowReplace: *allowReplace, Prune: *prune, PruneMax: *pruneMax, RemoveRawGPULines: *removeRaw}
 		o, err := observeSpecs(cmd.Context(), cmd, specFiles(cmd, args), os.Getenv)
 		if err != nil {
 			return err
 		}
 		defer o.close()
+		if opts.Targets, err = resolveTargets(o.res, *targets); err != nil {
+			return err
+		}
 		plan := reconciler.MakePlan(o.res, o.obs, opts)
 		if *saveTo != "" {
 			if err := savePlan(*saveTo, plan, o, opts); err != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -43,7 +44,13 @@ func TestREADMEExamples(t *testing.T) {
 		}
 		examples++
 		var out bytes.Buffer
-		run(append(strings.Fields(strings.TrimPrefix(cmdLine, "$ phoenix ")), "--log-level", "warn"), &out, &out)
+		// The flag goes before a "--", after which the words are a command's.
+		args := strings.Fields(strings.TrimPrefix(cmdLine, "$ phoenix "))
+		dash := slices.Index(args, "--")
+		if dash < 0 {
+			dash = len(args)
+		}
+		run(slices.Concat(args[:dash], []string{"--log-level", "warn"}, args[dash:]), &out, &out)
 		got := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
 		if !matchLines(want, got) {
 			t.Errorf("README: %s (-README +actual):\n%s", cmdLine, cmp.Diff(strings.Join(want, "\n"), strings.Join(got, "\n")))

@@ -30,7 +30,7 @@ the way YAML specs in a git repository describe them.`,
 	root.PersistentFlags().String("log-level", "info", "log level: debug, info, warn or error")
 	sim := newSimCmd()
 	sim.Args = noArgs("the world file is given with --world")
-	root.AddCommand(newValidateCmd(), newGraphCmd(), sim, newPlanCmd(), newApplyCmd(), newRunCmd(), newStatusCmd(), newDemoCmd(), newSchemaCmd(), newVersionCmd())
+	root.AddCommand(newValidateCmd(), newGraphCmd(), sim, newPlanCmd(), newApplyCmd(), newRunCmd(), newStatusCmd(), newRestartCmd(), newExecCmd(), newDemoCmd(), newSchemaCmd(), newVersionCmd(), newImportCmd())
 	return root
 }
 

@@ -81,9 +81,9 @@ func readSavedPlan(args []string) (*reconciler.SavedPlan, error) {
 // they were when it was made. It asks nothing: the plan was reviewed when it
 // was saved.
 func applySaved(ctx context.Context, cmd *cobra.Command, saved *reconciler.SavedPlan, opts reconciler.ApplyOptions, flags applyFlags) error {
-	for _, flag := range []string{"filename", "allow-replace", "prune", "prune-max", "remove-raw-gpu-lines"} {
+	for _, flag := range []string{"filename", "allow-replace", "prune", "prune-max", "remove-raw-gpu-lines", "target"} {
 		if cmd.Flags().Changed(flag) {
-			return errors.New("a saved plan carries its spec files and its options: give the plan file alone (without -f, --allow-replace, --prune, --prune-max or --remove-raw-gpu-lines)")
+			return errors.New("a saved plan carries its spec files and its options: give the plan file alone (without -f, --allow-replace, --prune, --prune-max, --remove-raw-gpu-lines or --target)")
 		}
 	}
 	paths := make([]string, len(saved.Specs))
