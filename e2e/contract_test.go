@@ -123,6 +123,11 @@ func covered(journal []sim.Event, g reconciler.GuestPlan, c reconciler.Change) b
 		return slices.ContainsFunc(journal, func(e sim.Event) bool {
 			return e.OK && e.VMID == g.VMID && e.Kind == "api" && e.Name == fmt.Sprintf("PUT /nodes/%s/lxc/%d/config", g.Node, g.VMID)
 		})
+	case reconciler.Download:
+		// The node's download task (aplinfo or download-url): no VMID.
+		return slices.ContainsFunc(journal, func(e sim.Event) bool {
+			return e.Kind == "task" && e.Name == "download" && e.Node == g.Node && e.OK && !strings.HasPrefix(e.Detail, "started")
+		})
 	case reconciler.Firewall:
 		return slices.ContainsFunc(journal, func(e sim.Event) bool {
 			return e.OK && e.VMID == g.VMID && e.Kind == "api" && !strings.HasPrefix(e.Name, "GET ") &&

@@ -90,6 +90,8 @@ func (e *engine) execute(ctx context.Context, j *job, g GuestPlan, c Change, obs
 		return e.convergeFirewall(ctx, g, r)
 	case Directory:
 		return e.makeDirectories(ctx, g, c.Fields)
+	case Download:
+		return e.download(ctx, g, r, obs)
 	case Replace:
 		// Destruction happens only where the approved plan showed it.
 		if j.plan.Action != Replace {

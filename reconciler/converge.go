@@ -192,6 +192,7 @@ func (e *engine) observe(ctx context.Context, g GuestPlan) (*Observed, error) {
 	if err := e.retry(ctx, g, Event{Action: g.Action, Step: "observe"}, func() error { return e.read(ctx, obs, g.VMID, g.Node) }); err != nil {
 		return nil, err
 	}
+	e.observeTemplate(ctx, g, obs)
 	// The source matters only to a guest that is still to be cloned from it
 	// (its records and whether it is converted); otherwise reading it would
 	// double the reads of every step.

@@ -38,13 +38,17 @@ const (
 	// Firewall converges a guest's firewall options and the rules phoenix
 	// keeps (firewall.go).
 	Firewall
+	// Download fetches a root's OS template volume to its storage, from
+	// the node's appliance index or a URL, before it is created
+	// (ostemplate.go).
+	Download
 )
 
-var actionNames = [...]string{"no-op", "create", "clone", "update", "resize", "start", "restart", "stop", "identity", "install", "reinstall", "uninstall", "convert", "replace", "delete", "adopt", "directory", "firewall"}
+var actionNames = [...]string{"no-op", "create", "clone", "update", "resize", "start", "restart", "stop", "identity", "install", "reinstall", "uninstall", "convert", "replace", "delete", "adopt", "directory", "firewall", "download"}
 
 // Actions lists every action, for documentation and tests.
 var Actions = []Action{NoOp, Create, Clone, UpdateConfig, Resize, Start, Restart, Stop, RenewIdentity, InstallFeature, ReinstallFeature,
-	UninstallFeature, ConvertToTemplate, Replace, Delete, Adopt, Directory, Firewall}
+	UninstallFeature, ConvertToTemplate, Replace, Delete, Adopt, Directory, Firewall, Download}
 
 func (a Action) String() string {
 	if int(a) < len(actionNames) {

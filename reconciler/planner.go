@@ -273,6 +273,9 @@ func (p *planner) missing(g *GuestPlan, r *spec.Resolved, d desired) {
 		Managed: true, State: ownedState(p.res, r, g.VMID, g.Generation)}
 	if r.Parent == "" {
 		g.Action = Create
+		if c, ok := p.templateDownload(r); ok {
+			g.Changes = append(g.Changes, c)
+		}
 		g.Changes = append(g.Changes, Change{Action: Create, Reason: fmt.Sprintf("from %s on %s", r.Settings.OSTemplate, r.Settings.Storage)})
 		start.Config = createdConfig(r, d, g.VMID)
 	} else {

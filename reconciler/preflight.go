@@ -1,7 +1,6 @@
 package reconciler
 
 import (
-	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -23,26 +22,23 @@ type NodeInventory struct {
 	Bridges  []string
 	// Templates are the OS template volumes, by storage.
 	Templates map[string][]string
+	// Appliances are the template files of the node's appliance index,
+	// read only when a volume to be made from it is missing; AppliancesErr
+	// is why the index could not be read.
+	Appliances    []string
+	AppliancesErr error
 	// Err is why the node could not be read.
 	Err error
 }
 
 // inventoryNeeds lists, by node, what the guests still to be made need read:
-// their nodes, and the storages holding their OS templates.
-func inventoryNeeds(res *spec.Resolution, exists map[int]bool) map[string]map[string]bool {
-	needs := map[string]map[string]bool{}
+// their nodes, and the storages holding their OS templates, each with the
+// volumes that would come from the appliance index were they missing.
+func inventoryNeeds(res *spec.Resolution, exists map[int]bool) map[string]map[string][]string {
+	needs := map[string]map[string][]string{}
 	for _, r := range res.Guests {
-		if exists[r.VMID] {
-			continue
-		}
-		node := r.Settings.Node
-		if needs[node] == nil {
-			needs[node] = map[string]bool{}
-		}
-		if r.Parent == "" {
-			if st, _, ok := strings.Cut(r.Settings.OSTemplate, ":"); ok {
-				needs[node][st] = true
-			}
+		if !exists[r.VMID] {
+			addInventoryNeed(needs, r)
 		}
 	}
 	return needs
@@ -50,7 +46,7 @@ func inventoryNeeds(res *spec.Resolution, exists map[int]bool) map[string]map[st
 
 // observeInventory reads the cluster's nodes and, for each node a guest is
 // to be made on, its storages, bridges and OS templates.
-func observeInventory(rd reader, cluster Cluster, obs *Observed, needs map[string]map[string]bool, parallelism int) {
+func observeInventory(rd reader, cluster Cluster, obs *Observed, needs map[string]map[string][]string, parallelism int) {
 	ctx := rd.ctx
 	if len(needs) == 0 {
 		return
@@ -79,7 +75,7 @@ func observeInventory(rd reader, cluster Cluster, obs *Observed, needs map[strin
 	wg.Wait()
 }
 
-func readInventory(rd reader, cluster Cluster, node string, templateStorages map[string]bool) *NodeInventory {
+func readInventory(rd reader, cluster Cluster, node string, templateStorages map[string][]string) *NodeInventory {
 	ctx := rd.ctx
 	inv := &NodeInventory{Templates: map[string][]string{}}
 	if inv.Err = rd.retry("list the storages of "+node, func() (err error) { inv.Storages, err = cluster.Storages(ctx, node); return err }); inv.Err != nil {
@@ -99,6 +95,7 @@ func readInventory(rd reader, cluster Cluster, node string, templateStorages map
 		}
 		inv.Templates[st] = vols
 	}
+	readAppliances(rd, cluster, node, inv, templateStorages)
 	return inv
 }
 
@@ -140,7 +137,7 @@ func (p *planner) preflight(r *spec.Resolved, d desired) []Problem {
 	var out []Problem
 	if r.Parent == "" {
 		out = append(out, inv.checkStorage(node, r.Settings.Storage)...)
-		out = append(out, inv.checkTemplate(node, r.Settings.OSTemplate)...)
+		out = append(out, inv.checkTemplate(node, r.Settings.OSTemplate, r.Guest.Spec.From.Download)...)
 	} else if r.Settings.CloneMode == spec.CloneFull && r.Guest.Spec.Storage != "" {
 		out = append(out, inv.checkStorage(node, r.Settings.Storage)...)
 	}
@@ -176,24 +173,6 @@ func (inv *NodeInventory) checkStorage(node, name string) []Problem {
 		return []Problem{problem(ProblemSpec, "storage %s on %s does not hold container root disks (content rootdir): %s does", name, node, listOr(can, "none"))}
 	}
 	return nil
-}
-
-// checkTemplate checks that an OS template volume is on the node.
-func (inv *NodeInventory) checkTemplate(node, volid string) []Problem {
-	st, file, _ := strings.Cut(volid, ":")
-	info, ok := inv.storage(st)
-	switch {
-	case !ok:
-		return []Problem{problem(ProblemSpec, "the OS template %s is on storage %s, which is not on %s", volid, st, node)}
-	case !info.Enabled || !info.Active:
-		return []Problem{problem(ProblemNode, "the OS template %s is on storage %s, which is not available on %s", volid, st, node)}
-	}
-	vols := inv.Templates[st]
-	if slices.Contains(vols, volid) {
-		return nil
-	}
-	hint := fmt.Sprintf("pveam download %s %s", st, strings.TrimPrefix(file, "vztmpl/"))
-	return []Problem{problem(ProblemNode, "the OS template %s is not on %s: it has %s (on the node: %s)", volid, node, listOr(vols, "none on "+st), hint)}
 }
 
 func listOr(items []string, none string) string {

@@ -35,6 +35,16 @@ type Cluster interface {
 	Volumes(ctx context.Context, node, storage, content string) ([]string, error)
 	// Bridges lists the names of a node's network bridges, SDN vnets included.
 	Bridges(ctx context.Context, node string) ([]string, error)
+	// Appliances lists the node's appliance index (GET /nodes/{node}/aplinfo):
+	// the templates pveam can download.
+	Appliances(ctx context.Context, node string) ([]Appliance, error)
+	// DownloadAppliance downloads a template of the node's appliance index
+	// to a storage (POST /nodes/{node}/aplinfo) and waits for the task.
+	DownloadAppliance(ctx context.Context, node, storage, template string) error
+	// DownloadURL downloads a file from a URL into a storage, checking its
+	// checksum (POST .../storage/{storage}/download-url), and waits for
+	// the task.
+	DownloadURL(ctx context.Context, req DownloadRequest) error
 	Create(ctx context.Context, req CreateRequest) error
 	Clone(ctx context.Context, req CloneRequest) error
 	// SetConfig changes a container's options; an empty digest skips the

@@ -61,7 +61,7 @@ const (
 // marker is the diff sign of an action and its colour.
 func marker(a Action) (string, string) {
 	switch a {
-	case Create, Clone, Start, InstallFeature, Directory:
+	case Create, Clone, Start, InstallFeature, Directory, Download:
 		return "+", ansiGreen
 	case Delete:
 		return "-", ansiRed

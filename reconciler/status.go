@@ -78,7 +78,7 @@ func Status(res *spec.Resolution, obs *Observed, plan *Plan) []GuestStatus {
 		var configMsg, featureMsg []string
 		for _, c := range gp.Changes {
 			switch c.Action {
-			case UpdateConfig, Resize, Directory, Start, Restart, Stop, RenewIdentity, Replace, Create, Clone, Delete, ConvertToTemplate:
+			case UpdateConfig, Resize, Directory, Download, Start, Restart, Stop, RenewIdentity, Replace, Create, Clone, Delete, ConvertToTemplate:
 				configMsg = append(configMsg, stepName(c)+": "+c.Reason)
 			case InstallFeature, ReinstallFeature, UninstallFeature:
 				featureMsg = append(featureMsg, stepName(c))

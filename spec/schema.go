@@ -209,6 +209,8 @@ var fieldRules = map[string][]rule{
 	"GuestSpec.Hostname":      {optPattern(dnsName), maxLength(maxDNSName)},
 	"GuestSpec.From":          {required, notNull, exactlyOne("ostemplate", "template")},
 	"From.OSTemplate":         {optPattern(osTemplate)},
+	"Download.URL":            {required, pattern(downloadURL)},
+	"Download.Checksum":       {required, pattern(downloadChecksum)},
 	"From.Template":           {optPattern(hostnameLabel), maxLength(maxHostname)}, // it names a guest
 	"GuestSpec.CloneMode":     {oneOfStrings(string(CloneLinked), string(CloneFull), "")},
 	"GuestSpec.Storage":       {optPattern(storageID)},
@@ -305,8 +307,11 @@ var fieldDescriptions = map[string]string{
 	"GuestSpec.Adopt": "Adopt lets phoenix take over the guest that holds the VMID: one it did not make, or that another deployment made, or a copy of a managed guest (a hand-made clone, a restored backup). " +
 		"Phoenix tags it and writes its own record into it. Not inherited. Never a VM.",
 
-	"From.OSTemplate": "A container template volume to create the guest from: STORAGE:vztmpl/FILE, e.g. local:vztmpl/ubuntu-24.04-standard_24.04-2_amd64.tar.zst.",
-	"From.Template":   "The name of the Template to clone.",
+	"From.OSTemplate":   "A container template volume to create the guest from: STORAGE:vztmpl/FILE, e.g. local:vztmpl/ubuntu-24.04-standard_24.04-2_amd64.tar.zst.",
+	"From.Download":     "Download is where the OS template comes from when its volume is not on its storage; unset, the node's appliance index. The storage's download-url endpoint fetches url and checks checksum; without download, a missing volume whose file is in the node's appliance index (pveam available) is downloaded from there. With ostemplate only.",
+	"Download.URL":      "The http(s) URL of the OS template archive.",
+	"Download.Checksum": "The archive's expected checksum, ALGORITHM:HEX, ALGORITHM one of md5, sha1, sha224, sha256, sha384, sha512 (what Proxmox's download-url checks), e.g. sha256:0f3c....",
+	"From.Template":     "The name of the Template to clone.",
 
 	"GuestSpec.Renewal": "Renewal lets a Template be made again when it goes stale (a host driver upgrade leaves its installs behind) while linked clones use its disk. " +
 		"Templates only. New clones are made from the newest generation; an old one is deleted with --prune once no linked clone uses it.",

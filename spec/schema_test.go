@@ -138,7 +138,7 @@ var regexpsInSchema = []*regexp.Regexp{
 	featureName, envName, driverVersion, sha256Hex, majorMinor, semverish, versionWord, stepTimeout,
 	deploymentID, sourceURL, dockerSource, mountPath, mountOwner,
 	firewallGroupName, firewallIface, firewallProto, firewallAliasName, firewallIPSetName,
-	appArmorProfile, rawLXCKey, fsType,
+	appArmorProfile, rawLXCKey, fsType, downloadURL, downloadChecksum,
 }
 
 // TestSchemaPatternsAreECMA262 has Node.js compile every pattern the schema

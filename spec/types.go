@@ -204,7 +204,10 @@ const (
 // From names a guest's origin: exactly one of an OS template volume or a Template.
 type From struct {
 	OSTemplate string `json:"ostemplate,omitempty"`
-	Template   string `json:"template,omitempty"`
+	// Download is where the OS template comes from when its volume is not
+	// on its storage; unset, the node's appliance index. See ostemplate.go.
+	Download *Download `json:"download,omitempty"`
+	Template string    `json:"template,omitempty"`
 }
 
 // CloneMode is linked or full.

@@ -401,6 +401,7 @@ func (v *validator) guestFields(g *Guest) {
 			bad("spec.from.ostemplate", "%q is not a container template volume: want STORAGE:vztmpl/FILE, e.g. local:vztmpl/ubuntu-24.04-standard_24.04-2_amd64.tar.zst", from.OSTemplate)
 		}
 	}
+	checkDownload(from, bad)
 	switch sp.CloneMode {
 	case "", CloneLinked, CloneFull:
 	default:

@@ -49,6 +49,11 @@ type WorldSpec struct {
 	// ipsets (Datacenter > Firewall > IPSet).
 	FirewallAliases map[string]string `yaml:"firewallAliases"`
 	FirewallIPSets  []string          `yaml:"firewallIPSets"`
+	// Appliances are the appliance index every node has (pveam
+	// available; aplinfo.go); URLs are what a download-url can fetch, the
+	// simulator reaching no network.
+	Appliances []WorldAppliance `yaml:"appliances"`
+	URLs       []WorldURL       `yaml:"urls"`
 	// RealGuests makes every container a real LXC container on the machine
 	// running the simulator (package lxc; root and the lxc tools needed):
 	// pct create copies a pristine Debian 12 root file system (only Debian
@@ -175,6 +180,8 @@ type Durations struct {
 	Destroy   Duration `yaml:"destroy"`
 	Template  Duration `yaml:"template"`
 	Resize    Duration `yaml:"resize"`
+	// Download is how long an OS template download takes.
+	Download Duration `yaml:"download"`
 	// NetworkUp and DevicesVisible are ranges after a start: the guest's
 	// network and its passed-through device nodes appear at a random moment
 	// within them.
@@ -349,6 +356,7 @@ func (w *World) setDefaults() {
 	def(&d.Destroy, 3*time.Second)
 	def(&d.Template, 2*time.Second)
 	def(&d.Resize, 2*time.Second)
+	def(&d.Download, 10*time.Second)
 	def(&d.Exec, 200*time.Millisecond)
 	if d.NetworkUp == [2]Duration{} {
 		d.NetworkUp = [2]Duration{Duration(2 * time.Second), Duration(8 * time.Second)}
