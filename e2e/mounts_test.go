@@ -37,20 +37,7 @@ spec:
 func mountRig(t *testing.T, specs string) *rig {
 	t.Helper()
 	r := newRig(t, func(w *sim.World) { w.Spec.Nodes[0].Directories = []string{"/mnt/pve/quickOS"} })
-	dir := t.TempDir()
-	cluster, err := os.ReadFile("../examples/homelab/cluster.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "cluster.yaml"), cluster, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "mounts.yaml"), []byte(specs), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if r.res, err = spec.LoadResolved(dir); err != nil {
-		t.Fatal(err)
-	}
+	r.res = withCluster(t, "mounts.yaml", specs)
 	return r
 }
 

@@ -44,21 +44,23 @@ func securityRig(t *testing.T, subgid []string) *rig {
 	r := newRig(t, func(w *sim.World) {
 		w.Spec.Nodes[0].SubGID = subgid
 	})
-	r.res = securityResolve(t, securitySpecs)
+	r.res = withCluster(t, "security.yaml", securitySpecs)
 	return r
 }
 
-func securityResolve(t *testing.T, specs string) *spec.Resolution {
+// withCluster resolves the examples' Cluster document and one more file
+// of specs, named file, beside it.
+func withCluster(t *testing.T, file, specs string) *spec.Resolution {
 	t.Helper()
 	dir := t.TempDir()
-	cluster, err := os.ReadFile("../examples/homelab/cluster.yaml")
+	cluster, err := os.ReadFile(filepath.Join(examplesDir, "cluster.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "cluster.yaml"), cluster, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "security.yaml"), []byte(specs), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, file), []byte(specs), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	res, err := spec.LoadResolved(dir)
