@@ -53,10 +53,7 @@ type tier struct {
 func newTier(t *testing.T) *tier {
 	t.Helper()
 	if err := lxc.Available(); err != nil {
-		if os.Getenv(testtool.RequireEnv) != "" {
-			t.Fatalf("%v (%s is set: the real-guest tier must run here)", err, testtool.RequireEnv)
-		}
-		t.Skip(err)
+		testtool.Unable(t, "%v: the real-guest tier must run here", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()

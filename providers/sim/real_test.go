@@ -30,10 +30,7 @@ const realDebian = "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst"
 func realLab(t *testing.T) *lab {
 	t.Helper()
 	if err := lxc.Available(); err != nil {
-		if os.Getenv(testtool.RequireEnv) != "" {
-			t.Fatalf("%v (%s is set: this machine must run real containers)", err, testtool.RequireEnv)
-		}
-		t.Skip(err)
+		testtool.Unable(t, "%v: this machine must run real containers", err)
 	}
 	return startLab(t, "real.yaml", nil)
 }

@@ -26,10 +26,7 @@ import (
 func prepare(t *testing.T) *Host {
 	t.Helper()
 	if err := Available(); err != nil {
-		if os.Getenv(testtool.RequireEnv) != "" {
-			t.Fatalf("%v (%s is set: this machine must run real containers)", err, testtool.RequireEnv)
-		}
-		t.Skip(err)
+		testtool.Unable(t, "%v: this machine must run real containers", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()

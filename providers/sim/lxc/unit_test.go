@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+
+	"github.com/phoenixhv/phoenix/hack/testtool"
 )
 
 func TestMirrorIn(t *testing.T) {
@@ -78,7 +80,7 @@ func TestDeviceCheck(t *testing.T) {
 // container's map, which dpkg then cannot replace).
 func TestShiftIDsShiftsHardLinksOnce(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("chown needs root")
+		testtool.Unable(t, "chown needs root")
 	}
 	dir := t.TempDir()
 	a := filepath.Join(dir, "perl")
