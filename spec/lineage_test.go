@@ -78,9 +78,6 @@ func TestDeepLineageResolves(t *testing.T) {
 // lineage's depth: four times the levels take about four times the bytes
 // (a quadratic copy of the chain would take sixteen).
 func TestDeepLineageMemoryIsLinear(t *testing.T) {
-	if testing.Short() {
-		t.Skip("allocates a few hundred MB")
-	}
 	allocated := func(levels int) uint64 {
 		set := parseChain(t, levels)
 		var before, after runtime.MemStats
