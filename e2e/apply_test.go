@@ -430,7 +430,9 @@ func TestCrashAndRerun(t *testing.T) {
 				}
 			}
 			for step, n := range applied {
-				if n > 1 && !strings.HasSuffix(step, "phoenix/initialized") {
+				// Each file write stages its own copy on the node; the
+				// writes themselves are the guests' phoenix/file.
+				if n > 1 && !strings.HasSuffix(step, "phoenix/initialized") && step != "0 phoenix/stage-file" {
 					t.Errorf("%s applied %d times", step, n)
 				}
 			}

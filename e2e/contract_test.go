@@ -138,6 +138,19 @@ func covered(journal []sim.Event, g reconciler.GuestPlan, c reconciler.Change) b
 			return e.OK && e.VMID == g.VMID && (e.Kind == "api" && e.Name == fmt.Sprintf("PUT /nodes/%s/lxc/%d/config", g.Node, g.VMID) ||
 				e.Kind == "exec" && (e.Name == "pct set" || e.Name == "phoenix/set-raw-lxc" || e.Name == "phoenix/remove-raw-lxc"))
 		})
+	case reconciler.TakeSnapshot:
+		return task("vzsnapshot")
+	case reconciler.WriteFile:
+		// The copy into the guest and the rename over the file.
+		return slices.ContainsFunc(journal, func(e sim.Event) bool {
+			return e.Kind == "exec" && e.OK && e.VMID == g.VMID && e.Name == "pct push" && strings.HasSuffix(e.Detail, " -> "+c.File+".phoenix-new")
+		}) && slices.ContainsFunc(journal, func(e sim.Event) bool {
+			return e.Kind == "exec" && e.OK && e.VMID == g.VMID && e.Name == "phoenix/file" && e.Phase == "apply"
+		})
+	case reconciler.Service:
+		return slices.ContainsFunc(journal, func(e sim.Event) bool {
+			return e.Kind == "exec" && e.OK && e.VMID == g.VMID && e.Name == "phoenix/service" && e.Phase == "apply"
+		})
 	case reconciler.InstallFeature, reconciler.ReinstallFeature, reconciler.UninstallFeature:
 		phase := "verify"
 		if c.Action == reconciler.UninstallFeature {

@@ -37,7 +37,12 @@ type guestWork struct {
 }
 
 func makespan(b *testing.B, parallelism int) (time.Duration, map[string]guestWork) {
-	r := newBenchRig(b)
+	return rigMakespan(b, newBenchRig(b), parallelism)
+}
+
+// rigMakespan converges a rig's specs from empty at a parallelism (0: the
+// default) and returns the makespan and each guest's work.
+func rigMakespan(b *testing.B, r *rig, parallelism int) (time.Duration, map[string]guestWork) {
 	opts := r.options()
 	opts.Parallelism = parallelism
 	var mu sync.Mutex

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/phoenixhv/phoenix/reconciler"
+	"github.com/phoenixhv/phoenix/spec"
 )
 
 var gpuNode = regexp.MustCompile(`^/dev/nvidia[0-9]+$`)
@@ -162,6 +163,7 @@ func TestTheOriginalLabConverges(t *testing.T) {
 			}
 		}
 	}
+	checkServing(t, r)
 	if p := r.mustPlan(reconciler.PlanOptions{}); p.HasChanges() {
 		t.Fatalf("second plan is not empty:\n%s", planText(p))
 	}
@@ -291,4 +293,78 @@ func checkFirewall(t *testing.T, r *rig, vmid int, ct originalCT) {
 			t.Errorf("rule %d comment %q, want it to end with %q", i, got["comment"], w.Comment)
 		}
 	}
+}
+
+// checkServing: the converged lab runs what the original's application
+// scripts ran, as services phoenix keeps: the vLLM OpenAI servers (their
+// unit files rendered from the original's engine config) and ollama on every
+// interface; each is healthy by its check; and the containers that asked
+// for lifecycle snapshots have phoenix's after snapshot.
+func checkServing(t *testing.T, r *rig) {
+	t.Helper()
+	ctx := t.Context()
+	node, err := r.node("phoenix")
+	if err != nil {
+		t.Fatal(err)
+	}
+	servers := map[int]struct{ service, file, want string }{
+		801: {"vllm", "/etc/systemd/system/vllm.service", "vllm serve ibm-granite/granite-embedding-english-r2 --host 0.0.0.0 --port 8000 --served-model-name"},
+		802: {"vllm", "/etc/systemd/system/vllm.service", "vllm serve Qwen/Qwen3-4B-Thinking-2507-FP8 --host 0.0.0.0 --port 8000"},
+		914: {"ollama", "/etc/systemd/system/ollama.service.d/phoenix.conf", `OLLAMA_HOST=0.0.0.0:11434`},
+	}
+	for vmid, s := range servers {
+		res, err := node.Exec(ctx, vmid, reconciler.Script{Name: "phoenix/inspect", Phase: "check", Body: reconciler.InspectScript,
+			Env: map[string]string{"PHOENIX_FILES": s.file, "PHOENIX_SERVICES": s.service}})
+		if err != nil || res.ExitCode != 0 {
+			t.Fatalf("inspect %d: %v %+v", vmid, err, res)
+		}
+		in, err := reconciler.ParseInspect(res.Stdout, []string{s.file}, []string{s.service})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := in.Services[s.service]; st.Enabled != "enabled" || st.Active != "active" {
+			t.Errorf("%d: service %s is %+v, want enabled and active", vmid, s.service, st)
+		}
+		if in.Files[s.file].Missing {
+			t.Errorf("%d: %s is missing", vmid, s.file)
+		}
+		g := specOf(t, r, vmid)
+		files, _ := reconciler.GuestFileContents(r.res, g)
+		if !strings.Contains(files[s.file], s.want) {
+			t.Errorf("%d: %s does not say %q:\n%s", vmid, s.file, s.want, files[s.file])
+		}
+	}
+	obs, plan := r.plan(reconciler.PlanOptions{})
+	health := reconciler.CheckHealth(ctx, r.node, r.res, obs, plan)
+	for _, name := range []string{"granite-embedding", "granite-3-3-8b-fp8", "ollama-gpu0"} {
+		h, ok := health[name]
+		if !ok || !h.Healthy() || len(h.Checks) == 0 {
+			t.Errorf("%s: health %+v, want its checks passing", name, h)
+		}
+	}
+	// 102 and 103 ask for lifecycle snapshots, but their bind mounts make
+	// Proxmox refuse any snapshot: the plan says so, and none is tried.
+	for _, name := range []string{"Traefik-Internal", "Step-CA"} {
+		g, _ := plan.Guest(name)
+		if !slices.ContainsFunc(g.Notes, func(n string) bool {
+			return strings.HasPrefix(n, "snapshots skipped: ") && strings.Contains(n, "bind or device mount point")
+		}) {
+			t.Errorf("%s: notes %q, want the snapshots skipped for its bind mounts", name, g.Notes)
+		}
+		snaps, err := r.cluster.Snapshots(ctx, "phoenix", g.VMID)
+		if err != nil || len(snaps) != 0 {
+			t.Errorf("%s: snapshots %+v, %v, want none", name, snaps, err)
+		}
+	}
+}
+
+func specOf(t *testing.T, r *rig, vmid int) *spec.Resolved {
+	t.Helper()
+	for _, g := range r.res.Guests {
+		if g.VMID == vmid {
+			return g
+		}
+	}
+	t.Fatalf("no spec at VMID %d", vmid)
+	return nil
 }

@@ -8,7 +8,6 @@ import (
 	"maps"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -92,6 +91,18 @@ func (e *engine) execute(ctx context.Context, j *job, g GuestPlan, c Change, obs
 		return e.makeDirectories(ctx, g, c.Fields)
 	case Download:
 		return e.download(ctx, g, r, obs)
+	case TakeSnapshot:
+		return e.snapshot(ctx, g, og, c)
+	case WriteFile:
+		if err := e.readyForScripts(ctx, j, g, r); err != nil {
+			return err
+		}
+		return e.writeFile(ctx, g, r, c)
+	case Service:
+		if err := e.readyForScripts(ctx, j, g, r); err != nil {
+			return err
+		}
+		return e.service(ctx, g, r, c)
 	case Replace:
 		// Destruction happens only where the approved plan showed it.
 		if j.plan.Action != Replace {
@@ -163,7 +174,10 @@ func (e *engine) create(ctx context.Context, g GuestPlan, r *spec.Resolved) erro
 func (e *engine) clone(ctx context.Context, g GuestPlan, r *spec.Resolved, obs *Observed) error {
 	parent, _ := e.res.Guest(r.Parent)
 	src := obs.Guests[g.Source]
-	if src == nil || !src.Template {
+	// A clone of a Container is a full clone of its snapshot
+	// (from.container, snapshots.go); any other is of a Template.
+	fromSnapshot := r.Guest.Spec.From.Snapshot
+	if src == nil || !src.Template && fromSnapshot == "" {
 		return fmt.Errorf("template %s is not ready", r.Parent)
 	}
 	// The clone is born with its own identity, its owner (this deployment,
@@ -171,6 +185,9 @@ func (e *engine) clone(ctx context.Context, g GuestPlan, r *spec.Resolved, obs *
 	// template's records: the records are what it inherits.
 	state := ownedState(e.res, r, g.VMID, g.Generation)
 	state.Features, state.IdentityDue = maps.Clone(src.records()), !r.IsTemplate()
+	if src.State != nil && src.StateErr == nil {
+		state.Files = maps.Clone(src.State.Files)
+	}
 	// Proxmox's clone takes a description of any length, but every later
 	// write of the record is held to the limit: so is this one.
 	desc, err := BoundedDescription(src.User, state)
@@ -178,33 +195,25 @@ func (e *engine) clone(ctx context.Context, g GuestPlan, r *spec.Resolved, obs *
 		return err
 	}
 	req := CloneRequest{Node: parent.Settings.Node, SourceVMID: g.Source, NewID: g.VMID, Hostname: r.Name,
-		Description: desc, Full: r.Settings.CloneMode == spec.CloneFull}
+		Description: desc, Full: r.Settings.CloneMode == spec.CloneFull, Snapshot: fromSnapshot}
 	if r.Settings.Node != parent.Settings.Node {
 		req.Target = r.Settings.Node
 	}
 	if req.Full && r.Guest.Spec.Storage != "" {
 		req.Storage = r.Settings.Storage
 	}
-	lock := e.lock(fmt.Sprintf("clone %d", g.Source))
-	lock.Lock()
-	defer lock.Unlock()
+	// Proxmox locks the source for the whole clone: one at a time, and the
+	// wait holds no slot (engine.hold).
+	unlock, err := e.hold(ctx, fmt.Sprintf("clone %d", g.Source))
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	err = e.retry(ctx, g, Event{Action: Clone}, func() error { return e.cluster.Clone(ctx, req) })
 	if errors.Is(err, ErrAlreadyExists) {
 		return nil
 	}
 	return err
-}
-
-// lock returns the mutex that serialises the engine's work on one thing: a
-// clone source ("clone 901": Proxmox locks the source for the whole clone),
-// a node's host steps ("host pve1": one download at a time).
-func (e *engine) lock(thing string) *sync.Mutex {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.locks[thing] == nil {
-		e.locks[thing] = &sync.Mutex{}
-	}
-	return e.locks[thing]
 }
 
 // update applies config fields: root-only ones through pct set on the node

@@ -41,6 +41,9 @@ func (e *engine) converge(ctx context.Context, j *job) {
 		if err = e.carryOut(ctx, j, c, approved[i:]); err != nil {
 			return
 		}
+		if c.Action == Clone {
+			e.unlockUnused(ctx) // a clone found made already leaves its lock
+		}
 	}
 	step = "confirm"
 	err = e.confirm(ctx, j)
@@ -64,25 +67,25 @@ func (e *engine) carryOut(ctx context.Context, j *job, c Change, remaining []Cha
 		}
 		m, ok := findChange(fresh.Changes, c)
 		if !ok {
-			e.event(j.plan, Event{Action: c.Action, Feature: c.Feature, Outcome: Skipped, Reason: "already done"})
+			e.event(j.plan, Event{Action: c.Action, Feature: c.Feature, Target: changeTarget(c), Outcome: Skipped, Reason: "already done"})
 			j.result.Skipped = append(j.result.Skipped, stepName(c))
 			return nil
 		}
 		m.Reason = c.Reason
 		start := time.Now()
-		e.event(j.plan, Event{Action: m.Action, Feature: m.Feature, Outcome: Started, Reason: m.Reason})
+		e.event(j.plan, Event{Action: m.Action, Feature: m.Feature, Target: changeTarget(m), Outcome: Started, Reason: m.Reason})
 		err = e.execute(ctx, j, fresh, m, obs)
 		if errors.Is(err, ErrConflict) && attempt < conflictRetries {
-			e.event(j.plan, Event{Action: m.Action, Feature: m.Feature, Outcome: Retrying, Err: err})
+			e.event(j.plan, Event{Action: m.Action, Feature: m.Feature, Target: changeTarget(m), Outcome: Retrying, Err: err})
 			continue
 		}
 		if err != nil {
 			err = fmt.Errorf("%s: %w", stepName(c), err)
-			e.event(j.plan, Event{Action: m.Action, Feature: m.Feature, Outcome: Failed, Duration: time.Since(start), Err: err})
+			e.event(j.plan, Event{Action: m.Action, Feature: m.Feature, Target: changeTarget(m), Outcome: Failed, Duration: time.Since(start), Err: err})
 			return err
 		}
 		j.result.Done++
-		e.event(j.plan, Event{Action: m.Action, Feature: m.Feature, Outcome: Done, Duration: time.Since(start)})
+		e.event(j.plan, Event{Action: m.Action, Feature: m.Feature, Target: changeTarget(m), Outcome: Done, Duration: time.Since(start)})
 		return nil
 	}
 }
@@ -163,6 +166,12 @@ func findChange(fresh []Change, c Change) (Change, bool) {
 }
 
 func stepName(c Change) string {
+	switch {
+	case c.Action == WriteFile:
+		return c.Action.String() + " " + c.File
+	case c.Action == Service:
+		return c.Action.String() + " " + c.Service
+	}
 	if c.Feature != "" {
 		return c.Action.String() + " " + c.Feature
 	}
@@ -244,6 +253,10 @@ func (e *engine) read(ctx context.Context, obs *Observed, vmid int, node string)
 			return err
 		}
 		og.Firewall = &fw
+	}
+	observeInside(reader{ctx: ctx}, e.nodes, e.res, og)
+	if err := readSnapshots(ctx, e.cluster, e.res, og); err != nil {
+		return err
 	}
 	obs.Guests[vmid] = og
 	return nil

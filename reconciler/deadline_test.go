@@ -31,6 +31,8 @@ func (n *exitNode) ExecHost(ctx context.Context, s Script) (Result, error) { ret
 
 func (n *exitNode) Push(context.Context, int, string, string, os.FileMode) error { return nil }
 
+func (n *exitNode) WriteFile(context.Context, int, FileWrite) error { return nil }
+
 // TestStepTimeoutIsTimeoutsExitOnceTheTimeIsUp: timeout(1)'s statuses mean
 // a timeout only once the step's time has passed; a script that exits 124
 // by itself, sooner, failed as any other.

@@ -31,7 +31,7 @@ import (
 //     guest is made or changed only once what it depends on converged;
 //     clones of one source are made one at a time (Proxmox locks the source);
 //     guests that do not depend on each other run at once, up to
-//     Parallelism.
+//     Parallelism, the longest chain of work first (schedule.go).
 //   - What has been achieved is written into the guest as soon as it is true
 //     (the phoenix-managed tag and the state block in the create or clone
 //     request, a feature record right after the feature verified), so a run
@@ -46,8 +46,13 @@ import (
 // ApplyOptions tune the engine. Zero values take the defaults.
 type ApplyOptions struct {
 	PlanOptions
-	// Parallelism bounds the guests converged at once (default 4).
+	// Parallelism bounds the guests converged at once (default: derived
+	// from the cluster, DefaultParallelism); at most PerNodeConcurrency
+	// run on one node.
 	Parallelism int
+	// Durations are the step durations measured so far, which order the
+	// work; the engine adds what it measures (nil: a set of its own).
+	Durations *Durations
 	// Retry is the backoff for failures worth retrying: locks, timeouts,
 	// dropped connections, a failed install step.
 	Retry RetryPolicy
@@ -137,16 +142,16 @@ type engine struct {
 	res     *spec.Resolution
 	hosts   map[string]*HostObservation
 	opts    ApplyOptions
+	// nodeInfos are the observed nodes, which the default parallelism
+	// is derived from.
+	nodeInfos []NodeInfo
 
-	slots chan struct{}
+	slots *gate // see schedule.go
 	mu    sync.Mutex
-	locks map[string]*sync.Mutex // see lock
+	locks map[string]*gate // see lock
 }
 
 func newEngine(cluster Cluster, nodes NodeOf, res *spec.Resolution, obs *Observed, opts ApplyOptions) *engine {
-	if opts.Parallelism <= 0 {
-		opts.Parallelism = 4
-	}
 	if opts.Retry.Initial <= 0 {
 		opts.Retry.Initial = time.Second
 	}
@@ -171,12 +176,20 @@ func newEngine(cluster Cluster, nodes NodeOf, res *spec.Resolution, obs *Observe
 	if opts.Events == nil {
 		opts.Events = func(Event) {}
 	}
+	if opts.Durations == nil {
+		opts.Durations = NewDurations()
+	}
+	events, durations := opts.Events, opts.Durations
+	opts.Events = func(ev Event) {
+		durations.record(ev)
+		events(ev)
+	}
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
 	return &engine{
-		cluster: cluster, nodes: nodes, res: res, hosts: obs.Hosts, opts: opts,
-		slots: make(chan struct{}, opts.Parallelism), locks: map[string]*sync.Mutex{},
+		cluster: cluster, nodes: nodes, res: res, hosts: obs.Hosts, opts: opts, nodeInfos: obs.Nodes,
+		slots: newSlots(parallelismOf(opts.Parallelism, obs, nil)), locks: map[string]*gate{},
 	}
 }
 
@@ -188,6 +201,9 @@ type job struct {
 	// ran is set once a start or restart made the guest wait for its
 	// initialisation in this apply.
 	ran bool
+	// rank is the expected work of the job and of the longest chain
+	// behind it; work is its own, cloneStep its clone's (rankJobs).
+	rank, work, cloneStep time.Duration
 }
 
 func (e *engine) run(ctx context.Context, plan *Plan) *ApplyResult {
@@ -206,6 +222,8 @@ func (e *engine) run(ctx context.Context, plan *Plan) *ApplyResult {
 		}
 		order = append(order, j)
 	}
+	e.slots = newSlots(parallelismOf(e.opts.Parallelism, &Observed{Nodes: e.nodeInfos}, plan))
+	e.rankJobs(order, jobs)
 	var wg sync.WaitGroup
 	for _, j := range order {
 		wg.Go(func() {
@@ -275,17 +293,32 @@ func (e *engine) schedule(ctx context.Context, j *job, jobs map[string]*job, del
 			return
 		}
 	}
-	select {
-	case e.slots <- struct{}{}:
-	case <-ctx.Done():
-		j.result.Err = ctx.Err()
-		return
-	case <-e.opts.Stop:
-		j.result.Err = ErrStopped
+	// Ready: a clone waits for its source's clone lock first (the
+	// clones of one template get it longest chain first), then it waits
+	// for a slot, the longest chain first (schedule.go).
+	s := &slot{node: j.plan.Node, rank: j.rank, locked: cloneLock(j)}
+	if s.locked != "" {
+		if err := e.lock(s.locked).acquire(ctx, e.opts.Stop, "", j.rank, false); err != nil {
+			j.result.Err = err
+			return
+		}
+		defer func() {
+			if s.locked != "" { // its clone did not take it over
+				e.lock(s.locked).release("")
+			}
+		}()
+	}
+	if err := e.slots.acquire(ctx, e.opts.Stop, j.plan.Node, j.rank, false); err != nil {
+		j.result.Err = err
 		return
 	}
-	defer func() { <-e.slots }()
-	e.converge(ctx, j)
+	s.held = true
+	defer func() {
+		if s.held {
+			e.slots.release(s.node)
+		}
+	}()
+	e.converge(context.WithValue(ctx, slotKey{}, s), j)
 }
 
 // recoverPanic turns a panic in one guest's work into that guest's failure,

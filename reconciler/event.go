@@ -17,6 +17,9 @@ type Event struct {
 	Action Action
 	// Feature is the feature of an install, reinstall or uninstall.
 	Feature string
+	// Target is what a file write or a service change is about: the
+	// file's path, the service's name.
+	Target string
 	// Step is a part of the action: a feature's step (cuda-toolkit/toolkit),
 	// or an operation of its own (shutdown, pct set, wait for the template).
 	// Empty for the action itself.
@@ -36,12 +39,27 @@ type Event struct {
 	ErrKind ErrorKind
 }
 
+// changeTarget is what a change is about beyond its action and feature:
+// a file's path, a service's name.
+func changeTarget(c Change) string {
+	switch c.Action {
+	case WriteFile:
+		return c.File
+	case Service:
+		return c.Service
+	}
+	return ""
+}
+
 // Name is what the event is about in words: the action and its feature, then
 // the step and phase when there is one ("install cuda-toolkit:
 // cuda-toolkit/toolkit apply").
 func (ev Event) Name() string {
 	s := ev.Action.String()
-	if ev.Feature != "" {
+	switch {
+	case ev.Target != "":
+		s += " " + ev.Target
+	case ev.Feature != "":
 		s += " " + ev.Feature
 	}
 	if ev.Step != "" {
@@ -77,6 +95,9 @@ func (ev Event) LogAttrs() []any {
 	attrs := []any{"guest", ev.Guest, "vmid", ev.VMID, "node", ev.Node, "action", ev.Action.String()}
 	if ev.Feature != "" {
 		attrs = append(attrs, "feature", ev.Feature)
+	}
+	if ev.Target != "" {
+		attrs = append(attrs, "target", ev.Target)
 	}
 	if ev.Step != "" {
 		attrs = append(attrs, "step", ev.Step)

@@ -68,6 +68,10 @@ type LoopOptions struct {
 	// which ends when the lease is lost. A pass that cannot take it changes
 	// nothing and fails with the reason (who holds it).
 	Lease func(context.Context) (context.Context, func(), error)
+	// Health, when set, runs the guests' health checks between and during
+	// passes (Run starts it), learns after each pass which guests to check,
+	// and hands the reinstalls their policy asks for to the next pass.
+	Health *HealthRunner
 }
 
 // failure is a guest that did not converge in a recent pass.
@@ -144,8 +148,22 @@ func NewLoop(cluster Cluster, nodes NodeOf, load func() (*spec.Resolution, error
 	if opts.PruneGrace == 0 {
 		opts.PruneGrace = DefaultPruneGrace
 	}
-	return &Loop{cluster: cluster, nodes: nodes, load: load, opts: opts, trigger: make(chan struct{}, 1),
+	l := &Loop{cluster: cluster, nodes: nodes, load: load, opts: opts, trigger: make(chan struct{}, 1),
 		report: Report{Guests: []GuestStatus{}}, failures: map[string]*failure{}}
+	if opts.Health != nil {
+		// A reapply asks for a pass, which is no change to the specs.
+		opts.Health.setAskPass(l.wakeUp)
+	}
+	return l
+}
+
+// wakeUp starts the next pass now, as Trigger does, without counting as a
+// change to the spec files.
+func (l *Loop) wakeUp() {
+	select {
+	case l.trigger <- struct{}{}:
+	default:
+	}
 }
 
 // Trigger asks for a pass now (the specs changed). Passes never overlap: a
@@ -183,8 +201,13 @@ func (l *Loop) Readiness() error {
 // Report returns the latest report.
 func (l *Loop) Report() Report {
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.report
+	r := l.report
+	l.mu.Unlock()
+	if l.opts.Health != nil {
+		// The checks' latest results, not those of the pass's end.
+		r.Guests = WithHealth(r.Guests, l.opts.Health.Snapshot())
+	}
+	return r
 }
 
 // Run passes until ctx ends or stop closes; a pass in flight when stop closes
@@ -192,6 +215,12 @@ func (l *Loop) Report() Report {
 // The next pass comes after the interval, or sooner when a guest's backoff
 // ends before it.
 func (l *Loop) Run(ctx context.Context, stop <-chan struct{}, once bool) error {
+	if h := l.opts.Health; h != nil && !once {
+		hctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); h.Run(hctx) }()
+		defer func() { cancel(); <-done }()
+	}
 	for {
 		err := l.Pass(ctx, stop)
 		if once {
@@ -260,6 +289,9 @@ func (l *Loop) Pass(ctx context.Context, stop <-chan struct{}) error {
 		if hold := l.pruneHold(res, triggered, info.Started); hold != "" && planOpts.Prune {
 			planOpts.PruneHold = hold
 		}
+		if l.opts.Health != nil {
+			planOpts.Reapply = l.opts.Health.TakeReapply()
+		}
 		obs, err := Observe(ctx, l.cluster, l.nodes, res, l.opts.Observe)
 		if err != nil {
 			return err
@@ -295,6 +327,9 @@ func (l *Loop) Pass(ctx context.Context, stop <-chan struct{}) error {
 			plan = MakePlan(res, obs, planOpts)
 		}
 		statuses = Status(res, obs, plan)
+		if l.opts.Health != nil {
+			l.opts.Health.Update(res, obs, plan)
+		}
 		return nil
 	}()
 	if cause := context.Cause(leased); errors.Is(cause, ErrLeaseLost) {
@@ -336,6 +371,9 @@ func (l *Loop) Pass(ctx context.Context, stop <-chan struct{}) error {
 	l.report.Backoff = l.backoffSummary()
 	l.mu.Unlock()
 	if l.opts.Pass != nil {
+		if l.opts.Health != nil && statuses != nil {
+			statuses = WithHealth(statuses, l.opts.Health.Snapshot())
+		}
 		l.opts.Pass(info, plan, result, statuses)
 	}
 	return err

@@ -71,6 +71,17 @@ type ObservedGuest struct {
 	// (firewall.go); FirewallErr is why it could not be read.
 	Firewall    *FirewallConfig
 	FirewallErr error
+	// Snapshots are the guest's snapshots and StorageTypes the types of
+	// its node's storages, read only where its spec asks for snapshots
+	// (snapshots.go); SnapshotsErr is why they could not be read.
+	Snapshots    []Snapshot
+	StorageTypes map[string]string
+	SnapshotsErr error
+	// Inside is what a running container holds of the files and services
+	// its spec keeps (files.go), read only where it keeps some;
+	// InsideErr is why it could not be read.
+	Inside    *Inside
+	InsideErr error
 }
 
 // records are the feature records of a guest whose state block is trusted.
@@ -182,6 +193,8 @@ func Observe(ctx context.Context, cluster Cluster, nodes NodeOf, res *spec.Resol
 			g.Config = cfg
 			g.User, g.State, g.StateErr = ParseDescription(cfg.Values["description"])
 			observeFirewall(rd, cluster, res, g)
+			observeSnapshots(rd, cluster, res, g)
+			observeInside(rd, nodes, res, g)
 			if readsPending(g.GuestSummary, cfg) {
 				g.PendingErr = rd.retry(fmt.Sprintf("read the pending changes of %d", g.VMID), func() (err error) {
 					g.Pending, err = cluster.Pending(ctx, g.Node, g.VMID)

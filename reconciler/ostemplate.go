@@ -179,9 +179,11 @@ func (e *engine) download(ctx context.Context, g GuestPlan, r *spec.Resolved, ob
 			thing = "download " + volid // one file for every node
 		}
 	}
-	lock := e.lock(thing)
-	lock.Lock()
-	defer lock.Unlock()
+	unlock, err := e.hold(ctx, thing)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	present := func() (bool, error) {
 		var vols []string
 		err := e.retry(ctx, g, Event{Action: Download, Step: "observe"}, func() (err error) {
@@ -193,7 +195,6 @@ func (e *engine) download(ctx context.Context, g GuestPlan, r *spec.Resolved, ob
 	if there, err := present(); err != nil || there {
 		return err
 	}
-	var err error
 	if dl := r.Guest.Spec.From.Download; dl != nil {
 		req := DownloadRequest{Node: node, Storage: st, Content: "vztmpl", Filename: file, URL: dl.URL, ChecksumAlgorithm: dl.Algorithm(), Checksum: dl.Digest()}
 		err = e.retry(ctx, g, Event{Action: Download}, func() error { return e.cluster.DownloadURL(ctx, req) })

@@ -42,13 +42,22 @@ const (
 	// the node's appliance index or a URL, before it is created
 	// (ostemplate.go).
 	Download
+	// WriteFile writes a file into a container (files.go).
+	WriteFile
+	// Service brings a systemd service of a container to its wanted state,
+	// or restarts it after a file it reads changed (files.go).
+	Service
+	// TakeSnapshot takes a snapshot of a container around phoenix's
+	// changes, and deletes phoenix's own snapshots beyond the spec's keep
+	// (snapshots.go).
+	TakeSnapshot
 )
 
-var actionNames = [...]string{"no-op", "create", "clone", "update", "resize", "start", "restart", "stop", "identity", "install", "reinstall", "uninstall", "convert", "replace", "delete", "adopt", "directory", "firewall", "download"}
+var actionNames = [...]string{"no-op", "create", "clone", "update", "resize", "start", "restart", "stop", "identity", "install", "reinstall", "uninstall", "convert", "replace", "delete", "adopt", "directory", "firewall", "download", "file", "service", "snapshot"}
 
 // Actions lists every action, for documentation and tests.
 var Actions = []Action{NoOp, Create, Clone, UpdateConfig, Resize, Start, Restart, Stop, RenewIdentity, InstallFeature, ReinstallFeature,
-	UninstallFeature, ConvertToTemplate, Replace, Delete, Adopt, Directory, Firewall, Download}
+	UninstallFeature, ConvertToTemplate, Replace, Delete, Adopt, Directory, Firewall, Download, WriteFile, Service, TakeSnapshot}
 
 func (a Action) String() string {
 	if int(a) < len(actionNames) {
@@ -87,7 +96,20 @@ type Change struct {
 	// Pending are the options a restart makes current: those waiting in
 	// Proxmox's pending section, and those this plan's update will put there.
 	Pending []string `json:"pending,omitempty"`
-	Reason  string   `json:"reason"`
+	// File is the path a file write writes, Digest its new content's
+	// SHA-256 (the plan shows it instead of the content).
+	File   string `json:"file,omitempty"`
+	Digest string `json:"digest,omitempty"`
+	// Service is the service a service change is about, and Restart
+	// (restart or reload) what a changed file asks of it.
+	Service string `json:"service,omitempty"`
+	Restart string `json:"restart,omitempty"`
+	// Snapshot is what a snapshot change takes and deletes.
+	Snapshot *SnapshotChange `json:"snapshot,omitempty"`
+	Reason   string          `json:"reason"`
+	// Reapply marks a reinstall a failing health check asked for: its
+	// steps' apply runs even where their check passes (healthcheck.go).
+	Reapply bool `json:"reapply,omitempty"`
 }
 
 // key identifies a change within a guest's plan: its action (start and
@@ -101,6 +123,14 @@ func (c Change) key() string {
 		a = InstallFeature
 	case Resize:
 		return a.String() + " " + c.Disk
+	case WriteFile:
+		return a.String() + " " + c.File
+	case Service:
+		return a.String() + " " + c.Service
+	case TakeSnapshot:
+		if c.Snapshot != nil {
+			return a.String() + " " + c.Snapshot.Kind
+		}
 	}
 	return a.String() + " " + c.Feature
 }
@@ -238,6 +268,13 @@ type PlanOptions struct {
 	// (TargetClosure); such a plan prunes nothing. Names as the specs
 	// spell them (ResolveTargets).
 	Targets []string `json:"targets,omitempty"`
+	// Secret reads the secrets of files' templates; nil is ReadSecret
+	// (phoenix's environment, or a file).
+	Secret SecretReader `json:"-"`
+	// Reapply asks for features to be installed again where a health
+	// check that says onFailure: reapply keeps failing (phoenix run):
+	// guest name, then feature. Not saved with a plan.
+	Reapply map[string]map[string]ReapplyRequest `json:"-"`
 }
 
 // MakePlan compares the resolved specs with the observed cluster. It is a pure

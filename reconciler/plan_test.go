@@ -80,6 +80,7 @@ func converged(res *spec.Resolution, driver string) *Observed {
 			cfg.Values["rootfs"] = fmt.Sprintf("local-lvm:base-%d-disk-0/vm-%d-disk-0,size=%dG", parent.VMID, r.VMID, r.Settings.DiskGiB)
 		}
 		state := &State{V: 1, Name: r.Name, Kind: string(r.Kind), Parent: r.Parent, Features: recs}
+		inside := convergedInside(res, r, state)
 		cfg.Values["description"] = RenderDescription("", state)
 		status := "running"
 		if r.IsTemplate() {
@@ -89,11 +90,37 @@ func converged(res *spec.Resolution, driver string) *Observed {
 		obs.Guests[r.VMID] = &ObservedGuest{
 			GuestSummary: GuestSummary{VMID: r.VMID, Type: "lxc", Node: r.Settings.Node, Name: r.Name, Status: status,
 				Template: r.IsTemplate(), Tags: strings.Split(cfg.Values["tags"], ";")},
-			Config: cfg, Managed: true, State: state,
+			Config: cfg, Managed: true, State: state, Inside: inside,
 		}
 		obs.Guests[r.VMID].Firewall = firewallAfter(r, &ObservedGuest{})
 	}
 	return obs
+}
+
+// convergedInside records a converged guest's files in its state and
+// returns what phoenix/inspect finds in it: every file as written, every
+// service enabled and running.
+func convergedInside(res *spec.Resolution, r *spec.Resolved, state *State) *Inside {
+	files, problems := guestFiles(res, r, func(spec.Secret) (string, error) { return "s3cret", nil })
+	if len(problems) > 0 {
+		panic(fmt.Sprint(problems))
+	}
+	paths, services := insideWanted(res, r.VMID)
+	if len(paths) == 0 && len(services) == 0 {
+		return nil
+	}
+	in := &Inside{Files: map[string]ObservedFile{}, Services: map[string]ObservedService{}}
+	for _, f := range files {
+		if state.Files == nil {
+			state.Files = map[string]string{}
+		}
+		state.Files[f.Path] = recordDigest(f.Digest)
+		in.Files[f.Path] = ObservedFile{Digest: f.Digest, Mode: f.Mode, IDs: "0:0", Names: f.User + ":" + f.Group}
+	}
+	for _, s := range services {
+		in.Services[s] = ObservedService{Enabled: "enabled", Active: "active"}
+	}
+	return in
 }
 
 // convergedConfig is the config a guest has once converged, as far as phoenix

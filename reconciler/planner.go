@@ -75,6 +75,8 @@ type future struct {
 	firewall *FirewallConfig
 	// lxc are its raw lxc.* lines, which a clone copies.
 	lxc [][2]string
+	// files are the file records in its state block.
+	files map[string]string
 }
 
 func newPlanner(res *spec.Resolution, obs *Observed, opts PlanOptions) *planner {
@@ -286,6 +288,13 @@ func (p *planner) missing(g *GuestPlan, r *spec.Resolved, d desired) {
 		}
 		g.Action, g.Source = Clone, parent.vmid
 		reason := fmt.Sprintf("%s clone of %s", r.Settings.CloneMode, r.Parent)
+		if snap := r.Guest.Spec.From.Snapshot; snap != "" {
+			if pr := p.sourceSnapshotProblem(r); pr != nil {
+				g.Errors = append(g.Errors, *pr)
+				return
+			}
+			reason = fmt.Sprintf("full clone of snapshot %s of %s", snap, r.Parent)
+		}
 		if pp := p.planned[r.Parent]; pp != nil && pp.Action != NoOp {
 			reason += ", once " + r.Parent + " is ready"
 		}
@@ -295,6 +304,7 @@ func (p *planner) missing(g *GuestPlan, r *spec.Resolved, d desired) {
 		start.Config = Config{Values: maps.Clone(parent.config), LXC: slices.Clone(parent.lxc)}
 		start.Config.Values["hostname"] = r.Hostname
 		start.State.Features = maps.Clone(parent.records)
+		start.State.Files = maps.Clone(parent.files)
 		// Proxmox copies the firewall too (clone_vmfw_conf).
 		start.Firewall = parent.firewall
 		start.State.IdentityDue = !r.IsTemplate()
@@ -305,6 +315,7 @@ func (p *planner) missing(g *GuestPlan, r *spec.Resolved, d desired) {
 		}
 	}
 	p.converge(g, r, d, start, true)
+	p.snapshots(g, r, start, true)
 }
 
 // createdConfig is what a container created from an OS template starts with,
@@ -340,6 +351,7 @@ func (p *planner) existing(g *GuestPlan, r *spec.Resolved, d desired, og *Observ
 		return
 	}
 	p.converge(g, r, d, og, false)
+	p.snapshots(g, r, og, false)
 	if g.Action == NoOp && len(g.Changes) > 0 {
 		g.Action = UpdateConfig
 		if clones := p.existingClones(r); r.IsTemplate() && len(clones) > 0 {
@@ -419,16 +431,29 @@ func (p *planner) converge(g *GuestPlan, r *spec.Resolved, d desired, og *Observ
 		}
 		// A template keeps its disk: what it cannot install stays missing.
 		next.records = og.records()
-		p.recordRoom(g, r, og, next.records)
+		if og.State != nil && og.StateErr == nil {
+			next.files = og.State.Files
+		}
+		p.recordRoom(g, r, og, next.records, next.files)
 		p.final[r.Name] = next
 		return
 	}
 	running := og.Status == "running"
 	runs := !r.IsTemplate() && !r.Stopped
+	in, inProblems := p.inside(r, og, made, runs)
+	if len(inProblems) > 0 {
+		g.Errors = append(g.Errors, inProblems...)
+		return
+	}
+	next.files = in.files
 	identity := og.State != nil && og.State.IdentityDue && og.State.Identity == nil && !r.IsTemplate()
 	switch {
-	case !running && (len(features) > 0 || runs || identity):
-		g.Changes = append(g.Changes, Change{Action: Start, Reason: startReason(features, made)})
+	case !running && (len(features) > 0 || len(in.changes) > 0 || runs || identity):
+		reason := startReason(features, made)
+		if len(features) == 0 && !runs {
+			reason = "to write its files"
+		}
+		g.Changes = append(g.Changes, Change{Action: Start, Reason: reason})
 		running = true
 	case running:
 		if keys := restartKeys(slices.Concat(fields, atRestart), og, d); len(atRestart) > 0 {
@@ -442,13 +467,14 @@ func (p *planner) converge(g *GuestPlan, r *spec.Resolved, d desired, og *Observ
 			Reason: "a clone has its template's SSH host keys: it gets its own, once, before anything else runs in it"})
 	}
 	g.Changes = append(g.Changes, features...)
+	g.Changes = append(g.Changes, in.changes...)
 	switch {
 	case r.IsTemplate():
 		g.Changes = append(g.Changes, Change{Action: ConvertToTemplate, Reason: "its features are in place"})
 	case r.Stopped && running:
 		g.Changes = append(g.Changes, Change{Action: Stop, Reason: "its spec says state: stopped"})
 	}
-	p.recordRoom(g, r, og, next.records)
+	p.recordRoom(g, r, og, next.records, next.files)
 	p.final[r.Name] = next
 }
 
@@ -736,10 +762,17 @@ func (p *planner) features(r *spec.Resolved, og *ObservedGuest) ([]Change, map[s
 		default:
 			action, reason = ReinstallFeature, p.requirementChanged(f, rec, final, redo)
 		}
+		// A failing health check's policy (healthcheck.go) asks for the
+		// feature again, once: a record made since the request answers it.
+		rq, reapply := p.opts.Reapply[r.Name][f]
+		reapply = reapply && trusted && reason == "" && rec.At.Before(rq.Asked)
+		if reapply {
+			reason = rq.Reason
+		}
 		if reason == "" {
 			continue
 		}
-		out = append(out, Change{Action: action, Feature: f, Reason: reason})
+		out = append(out, Change{Action: action, Feature: f, Reason: reason, Reapply: reapply})
 		redo[f] = true
 		p.plannedInstalls++
 		want.VMID = og.VMID

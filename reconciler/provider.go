@@ -68,6 +68,17 @@ type Cluster interface {
 	SecurityGroups(ctx context.Context) ([]string, error)
 	// ClusterFirewallSets lists the names of the cluster's firewall aliases and ipsets.
 	ClusterFirewallSets(ctx context.Context) (ClusterFirewallSets, error)
+	// Snapshots lists a container's snapshots, oldest first, without
+	// Proxmox's "current" entry.
+	Snapshots(ctx context.Context, node string, vmid int) ([]Snapshot, error)
+	// CreateSnapshot snapshots a container and waits for the task.
+	CreateSnapshot(ctx context.Context, node string, vmid int, name, description string) error
+	// DeleteSnapshot deletes a snapshot and waits; one that is gone is
+	// what was wanted.
+	DeleteSnapshot(ctx context.Context, node string, vmid int, name string) error
+	// RollbackSnapshot puts a container back to a snapshot (Proxmox stops
+	// a running one and leaves it stopped) and waits.
+	RollbackSnapshot(ctx context.Context, node string, vmid int, name string) error
 	// RootSession reports whether the session may set what Proxmox reserves
 	// for root@pam (dev[n], features beyond nesting): a root@pam password
 	// ticket. API tokens never may, not even root's own.
@@ -85,6 +96,13 @@ type Node interface {
 	ExecHost(ctx context.Context, s Script) (Result, error)
 	// Push copies a file from the node into a running container.
 	Push(ctx context.Context, vmid int, src, dst string, mode os.FileMode) error
+	// WriteFile puts a file into a running container: its content is staged
+	// on the node (readable by root only, fed through standard input, never
+	// on a command line), copied with pct push beside its path (PATH.phoenix-new,
+	// with its mode and owner) and renamed over it, so that nothing in the
+	// guest ever reads half a file. The staged copy is removed, also after a
+	// failure.
+	WriteFile(ctx context.Context, vmid int, f FileWrite) error
 	// HostProbe reports the NVIDIA driver and device nodes of the host.
 	HostProbe(ctx context.Context) (HostInfo, error)
 	// SetConfig sets container options with pct set on the node, as root:
@@ -103,6 +121,15 @@ type Node interface {
 	// LeaseNode takes, renews and releases the cluster-wide lease
 	// (lease.go) through this node.
 	LeaseNode
+}
+
+// FileWrite is a file for WriteFile. User and Group are names or numeric ids
+// inside the container, as pct push takes them.
+type FileWrite struct {
+	Path        string
+	Content     []byte
+	Mode        os.FileMode
+	User, Group string
 }
 
 // RunfileQuery asks a node for a driver version's runfile.
@@ -210,6 +237,17 @@ type CloneRequest struct {
 	Full        bool
 	Target      string // another node, or empty
 	Storage     string // full clones only
+	// Snapshot, when set, is the source's snapshot to clone (snapname).
+	Snapshot string
+}
+
+// Snapshot is one of a container's snapshots.
+type Snapshot struct {
+	Name        string
+	Description string
+	// Parent is the snapshot this one descends from, empty for none.
+	Parent string
+	Time   time.Time
 }
 
 // Script is a named piece of shell run inside a guest or on a host. The name

@@ -105,7 +105,7 @@ func (e *engine) updateState(ctx context.Context, g GuestPlan, change func(*Stat
 // nothing is done that phoenix cannot record; the notes and the records are
 // never cut. A guest with nothing to do gets a note: its record stands, but
 // a failure could not be recorded.
-func (p *planner) recordRoom(g *GuestPlan, r *spec.Resolved, og *ObservedGuest, records map[string]FeatureRecord) {
+func (p *planner) recordRoom(g *GuestPlan, r *spec.Resolved, og *ObservedGuest, records map[string]FeatureRecord, files map[string]string) {
 	s := ownedState(p.res, r, og.VMID, g.Generation)
 	if og.State != nil && og.StateErr == nil {
 		c := *og.State
@@ -113,6 +113,9 @@ func (p *planner) recordRoom(g *GuestPlan, r *spec.Resolved, og *ObservedGuest, 
 		stampOwner(s, deploymentOf(p.res), og.VMID)
 	}
 	s.Features = records
+	if len(files) > 0 {
+		s.Files = files
+	}
 	if s.IdentityDue && s.Identity == nil {
 		s.Identity = &latestRecordTime
 	}

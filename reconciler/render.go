@@ -106,6 +106,17 @@ func (p *Plan) WriteText(w io.Writer, opts TextOptions) error {
 				if c.SizeGiB > 0 {
 					what += fmt.Sprintf(" to %d GiB", c.SizeGiB)
 				}
+				switch c.Action {
+				case WriteFile:
+					what = fmt.Sprintf("file %s (sha256:%s)", c.File, recordDigest(c.Digest))
+				case Service:
+					what = "service " + c.Service
+					if c.Restart != "" {
+						what += " (" + c.Restart + ")"
+					}
+				case TakeSnapshot:
+					what = snapshotWhat(c.Snapshot)
+				}
 				fmt.Fprintf(&b, "    %s %s: %s\n", paint(color, sign), what, c.Reason)
 				for _, f := range c.Fields {
 					switch {

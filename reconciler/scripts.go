@@ -99,18 +99,22 @@ func (e *engine) renewIdentity(ctx context.Context, g GuestPlan) error {
 // fails, push and apply (tried again a few times), then verify.
 func (e *engine) step(ctx context.Context, g GuestPlan, c Change, node Node, s features.Step) error {
 	if s.Wait {
-		return e.wait(ctx, g, Event{Action: c.Action, Feature: c.Feature}, node, s)
+		return e.wait(ctx, g, Event{Action: c.Action, Feature: c.Feature, Target: changeTarget(c)}, node, s)
 	}
 	if s.Where == features.OnHost {
-		lock := e.lock("host " + g.Node)
-		lock.Lock()
-		defer lock.Unlock()
+		unlock, err := e.hold(ctx, "host "+g.Node)
+		if err != nil {
+			return err
+		}
+		defer unlock()
 	}
 	res, err := e.runScript(ctx, g, c, node, s, "check")
 	if err != nil {
 		return err
 	}
-	if res.ExitCode != 0 {
+	// A reapply runs the apply of the guest's steps even where their check
+	// passes: the software is there, yet its health check keeps failing.
+	if res.ExitCode != 0 || c.Reapply && s.Where == features.InGuest {
 		if err := e.attempts(ctx, g, c, s, "apply", func() (Result, error) {
 			if err := e.push(ctx, g, c, node, s); err != nil {
 				return Result{}, err
@@ -138,7 +142,7 @@ func (e *engine) push(ctx context.Context, g GuestPlan, c Change, node Node, s f
 		return nil
 	}
 	p := s.Push
-	return e.retry(ctx, g, Event{Action: c.Action, Feature: c.Feature, Step: "push " + p.Src}, func() error {
+	return e.retry(ctx, g, Event{Action: c.Action, Feature: c.Feature, Target: changeTarget(c), Step: "push " + p.Src}, func() error {
 		return node.Push(ctx, g.VMID, p.Src, p.Dst, os.FileMode(p.Mode))
 	})
 }
@@ -151,7 +155,7 @@ func (e *engine) attempts(ctx context.Context, g GuestPlan, c Change, s features
 	for attempt := range e.opts.Retry.Attempts {
 		if attempt > 0 {
 			wait := e.opts.Retry.Initial << (attempt - 1)
-			e.event(g, Event{Action: c.Action, Feature: c.Feature, Step: s.Name, Phase: phase, Outcome: Retrying, Duration: wait, Err: last})
+			e.event(g, Event{Action: c.Action, Feature: c.Feature, Target: changeTarget(c), Step: s.Name, Phase: phase, Outcome: Retrying, Duration: wait, Err: last})
 			select {
 			case <-time.After(wait):
 			case <-ctx.Done():
@@ -174,7 +178,7 @@ func (e *engine) attempts(ctx context.Context, g GuestPlan, c Change, s features
 // output lines as they come and a heartbeat while it runs. Failures worth
 // retrying (a dropped connection) are retried; an exit status is an answer.
 func (e *engine) runScript(ctx context.Context, g GuestPlan, c Change, node Node, s features.Step, phase string) (Result, error) {
-	base := Event{Action: c.Action, Feature: c.Feature, Step: s.Name, Phase: phase}
+	base := Event{Action: c.Action, Feature: c.Feature, Target: changeTarget(c), Step: s.Name, Phase: phase}
 	start := time.Now()
 	ev := base
 	ev.Outcome = Started

@@ -56,6 +56,12 @@ type State struct {
 	Identity    *time.Time `json:"identity,omitempty"`
 	// Features are the installations that completed, by feature name.
 	Features map[string]FeatureRecord `json:"features,omitempty"`
+	// Files are the files phoenix wrote, by path: the first 16 hex digits
+	// of their content's SHA-256.
+	Files map[string]string `json:"files,omitempty"`
+	// Restarts are the services a written file asks to restart or reload
+	// ("restart NAME", "reload NAME"), until they were.
+	Restarts []string `json:"restarts,omitempty"`
 	// Error is the last failure converging this guest, cleared once it
 	// converges: phoenix status shows it without any state of its own.
 	Error *StateError `json:"error,omitempty"`

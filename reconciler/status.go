@@ -42,6 +42,8 @@ type GuestStatus struct {
 	// LastError is the last failure phoenix recorded on the guest, if it has
 	// not converged since.
 	LastError *StateError `json:"lastError,omitempty"`
+	// Health is what the guest's health checks said last (healthcheck.go).
+	Health *GuestHealth `json:"health,omitempty"`
 }
 
 // Ready reports the Ready condition.
@@ -78,10 +80,15 @@ func Status(res *spec.Resolution, obs *Observed, plan *Plan) []GuestStatus {
 		var configMsg, featureMsg []string
 		for _, c := range gp.Changes {
 			switch c.Action {
-			case UpdateConfig, Resize, Directory, Download, Start, Restart, Stop, RenewIdentity, Replace, Create, Clone, Delete, ConvertToTemplate:
+			case UpdateConfig, Resize, Directory, Download, Start, Restart, Stop, RenewIdentity, Replace, Create, Clone, Delete, ConvertToTemplate,
+				Firewall, Adopt:
 				configMsg = append(configMsg, stepName(c)+": "+c.Reason)
 			case InstallFeature, ReinstallFeature, UninstallFeature:
 				featureMsg = append(featureMsg, stepName(c))
+			case WriteFile, Service:
+				// A file not as the spec says, or a service not running,
+				// is a feature not in place.
+				featureMsg = append(featureMsg, stepName(c)+": "+c.Reason)
 			}
 		}
 		if og != nil {

@@ -35,6 +35,10 @@ type FeatureDef struct {
 	Uninstallable bool
 	// Doc is the Feature document of a user-defined feature; nil for built-ins.
 	Doc *Feature
+	// Health are the feature's health checks (spec/health.go).
+	Health []HealthCheck
+	// runtime gives a built-in's files and services for its parameters.
+	runtime func(Params) ([]File, []Service)
 }
 
 // BuiltIn reports whether the feature ships with phoenix.
@@ -53,6 +57,10 @@ type ParamDef struct {
 	// existed keep their records, and only a value set in a spec is recorded
 	// and compared (a changed one reinstalls the feature from there).
 	Source bool
+	// Runtime marks a setting of the running software, read by the
+	// feature's files and services: no part of the install record, so a
+	// changed value rewrites files and restarts services, never reinstalls.
+	Runtime bool
 }
 
 // Value is a parameter's value among a feature's effective parameters:
@@ -94,7 +102,7 @@ func builtins() []*FeatureDef {
 			"repository": sourceParam("https://developer.download.nvidia.com/compute/cuda/repos",
 				"NVIDIA's CUDA repositories or a mirror of them: the keyring package and the packages of the container's distribution are under <repository>/<distro>/x86_64/ (distro: debian12, ubuntu2404, ...)"),
 		}},
-		{Name: FeatureDocker, Requires: []string{FeatureBase}, Uninstallable: true, Params: map[string]ParamDef{
+		{Name: FeatureDocker, Requires: []string{FeatureBase}, Uninstallable: true, Health: builtinHealth[FeatureDocker], Params: map[string]ParamDef{
 			"source": {Default: DockerFromDocker, Source: true, Format: dockerSource,
 				FormatHelp: DockerFromDocker + " (Docker's repository: docker-ce, containerd.io and the buildx and compose plugins) or " + DockerFromDistribution + " (the distribution's docker.io)"},
 			"repository": sourceParam("https://download.docker.com/linux",
@@ -103,15 +111,29 @@ func builtins() []*FeatureDef {
 		{Name: FeatureNVIDIAContainerToolkit, Requires: []string{FeatureBase, FeatureDocker, FeatureNVIDIADriver}, Uninstallable: true, Params: map[string]ParamDef{
 			"repository": sourceParam("https://nvidia.github.io/libnvidia-container",
 				"NVIDIA's libnvidia-container repository or a mirror of it: the key is <repository>/gpgkey, the packages are under <repository>/stable/deb/<architecture>/"),
+			// nvidia-ctk runtime configure leaves runc docker's default
+			// unless told otherwise.
+			"default-runtime": {Default: "false", Format: boolWord,
+				FormatHelp: "true makes nvidia docker's default runtime (every container gets the GPUs without --runtime or --gpus), false leaves runc"},
 		}},
-		{Name: FeatureOllama, Requires: []string{FeatureBase}, Uninstallable: true, Params: map[string]ParamDef{
+		{Name: FeatureOllama, Requires: []string{FeatureBase}, Uninstallable: true, Health: builtinHealth[FeatureOllama], Params: map[string]ParamDef{
 			"version":   {Format: semverish, FormatHelp: "MAJOR.MINOR.PATCH, e.g. 0.12.6; empty installs the current release"},
 			"installer": sourceParam("https://ollama.com/install.sh", "ollama's install script, or a mirror's copy"),
-		}},
+			// OLLAMA_HOST's upstream default: loopback only.
+			"host": {Default: "127.0.0.1:11434", Runtime: true, Format: listenAddress,
+				FormatHelp: "the address ollama listens on, HOST:PORT (OLLAMA_HOST), e.g. 0.0.0.0:11434 for every interface"},
+		}, runtime: ollamaRuntime},
 		{Name: FeatureVLLM, Requires: []string{FeatureCUDAToolkit}, Uninstallable: true, Params: map[string]ParamDef{
 			"version": {Default: "0.11.0", Format: semverish, FormatHelp: "MAJOR.MINOR.PATCH of the vllm Python package, e.g. 0.11.0"},
 			"index":   sourceParam("https://pypi.org/simple", "the Python package index pip installs vllm from (PyPI's simple index, or a mirror's)"),
-		}},
+			"model": {Runtime: true, Format: modelName,
+				FormatHelp: "the model vLLM serves as an OpenAI-compatible server (a Hugging Face id such as Qwen/Qwen2.5-7B-Instruct, or a path); empty serves nothing"},
+			"host": {Default: "0.0.0.0", Runtime: true, Format: hostAddress, FormatHelp: "the address the OpenAI server listens on"},
+			// vllm serve's upstream default port.
+			"port": {Default: "8000", Runtime: true, Format: portNumber, FormatHelp: "the OpenAI server's port, 1-65535"},
+			"args": {Runtime: true, Format: serveArgs,
+				FormatHelp: "further arguments of vllm serve, e.g. --max-model-len 8192 --tensor-parallel-size 2 (words without quotes or shell characters)"},
+		}, runtime: vllmRuntime},
 	}
 }
 
@@ -151,9 +173,12 @@ func newCatalog(features []*Feature) *Catalog {
 		for k, v := range f.Spec.Config {
 			params[k] = ParamDef{Default: v}
 		}
+		for k, v := range f.Spec.Settings {
+			params[k] = ParamDef{Default: v, Runtime: true}
+		}
 		c.defs[f.Metadata.Name] = &FeatureDef{
 			Name: f.Metadata.Name, Requires: f.Spec.Requires, Version: f.Spec.Version, Params: params, Doc: f,
-			Uninstallable: everyStepUninstalls(f.Spec.Steps),
+			Uninstallable: everyStepUninstalls(f.Spec.Steps), Health: f.Spec.Health,
 		}
 	}
 	return c
@@ -333,11 +358,31 @@ func formatCycle(path []string) string { return strings.Join(path, " -> ") }
 func (f *FeatureDef) effectiveParams(set Params) Params {
 	out := Params{}
 	for k, p := range f.Params {
-		if p.Default != "" && !p.Source {
+		if p.Default != "" && !p.Source && !p.Runtime {
 			out[k] = p.Default
 		}
 	}
-	maps.Copy(out, set)
+	for k, v := range set {
+		if !f.Params[k].Runtime {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// runtimeParams are the values of a feature's Runtime parameters: those set,
+// else their defaults.
+func (f *FeatureDef) runtimeParams(set Params) Params {
+	var out Params
+	for k, p := range f.Params {
+		if !p.Runtime {
+			continue
+		}
+		if out == nil {
+			out = Params{}
+		}
+		out[k] = p.Value(set, k)
+	}
 	return out
 }
 

@@ -86,6 +86,13 @@ type Resolved struct {
 	Install []string
 	// Params holds the effective parameters of every effective feature.
 	Params map[string]Params
+	// Runtime holds the values of the features' runtime settings
+	// (ParamDef.Runtime), by feature: what their files and services read,
+	// no part of the install records.
+	Runtime map[string]Params
+	// Files are the guest's own files (not inherited: a feature's files
+	// come with the feature).
+	Files []File
 	// RenewalVMIDs are where a Template's new generations may be made
 	// (spec.renewal.vmids); a clone does not inherit them.
 	RenewalVMIDs []int
@@ -200,12 +207,17 @@ func newLineage(guests []*Guest) *lineage {
 		}
 	}
 	for _, g := range guests {
-		name := g.Spec.From.Template
+		// A clone's parent is its Template, or the Container whose
+		// snapshot it clones (from.container).
+		name, kind := g.Spec.From.Template, KindTemplate
+		if name == "" {
+			name, kind = g.Spec.From.Container, KindContainer
+		}
 		if name == "" {
 			continue
 		}
 		p, ok := l.byName[nameKey(name)]
-		if !ok || p.Kind != KindTemplate || p == g {
+		if !ok || p.Kind != kind || p == g {
 			if p != g {
 				l.missing[g] = true
 			} else {
@@ -405,6 +417,7 @@ func (r *resolver) resolveOne(g *Guest) {
 		out.RenewalVMIDs = slices.Clone(rn.VMIDs)
 	}
 	out.Stopped = g.Spec.State == StateStopped
+	out.Files, out.Runtime = g.Spec.Files, map[string]Params{}
 	out.Hostname = cmp.Or(g.Spec.Hostname, g.Name())
 
 	config := map[string]Params{}
@@ -431,6 +444,9 @@ func (r *resolver) resolveOne(g *Guest) {
 	for _, f := range out.Effective {
 		if def, ok := r.catalog.Lookup(f); ok {
 			out.Params[f] = def.effectiveParams(config[f])
+			if rt := def.runtimeParams(config[f]); rt != nil {
+				out.Runtime[f] = rt
+			}
 		}
 	}
 	// A feature arrives with the clone only if the parent has it with the same
@@ -495,6 +511,10 @@ func (r *resolver) overlay(s *Settings, g *Guest) {
 		if sp.CloneMode != "" {
 			s.CloneMode = sp.CloneMode
 		}
+	}
+	if sp.From.Container != "" {
+		// Proxmox clones a container that is no template in full only.
+		s.CloneMode = CloneFull
 	}
 	if sp.Node != "" {
 		s.Node = sp.Node

@@ -139,6 +139,8 @@ var regexpsInSchema = []*regexp.Regexp{
 	deploymentID, sourceURL, dockerSource, mountPath, mountOwner,
 	firewallGroupName, firewallIface, firewallProto, firewallAliasName, firewallIPSetName,
 	appArmorProfile, rawLXCKey, fsType, downloadURL, downloadChecksum,
+	healthDuration, healthURL, healthTCP, snapshotName,
+	listenAddress, hostAddress, portNumber, modelName, serveArgs, boolWord, fileMode, ownerName, unitName, secretName,
 }
 
 // TestSchemaPatternsAreECMA262 has Node.js compile every pattern the schema

@@ -161,14 +161,25 @@ type GuestSpec struct {
 	// maps and raw lxc.* keys. Each field inherits on its own
 	// (spec/security.go).
 	Security *Security `json:"security,omitempty"`
+	// Snapshots asks for Proxmox snapshots around what phoenix changes on a
+	// Container. Not inherited (spec/snapshots.go).
+	Snapshots *Snapshots `json:"snapshots,omitempty"`
 	// Adopt lets phoenix take over the guest that holds the VMID: one it did
 	// not make, or that another deployment made, or a copy of a managed
 	// guest (a hand-made clone, a restored backup). Phoenix tags it and
 	// writes its own record into it. Not inherited.
 	Adopt bool `json:"adopt,omitempty"`
+	// Files are files phoenix keeps inside the container, written with pct
+	// push through a temporary file and an atomic rename (files.go). Not
+	// inherited: a feature's files come with the feature instead.
+	Files []File `json:"files,omitempty"`
 	// Renewal lets a Template be made again when it goes stale (a host driver
 	// upgrade leaves its installs behind) while linked clones use its disk.
 	Renewal *Renewal `json:"renewal,omitempty"`
+	// Health are the container's own health checks, run inside it by
+	// phoenix run on their interval and once by phoenix status. Not
+	// inherited: a Template never runs and has none (spec/health.go).
+	Health []HealthCheck `json:"health,omitempty"`
 }
 
 // Renewal says where a Template's new generations may be made. A template
@@ -201,13 +212,20 @@ const (
 	StateStopped RunState = "stopped"
 )
 
-// From names a guest's origin: exactly one of an OS template volume or a Template.
+// From names a guest's origin: exactly one of an OS template volume, a
+// Template, or a Container's snapshot.
 type From struct {
 	OSTemplate string `json:"ostemplate,omitempty"`
 	// Download is where the OS template comes from when its volume is not
 	// on its storage; unset, the node's appliance index. See ostemplate.go.
 	Download *Download `json:"download,omitempty"`
 	Template string    `json:"template,omitempty"`
+	// Container names a Container to clone, from its snapshot: a full
+	// clone of the snapshot, made once the Container converged and the
+	// snapshot exists. See spec/snapshots.go.
+	Container string `json:"container,omitempty"`
+	// Snapshot is the snapshot of the container to clone.
+	Snapshot string `json:"snapshot,omitempty"`
 }
 
 // CloneMode is linked or full.
@@ -300,7 +318,22 @@ type FeatureSpec struct {
 	Requires    []string `json:"requires,omitempty"`
 	// Config holds parameter defaults; a guest's featureConfig overrides them.
 	Config Params `json:"config,omitempty"`
-	Steps  []Step `json:"steps"`
+	// Settings are parameters of the running software, not of its
+	// installation: files and services read them, and a changed value
+	// rewrites files and restarts services instead of installing the
+	// feature again.
+	Settings Params `json:"settings,omitempty"`
+	Steps    []Step `json:"steps"`
+	// Files the feature writes into every guest that has it, rendered for
+	// that guest, after its steps ran.
+	Files []File `json:"files,omitempty"`
+	// Services are the systemd services the feature provides: each is
+	// kept enabled and running, or as stated.
+	Services []Service `json:"services,omitempty"`
+	// Health are the feature's health checks: every running container
+	// that has the feature (installed or inherited) runs them. See
+	// spec/health.go.
+	Health []HealthCheck `json:"health,omitempty"`
 }
 
 // Step is one idempotent unit of a feature: check (exit 0 = already satisfied),

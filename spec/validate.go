@@ -85,11 +85,14 @@ type validator struct {
 	set   *Set
 	diags Diagnostics
 	res   *resolver
+	// root is the spec repository: the deepest directory that holds every
+	// spec file. Files a spec reads stay inside it.
+	root string
 }
 
 // validate checks everything a loaded set can get wrong beyond its YAML types.
 func validate(set *Set) Diagnostics {
-	v := &validator{set: set, res: newResolver(set)}
+	v := &validator{set: set, res: newResolver(set), root: commonDir(set.Files)}
 	if set.Cluster != nil {
 		v.cluster(set.Cluster)
 	}
@@ -222,6 +225,16 @@ func (v *validator) features() {
 				bad("spec.config."+k, "parameter names reach the scripts as environment variables: want letters, digits and _, not starting with a digit")
 			}
 		}
+		for _, k := range sortedKeys(f.Spec.Settings) {
+			switch {
+			case !envName.MatchString(k):
+				bad("spec.settings."+k, "parameter names reach the scripts as environment variables: want letters, digits and _, not starting with a digit")
+			case hasKey(f.Spec.Config, k):
+				bad("spec.settings."+k, "%s is also in config: a parameter is either installed with (config) or read at run time (settings)", k)
+			}
+		}
+		units := v.services(f.Spec.Services, "spec.services", bad)
+		v.files(f.Spec.Files, f.Source.File, "spec.files", units, bad)
 		if len(f.Spec.Steps) == 0 {
 			bad("spec.steps", "a Feature needs at least one step")
 		}
@@ -247,6 +260,7 @@ func (v *validator) features() {
 				bad(field+".timeout", "%v", err)
 			}
 		}
+		checkHealthList(f.Spec.Health, true, bad)
 	}
 	for _, cycle := range v.res.catalog.requireCycles() {
 		if f := seen[cycle[0]]; f != nil {
@@ -298,6 +312,17 @@ func (v *validator) guests() {
 					continue
 				}
 				vmids[id] = g
+			}
+		}
+		if c := g.Spec.From.Container; c != "" && lin.missing[g] {
+			switch p := lin.guest(c); {
+			case p == nil:
+				v.report(g.Source, g.pos, subject, "spec.from.container", "no Container named %s", c)
+			case p == g:
+				v.report(g.Source, g.pos, subject, "spec.from.container", "a container cannot be cloned from itself")
+			case p.Kind != KindContainer:
+				v.report(g.Source, g.pos, subject, "spec.from.container",
+					"%s is a Template: clone it with from.template (a template has no snapshots to clone from)", c)
 			}
 		}
 		if t := g.Spec.From.Template; t != "" && lin.missing[g] {
@@ -387,7 +412,9 @@ func (v *validator) guestFields(g *Guest) {
 		bad("spec.node", "%q is not a valid node name", sp.Node)
 	}
 	from := sp.From
+	fromSnapshot(g, bad)
 	switch {
+	case from.Container != "":
 	case from.OSTemplate != "" && from.Template != "":
 		bad("spec.from", "set either ostemplate (create from an OS template) or template (clone a Template), not both")
 	case from.OSTemplate == "" && from.Template == "" && g.Kind == KindTemplate:
@@ -407,7 +434,7 @@ func (v *validator) guestFields(g *Guest) {
 	default:
 		bad("spec.cloneMode", "want linked or full, got %q", sp.CloneMode)
 	}
-	if sp.CloneMode != "" && from.Template == "" {
+	if sp.CloneMode != "" && from.Template == "" && from.Container == "" {
 		bad("spec.cloneMode", "cloneMode applies to clones only (this guest is created from an OS template)")
 	}
 	if sp.Storage != "" {
@@ -435,7 +462,13 @@ func (v *validator) guestFields(g *Guest) {
 	v.network(g, bad)
 	v.firewall(g, bad)
 	v.security(g, bad)
+	v.snapshots(g, bad)
+	v.health(g, bad)
 	v.mounts(g, bad)
+	v.files(g.Spec.Files, g.Source.File, "spec.files", nil, bad)
+	if g.Kind == KindTemplate && len(g.Spec.Files) > 0 {
+		bad("spec.files", "a Template keeps no files of its own (it never runs once made): give the files to a Feature, which its clones then have, or to the Containers")
+	}
 	if sp.GPUs != nil {
 		seen := map[int]bool{}
 		for i, idx := range sp.GPUs.Indices {
@@ -573,6 +606,7 @@ func (v *validator) guestResolved(g *Guest) {
 		}
 	}
 	securityResolved(r, bad)
+	v.healthResolved(r, bad)
 	if !s.GPUs.Empty() && slices.Contains(r.Effective, FeatureOllama) && !slices.Contains(r.Effective, FeatureNVIDIADriver) {
 		// ollama's installer, finding an NVIDIA GPU and no nvidia-smi,
 		// installs NVIDIA's cuda-drivers and a kernel module build: the
@@ -622,6 +656,11 @@ func (v *validator) guestResolved(g *Guest) {
 			}
 		}
 	}
+}
+
+func hasKey[V any](m map[string]V, k string) bool {
+	_, ok := m[k]
+	return ok
 }
 
 func sortedKeys[V any](m map[string]V) []string {

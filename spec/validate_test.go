@@ -387,7 +387,7 @@ spec:
 				{8, "spec.nvidia.sha256.latest", "want 64 lower-case hex digits"},
 				{21, "spec.featureConfig.cuda-toolkit.version", `malformed value "12": want MAJOR.MINOR`},
 				{22, "spec.featureConfig.vllm.version", `malformed value "0.11"`},
-				{23, "spec.featureConfig.ollama.flavour", `feature ollama has no parameter "flavour" (known: installer, version)`},
+				{23, "spec.featureConfig.ollama.flavour", `feature ollama has no parameter "flavour" (known: host, installer, version)`},
 				{29, "spec.version", `malformed version "one"`},
 			},
 		},

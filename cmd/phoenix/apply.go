@@ -52,7 +52,7 @@ could not converge, a stop, the lease held by another).`,
 	}
 	specPaths(cmd)
 	autoApprove := cmd.Flags().Bool("auto-approve", false, "apply without asking")
-	parallelism := cmd.Flags().Int("parallelism", 4, "guests converged at once")
+	parallelism := cmd.Flags().Int("parallelism", 0, "guests converged at once (default: 8 per online node, at most 32; never more than 8 on one node)")
 	allowReplace := cmd.Flags().Bool("allow-replace", false, "destroy and recreate guests whose parent or privilege mode changed")
 	prune := cmd.Flags().Bool("prune", false, "delete this deployment's guests that are in no spec (up to --prune-max at once)")
 	pruneMax := pruneMaxFlag(cmd)
@@ -71,8 +71,8 @@ could not converge, a stop, the lease held by another).`,
 		if *output != "text" && *output != "json" {
 			return fmt.Errorf("unknown --output %q (text or json)", *output)
 		}
-		if *parallelism < 1 {
-			return fmt.Errorf("--parallelism must be at least 1")
+		if *parallelism < 0 {
+			return fmt.Errorf("--parallelism must be at least 1 (or 0, the default derived from the cluster), got %d", *parallelism)
 		}
 		if *pruneMax < 0 {
 			return fmt.Errorf("--prune-max must be 0 (the default limit) or more, got %d", *pruneMax)

@@ -75,7 +75,7 @@ unless paths are given, with -f or as arguments.`,
 		}
 		plan = reconciler.MakePlan(res, obs, reconciler.PlanOptions{})
 		fmt.Fprintln(out, "\n== Status (phoenix status)")
-		writeStatusTable(out, reconciler.Status(res, obs, plan))
+		writeStatusTable(out, reconciler.WithHealth(reconciler.Status(res, obs, plan), reconciler.CheckHealth(ctx, conn.nodes, res, obs, plan)))
 		fmt.Fprintln(out, "\n== Planning again (phoenix plan)")
 		if err := plan.WriteText(out, reconciler.TextOptions{Color: colorful(out)}); err != nil {
 			return err

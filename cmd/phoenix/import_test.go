@@ -21,7 +21,7 @@ func TestImportTheOriginalPlansOnItsWorld(t *testing.T) {
 	if !strings.Contains(stdout, "imported 12 templates and containers, 4 features") {
 		t.Errorf("stdout %q", stdout)
 	}
-	if !strings.Contains(stderr, `not carried: phoenix_lxc_configs.json $.lxc_configs["801"].vllm_engine_config`) {
+	if !strings.Contains(stderr, `not carried: phoenix_lxc_configs.json $.lxc_configs["801"].ports`) {
 		t.Errorf("stderr does not name what was not carried:\n%s", stderr)
 	}
 	if _, err := os.Stat(filepath.Join(out, "IMPORT-REPORT.md")); err != nil {

@@ -98,6 +98,12 @@ func (c *redactedClient) Clone(ctx context.Context, req reconciler.CloneRequest)
 	return c.Client.Clone(ctx, req)
 }
 
+// CreateSnapshot redacts the snapshot's comment, which carries the
+// guest's record too.
+func (c *redactedClient) CreateSnapshot(ctx context.Context, node string, vmid int, name, description string) error {
+	return c.Client.CreateSnapshot(ctx, node, vmid, name, c.red.String(description))
+}
+
 // redactHTTP redacts the bodies h writes. Compression is asked off: a
 // redactor reads text, not gzip.
 func redactHTTP(r *redact.Redactor, h http.Handler) http.Handler {

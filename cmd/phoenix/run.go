@@ -48,6 +48,13 @@ their contents) wrote last says so in its log: two such loops undo each other.
 unchanged for --prune-grace, and no more than --prune-max at once: a deploy that
 is not atomic never looks like a deployment that lost its guests.
 
+Between and during passes, the guests' health checks run on their intervals
+inside every managed, running and converged container; a check that fails its
+retries in a row makes the guest not Healthy (and not Ready) and, as its spec
+says, is only reported, restarts the container (with backoff: at most once per
+five of its intervals, doubling), or has the next pass install the owning
+feature again.
+
 With --listen: /metrics (Prometheus), /healthz (fails while a pass has made no
 progress for --stall-timeout), /readyz (ready while the last pass ran to its
 end) and /status (JSON: the last pass and every guest's conditions).`,
@@ -57,7 +64,7 @@ end) and /status (JSON: the last pass and every guest's conditions).`,
 	interval := cmd.Flags().Duration("interval", 60*time.Second, "time between passes (varied by 10% jitter)")
 	listen := cmd.Flags().String("listen", "", "address for /metrics, /healthz, /readyz and /status, e.g. 127.0.0.1:9464")
 	once := cmd.Flags().Bool("once", false, "run one pass and exit (for cron and CI)")
-	parallelism := cmd.Flags().Int("parallelism", 4, "guests converged at once")
+	parallelism := cmd.Flags().Int("parallelism", 0, "guests converged at once (default: 8 per online node, at most 32; never more than 8 on one node)")
 	allowReplace := cmd.Flags().Bool("allow-replace", false, "destroy and recreate guests whose parent or privilege mode changed")
 	prune := cmd.Flags().Bool("prune", false, "delete this deployment's guests that are in no spec, on a full pass once the spec files have been unchanged for --prune-grace")
 	pruneMax := pruneMaxFlag(cmd)
@@ -108,12 +115,15 @@ end) and /status (JSON: the last pass and every guest's conditions).`,
 			}
 			return res, nil
 		}
+		health := reconciler.NewHealthRunner(conn.cluster, conn.nodes, reconciler.HealthOptions{Log: log})
+		reg.MustRegister(healthCollector{health.Snapshot})
 		loop := reconciler.NewLoop(conn.cluster, conn.nodes, load, reconciler.LoopOptions{
+			Health:   health,
 			Interval: *interval, Log: log, Observe: reconciler.ObserveOptions{Log: log}, StallTimeout: *stallTimeout,
 			PruneGrace: noneIfZero(*pruneGrace), SpecsModified: func() (time.Time, error) { return spec.Modified(paths...) },
 			Apply: reconciler.ApplyOptions{
 				PlanOptions: reconciler.PlanOptions{AllowReplace: *allowReplace, Prune: *prune, PruneMax: *pruneMax, RemoveRawGPULines: *removeRaw},
-				Parallelism: *parallelism, Events: m.event, Redact: redactorOf(ctx).String,
+				Parallelism: *parallelism, Durations: reconciler.NewDurations(), Events: m.event, Redact: redactorOf(ctx).String,
 			},
 			Lease: passLease(cmd, conn, paths, *lockTimeout),
 			Pass: func(info reconciler.PassInfo, _ *reconciler.Plan, _ *reconciler.ApplyResult, st []reconciler.GuestStatus) {

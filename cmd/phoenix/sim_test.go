@@ -298,7 +298,8 @@ func TestDemo(t *testing.T) {
 	for _, want := range []string{
 		"== The lineage", "└── nginx (Container 960 on pve1): inherits base; installs nginx",
 		"Plan: 6 to create", "Apply complete: 6 created", "0 failed.",
-		"vllm-qwen         Container  950   pve1  yes     yes           yes            yes       yes    580.76.05 / CT 580.76.05",
+		"vllm-qwen         Container  950   pve1  yes     yes           yes            yes       yes      yes    580.76.05 / CT 580.76.05",
+		"ollama            Container  955   pve1  yes     yes           yes            yes       yes      yes    580.76.05 / CT 580.76.05",
 		"No changes. The cluster matches the specs.", "nothing is left running",
 	} {
 		if !strings.Contains(out, want) {

@@ -21,7 +21,9 @@ func newStatusCmd() *cobra.Command {
 		Long: `Show every specified guest's conditions (Exists, ConfigInSync, FeaturesReady,
 GPUReady with the host and container driver versions, Ready) and the last error
 phoenix recorded on it, from a fresh observation of the cluster: phoenix keeps no
-state of its own. Options that wait in Proxmox's pending section for a restart
+state of its own. A guest with health checks (a Container's health list and its
+features') is Healthy when each check, run once now inside it, passes; one that is
+not Healthy is not Ready. Options that wait in Proxmox's pending section for a restart
 keep a container from being Ready. A template that is out of date in a way it
 cannot be changed in place is Stale: a warning, not a failure.
 Exits 0 when every guest is Ready, 1 otherwise.`,
@@ -38,7 +40,10 @@ Exits 0 when every guest is Ready, 1 otherwise.`,
 			return err
 		}
 		defer o.close()
-		statuses := reconciler.Status(o.res, o.obs, reconciler.MakePlan(o.res, o.obs, reconciler.PlanOptions{}))
+		plan := reconciler.MakePlan(o.res, o.obs, reconciler.PlanOptions{})
+		statuses := reconciler.Status(o.res, o.obs, plan)
+		// Health checks run once each, on the guests that can be checked.
+		statuses = reconciler.WithHealth(statuses, reconciler.CheckHealth(cmd.Context(), o.conn.nodes, o.res, o.obs, plan))
 		if *output == "json" {
 			enc := json.NewEncoder(cmd.OutOrStdout())
 			enc.SetIndent("", "  ")
@@ -58,7 +63,7 @@ Exits 0 when every guest is Ready, 1 otherwise.`,
 	return cmd
 }
 
-var statusColumns = []string{reconciler.CondExists, reconciler.CondConfigInSync, reconciler.CondFeaturesReady, reconciler.CondGPUReady, reconciler.CondReady}
+var statusColumns = []string{reconciler.CondExists, reconciler.CondConfigInSync, reconciler.CondFeaturesReady, reconciler.CondGPUReady, reconciler.CondHealthy, reconciler.CondReady}
 
 // writeStatusTable prints one row per guest, then what is not true and why.
 func writeStatusTable(w io.Writer, statuses []reconciler.GuestStatus) {

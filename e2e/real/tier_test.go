@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -134,14 +135,21 @@ func (tr *tier) note(what string, start time.Time) {
 }
 
 // renderSpecs writes the specs in from (testdata/specs) with the stand-in server's addresses:
-// {{.RunfileURL}}, and {{config "feature"}} for its featureConfig.
+// {{.RunfileURL}}, and {{config "feature" "KEY=VALUE"...}} for its featureConfig:
+// the stand-in sources, and the settings given.
 func (tr *tier) renderSpecs(from string) {
 	t := tr.t
 	params := tr.src.Params()
-	funcs := template.FuncMap{"config": func(feature string) (string, error) {
+	funcs := template.FuncMap{"config": func(feature string, settings ...string) (string, error) {
 		p, ok := params[feature]
 		if !ok {
 			return "", fmt.Errorf("the stand-in server has no parameters for %s", feature)
+		}
+		// More parameters and settings of the spec's own, as KEY=VALUE.
+		p = maps.Clone(p)
+		for _, kv := range settings {
+			k, v, _ := strings.Cut(kv, "=")
+			p[k] = v
 		}
 		// JSON is YAML's flow style.
 		b, err := json.Marshal(p)
@@ -348,9 +356,32 @@ tar -C "$d" -c . | docker import - tier-busybox:latest >/dev/null; rm -rf "$d"`)
 				t.Errorf("CT %d: hello printed %q", lineage["hello"], got)
 			}
 		}
-		// ollama answers on its port; vllm's package imports.
-		tr.in(privileged["ollama"], "curl -fsS http://127.0.0.1:11434/ && ollama --version")
-		tr.in(privileged["vllm"], "/opt/vllm/bin/python -c 'import vllm'")
+		// ollama answers on the address its host setting gives, through
+		// the drop-in phoenix wrote and the service it keeps running.
+		ollama := privileged["ollama"]
+		tr.in(ollama, "curl -fsS http://127.0.0.1:11434/ && ollama --version")
+		if got := tr.in(ollama, "systemctl show ollama -p Environment"); !strings.Contains(got, "OLLAMA_HOST=0.0.0.0:11434") {
+			t.Errorf("CT %d: ollama's environment %q lacks the host setting", ollama, got)
+		}
+		// vllm: the package imports, and the model setting serves vLLM's
+		// OpenAI-compatible API as a service phoenix keeps.
+		vllm := privileged["vllm"]
+		tr.in(vllm, "/opt/vllm/bin/python -c 'import vllm'")
+		tr.in(vllm, "systemctl is-active --quiet vllm && systemctl is-enabled --quiet vllm")
+		if got := tr.in(vllm, "curl -fsS --retry 10 --retry-connrefused --retry-delay 1 http://127.0.0.1:8000/v1/models"); !strings.Contains(got, `"id": "tier-model"`) {
+			t.Errorf("CT %d: /v1/models answered %q", vllm, got)
+		}
+		// status runs the health checks: ollama's API and vLLM's models
+		// answer.
+		code, out := tr.phoenix(t.Context(), nil, "status", "-f", tr.specs)
+		if code != 0 {
+			t.Fatalf("phoenix status exited %d:\n%s", code, out)
+		}
+		for _, name := range []string{"ollama-p", "vllm-p"} {
+			if !healthyLine(out, name) {
+				t.Errorf("phoenix status does not say %s is Healthy and Ready:\n%s", name, out)
+			}
+		}
 	})
 
 	t.Run("a second apply writes nothing", func(t *testing.T) {
@@ -450,4 +481,30 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
+}
+
+// healthyLine reports whether phoenix status's table says a guest is
+// Healthy and Ready (the Healthy and Ready columns).
+func healthyLine(out, name string) bool {
+	var head []string
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) > 0 && f[0] == "NAME" {
+			head = f
+			continue
+		}
+		if len(f) == 0 || f[0] != name || head == nil {
+			continue
+		}
+		col := func(c string) string {
+			for i, h := range head {
+				if h == c && i < len(f) {
+					return f[i]
+				}
+			}
+			return ""
+		}
+		return col("Healthy") == "yes" && col("Ready") == "yes"
+	}
+	return false
 }

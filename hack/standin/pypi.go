@@ -36,7 +36,7 @@ import torch  # vLLM runs on torch
 
 __version__ = "` + v + `"
 STANDIN = "phoenix stand-in, not vLLM"
-`}, []string{"torch"}); err != nil {
+`, "vllm/cli.py": vllmCLI, "vllm-" + v + ".dist-info/entry_points.txt": "[console_scripts]\nvllm = vllm.cli:main\n"}, []string{"torch"}); err != nil {
 			return err
 		}
 	}
@@ -125,3 +125,59 @@ func wheel(project, version string, files map[string]string, requires []string) 
 	}
 	return project + "-" + version + "-py3-none-any.whl", b.Bytes(), nil
 }
+
+// vllmCLI is the stand-in's vllm command: vllm serve MODEL answers the
+// OpenAI API's model listing (GET /v1/models) and /health on --host and
+// --port, as vLLM's OpenAI-compatible server does, serving no model; it
+// refuses to start without a CUDA device, as vLLM does.
+const vllmCLI = `"""vllm's command line: a stand-in made by phoenix's tests, not vLLM."""
+import argparse
+import json
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import torch
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="vllm")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve")
+    serve.add_argument("model")
+    serve.add_argument("--host", default="0.0.0.0")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--served-model-name", default=None)
+    args, _ = parser.parse_known_args(argv)
+    if not torch.cuda.is_available():
+        print("RuntimeError: No CUDA GPUs are available", file=sys.stderr)
+        return 1
+    name = args.served_model_name or args.model
+    listing = json.dumps({"object": "list", "data": [
+        {"id": name, "object": "model", "owned_by": "vllm", "root": args.model}]}).encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            if self.path == "/v1/models":
+                body, kind = listing, "application/json"
+            elif self.path == "/health":
+                body, kind = b"", "text/plain"
+            else:
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_):
+            pass
+
+    print("INFO: serving %s on http://%s:%d (phoenix stand-in)" % (name, args.host, args.port), flush=True)
+    ThreadingHTTPServer((args.host, args.port), Handler).serve_forever()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+`

@@ -97,6 +97,11 @@ func (n *Node) RenewLease(ctx context.Context, c reconciler.LeaseClaim) error {
 	return n.ops().RenewLease(ctx, c)
 }
 
+// WriteFile puts a file into a running container (reconciler.Node).
+func (n *Node) WriteFile(ctx context.Context, vmid int, f reconciler.FileWrite) error {
+	return n.ops().WriteFile(ctx, vmid, f)
+}
+
 // ReleaseLease lets the lease go.
 func (n *Node) ReleaseLease(ctx context.Context, c reconciler.LeaseClaim) error {
 	return n.ops().ReleaseLease(ctx, c)
@@ -122,10 +127,11 @@ func commandEnv() []string {
 	return env
 }
 
-// run executes argv directly. The command gets its own process group, so a
-// cancellation reaches what it started too (pct's lxc-attach, a script's
-// children): SIGTERM to the group, SIGKILL after the grace period.
-func (n *Node) run(ctx context.Context, argv []string, stdout, stderr io.Writer) (int, error) {
+// run executes argv directly, stdin as its standard input (nil: /dev/null).
+// The command gets its own process group, so a cancellation reaches what it
+// started too (pct's lxc-attach, a script's children): SIGTERM to the group,
+// SIGKILL after the grace period.
+func (n *Node) run(ctx context.Context, argv []string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
 	if len(argv) == 0 {
 		return -1, errors.New("local: empty command")
 	}
@@ -133,7 +139,7 @@ func (n *Node) run(ctx context.Context, argv []string, stdout, stderr io.Writer)
 	cmd.Env = commandEnv()
 	// Not *os.File writers: os/exec copies each pipe on a goroutine of its
 	// own, which Wait waits for.
-	cmd.Stdout, cmd.Stderr = stdout, stderr
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, stdout, stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	// A daemon a script leaves behind may hold its stdout open; do not wait
 	// for it once the script itself has exited.

@@ -127,6 +127,9 @@ func (c *Client) Clone(ctx context.Context, req reconciler.CloneRequest) error {
 	if req.Description != "" {
 		p["description"] = req.Description
 	}
+	if req.Snapshot != "" {
+		p["snapname"] = req.Snapshot
+	}
 	if req.Target != "" && req.Target != req.Node {
 		p["target"] = req.Target
 	}

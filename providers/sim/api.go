@@ -94,6 +94,7 @@ func newAPIServer(c *cluster, schema *pveapi.Schema) *apiServer {
 	maps.Copy(s.routes, s.firewallRoutes())
 	maps.Copy(s.routes, s.firewallSetRoutes())
 	maps.Copy(s.routes, s.downloadRoutes())
+	maps.Copy(s.routes, s.snapshotRoutes())
 	return s
 }
 

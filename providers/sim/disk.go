@@ -22,13 +22,22 @@ type disk struct {
 	docker   bool
 	nct      bool // nvidia-container-toolkit installed
 	nctDock  bool // runtime configured for docker
-	noCgroup bool // nvidia-container-cli no-cgroups = true
-	ollama   string
-	vllm     string
+	// nctDefault: nvidia is docker's default runtime
+	nctDefault bool
+	noCgroup   bool // nvidia-container-cli no-cgroups = true
+	ollama     string
+	vllm       string
 	// hostKeys stands for the SSH host keys in /etc/ssh and machineID for
 	// /etc/machine-id: what makes a container itself. Empty is none.
 	hostKeys  string
 	machineID string
+	// fileMeta (each file's mode and owner), dirs (directories made beyond
+	// the standard ones) and units (services' enablement, by name) are
+	// shared with clones and snapshots: changed by copy, never in place
+	// (guestfiles.go).
+	fileMeta map[string]fileMeta
+	dirs     map[string]bool
+	units    map[string]bool
 }
 
 // newDisk returns a fresh root filesystem for an OS template or ostype.

@@ -11,7 +11,7 @@ import (
 
 // hostCommand runs a command on the node itself: a named host script, or a
 // plain read of what the kernel exposes about NVIDIA devices.
-func (c *cluster) hostCommand(ctx context.Context, nodeName string, argv []string, stdout, stderr io.Writer) int {
+func (c *cluster) hostCommand(ctx context.Context, nodeName string, argv []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	wrap, argv, usage := splitTimeout(argv)
 	if usage != "" {
 		fmt.Fprintln(stderr, usage)
@@ -32,8 +32,8 @@ func (c *cluster) hostCommand(ctx context.Context, nodeName string, argv []strin
 		if len(argv) >= 5 {
 			phase = argv[4]
 		}
-		x := &script{c: c, n: n, name: argv[3], phase: phase, body: argv[2], env: env, wrap: wrap}
-		if m, known := builtinSteps[x.name]; known && !m.onNode {
+		x := &script{c: c, n: n, name: argv[3], phase: phase, body: argv[2], env: env, wrap: wrap, stdin: stdin}
+		if m, known := builtinSteps[x.name]; known && !m.onNode || insideScripts[x.name] != nil {
 			// The step's model needs a container; run on the node it would
 			// change the wrong machine, so the caller has a bug to see.
 			fmt.Fprintf(stderr, "phoenix-sim: %s runs inside a container (pct exec VMID -- ...), not on the node\n", x.name)
@@ -54,6 +54,9 @@ func (c *cluster) hostCommand(ctx context.Context, nodeName string, argv []strin
 		}
 		if x.name == "phoenix/host-dirs" {
 			return c.hostDirs(n, x, stdout)
+		}
+		if x.name == "phoenix/stage-file" {
+			return c.stageFile(ctx, n, x, stderr)
 		}
 		if x.name == "phoenix/lease" {
 			return c.leaseScript(n, x, stdout, stderr)

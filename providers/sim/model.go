@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"regexp"
 	"slices"
 	"strconv"
@@ -55,6 +56,8 @@ type script struct {
 	err   strings.Builder
 	// wrap is the timeout(1) the script runs under, nil without one.
 	wrap *timeoutCmd
+	// stdin is the command's standard input, nil for none.
+	stdin io.Reader
 }
 
 func (x *script) fail(code int, format string, args ...any) int {
@@ -389,6 +392,7 @@ var builtinSteps = map[string]stepModel{
 				return code
 			}
 			x.g.disk.docker = true
+			x.installService("docker")
 			return 0
 		},
 		verify: func(x *script) int {
@@ -418,7 +422,8 @@ var builtinSteps = map[string]stepModel{
 	"nvidia-container-toolkit/configure": {
 		uninstall: func(x *script) int { x.g.disk.nctDock, x.g.disk.noCgroup = false, false; return 0 },
 		check: func(x *script) bool {
-			return x.g.disk.nctDock && x.g.disk.noCgroup == (x.env["NCT_NO_CGROUPS"] == "true")
+			return x.g.disk.nctDock && x.g.disk.noCgroup == (x.env["NCT_NO_CGROUPS"] == "true") &&
+				x.g.disk.nctDefault == (x.env["NCT_DEFAULT_RUNTIME"] == "true")
 		},
 		apply: func(x *script) int {
 			if !x.g.disk.nct {
@@ -426,6 +431,14 @@ var builtinSteps = map[string]stepModel{
 			}
 			x.g.disk.nctDock = true
 			x.g.disk.noCgroup = x.env["NCT_NO_CGROUPS"] == "true"
+			// nvidia-ctk runtime configure --set-as-default adds the
+			// default; without it, one made before stays, which the
+			// script reports.
+			if x.env["NCT_DEFAULT_RUNTIME"] == "true" {
+				x.g.disk.nctDefault = true
+			} else if x.g.disk.nctDefault {
+				return x.fail(1, "phoenix: /etc/docker/daemon.json makes nvidia docker's default runtime and default-runtime is false: remove \"default-runtime\" from it, or set default-runtime: true")
+			}
 			return 0
 		},
 		verify: func(x *script) int {
@@ -449,6 +462,7 @@ var builtinSteps = map[string]stepModel{
 				return code
 			}
 			x.g.disk.ollama = cmpOr(x.env["OLLAMA_VERSION"], "0.12.6")
+			x.installService("ollama")
 			return 0
 		},
 		verify: func(x *script) int {
@@ -563,6 +577,12 @@ func RunfileSHA256(version string) string {
 
 // run executes a named script in its phase and returns the exit status.
 func (x *script) run() int {
+	if strings.HasPrefix(x.name, healthScriptPrefix) && x.g != nil {
+		return x.health()
+	}
+	if f := insideScripts[x.name]; f != nil && x.g != nil {
+		return f(x)
+	}
 	m, known := builtinSteps[x.name]
 	if !known {
 		return x.runRecorded()

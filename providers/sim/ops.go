@@ -412,17 +412,23 @@ func (c *cluster) clone(who caller, nodeName string, vmid int, p map[string]stri
 	if haveDest && !full {
 		return nil, die("parameter 'storage' not allowed for linked clones")
 	}
+	// With snapname, clone_vm copies the snapshot's config and volumes
+	// instead of the current ones (snapshots.go).
+	view, aerr := src.cloneSource(p["snapname"])
+	if aerr != nil {
+		return nil, aerr
+	}
 	// clone_vm walks the config in key order: mpN before rootfs.
-	if err := c.cloneMountCheck(src, full); err != nil {
+	if err := c.cloneMountCheck(view, full); err != nil {
 		return nil, err
 	}
-	volume := propString(src.conf.vals["rootfs"], "volume")["volume"]
-	srcStorage := rootfsStorage(src.conf.vals["rootfs"])
+	volume := propString(view.conf.vals["rootfs"], "volume")["volume"]
+	srcStorage := rootfsStorage(view.conf.vals["rootfs"])
 	st, _ := n.storage(srcStorage)
-	if full && src.run != nil {
+	if full && view.run != nil {
 		return nil, die("Full clone of a running container is only possible from a snapshot")
 	}
-	if !full && (!src.isTemplate() || !st.LinkedClones()) {
+	if !full && !linkedCloneable(view, st, p["snapname"] != "") {
 		return nil, die("Linked clone feature for '%s' is not available", volume)
 	}
 	if target != nodeName && !st.IsShared() {
@@ -432,7 +438,7 @@ func (c *cluster) clone(who caller, nodeName string, vmid int, p map[string]stri
 		destStorage = st
 	}
 	src.lock = "disk"
-	conf := src.conf.clone()
+	conf := view.conf.clone()
 	conf.pending, conf.pendingDel = map[string]string{}, nil
 	for _, k := range []string{"template", "parent", "snaptime", "snapstate"} {
 		delete(conf.vals, k)
@@ -456,8 +462,10 @@ func (c *cluster) clone(who caller, nodeName string, vmid int, p map[string]stri
 	if d := p["description"]; d != "" {
 		conf.vals["description"] = storeDescription(d)
 	}
-	size := rootfsSizeGiB(src.conf.vals["rootfs"])
-	if full {
+	size := rootfsSizeGiB(view.conf.vals["rootfs"])
+	if full || p["snapname"] != "" {
+		// A linked clone of a snapshot is a new thin volume of its own
+		// (vdisk_clone with a snapshot: no base volume in its name).
 		conf.vals["rootfs"] = fmt.Sprintf("%s,size=%dG", volumeName(destStorage, newid), size)
 	} else {
 		base := strings.TrimPrefix(volume, srcStorage+":")
@@ -468,7 +476,7 @@ func (c *cluster) clone(who caller, nodeName string, vmid int, p map[string]stri
 		dest = destStorage.Name
 	}
 	c.cloneMounts(conf, newid, full, dest, map[int]bool{0: true})
-	dst := &guest{vmid: newid, node: target, conf: conf, lock: "create", disk: src.disk.clone()}
+	dst := &guest{vmid: newid, node: target, conf: conf, lock: "create", disk: view.disk.clone()}
 	c.guests[newid] = dst
 	d := c.world.Spec.Durations.Clone
 	if full {
@@ -843,6 +851,11 @@ func (c *cluster) template(who caller, nodeName string, vmid int) (any, *apiErro
 	}
 	if err := g.checkLock(); err != nil {
 		return nil, err
+	}
+	// pve-container src/PVE/API2/LXC.pm template: snapshots first, then
+	// the template flag, then the run state.
+	if len(g.snaps) > 0 {
+		return nil, die("unable to create template, because CT contains snapshots")
 	}
 	if g.isTemplate() {
 		return nil, die("you can't convert a template to a template")

@@ -22,14 +22,15 @@ import (
 // pctError is pct's exit status for its own failures.
 const pctError = 255
 
-// nodeCommand runs one remote command string on a node. Output is held
+// nodeCommand runs one remote command string on a node, stdin its standard
+// input (what phoenix/stage-file keeps; nil for none). Output is held
 // back and written once the command is done: a write to an SSH channel
 // blocks while the client's window is full, and must never do so with the
 // cluster lock held. Only a long script's progress lines go out as they are
 // printed, from where no lock is held (see sleepPrinting).
-func (c *cluster) nodeCommand(ctx context.Context, nodeName, command string, stdout, stderr io.Writer) int {
+func (c *cluster) nodeCommand(ctx context.Context, nodeName, command string, stdin io.Reader, stdout, stderr io.Writer) int {
 	out, errOut := &heldOutput{w: stdout}, &heldOutput{w: stderr}
-	code := c.nodeCommandBuffered(ctx, nodeName, command, out, errOut)
+	code := c.nodeCommandBuffered(ctx, nodeName, command, stdin, out, errOut)
 	out.flush()
 	errOut.flush()
 	return code
@@ -52,7 +53,7 @@ func (h *heldOutput) flush() {
 	}
 }
 
-func (c *cluster) nodeCommandBuffered(ctx context.Context, nodeName, command string, stdout, stderr io.Writer) int {
+func (c *cluster) nodeCommandBuffered(ctx context.Context, nodeName, command string, stdin io.Reader, stdout, stderr io.Writer) int {
 	argv, err := shellwords.Split(command)
 	if err != nil {
 		// Refused, never interpreted: a caller that forgot to quote would
@@ -65,9 +66,9 @@ func (c *cluster) nodeCommandBuffered(ctx context.Context, nodeName, command str
 		return 0
 	}
 	if argv[0] == "pct" {
-		return c.pct(ctx, nodeName, argv[1:], stdout, stderr)
+		return c.pct(ctx, nodeName, argv[1:], stdin, stdout, stderr)
 	}
-	return c.hostCommand(ctx, nodeName, argv, stdout, stderr)
+	return c.hostCommand(ctx, nodeName, argv, stdin, stdout, stderr)
 }
 
 // pctUsage is the synopsis pct prints after a parameter error.
@@ -78,7 +79,7 @@ var pctUsage = map[string]string{
 	"status": "pct status <vmid> [OPTIONS]",
 }
 
-func (c *cluster) pct(ctx context.Context, nodeName string, args []string, stdout, stderr io.Writer) int {
+func (c *cluster) pct(ctx context.Context, nodeName string, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprintln(stderr, "ERROR: no command specified")
 		return pctError
@@ -116,7 +117,7 @@ func (c *cluster) pct(ctx context.Context, nodeName string, args []string, stdou
 			fmt.Fprintln(stderr, "missing command")
 			return pctError
 		}
-		return c.guestExec(ctx, nodeName, vmid, rest, stdout, stderr)
+		return c.guestExec(ctx, nodeName, vmid, rest, stdin, stdout, stderr)
 	case "push":
 		return c.pctPush(nodeName, vmid, args[2:], stderr)
 	case "set":
@@ -183,8 +184,9 @@ func unnamedScript(argv []string, stderr io.Writer) (int, bool) {
 }
 
 // guestExec runs argv inside a container: a named script
-// ([env K=V...] /bin/sh -c BODY NAME [PHASE]) or one of a few plain commands.
-func (c *cluster) guestExec(ctx context.Context, nodeName string, vmid int, argv []string, stdout, stderr io.Writer) int {
+// ([env K=V...] /bin/sh -c BODY NAME [PHASE]) or one of a few plain commands,
+// with the session's standard input, as lxc-attach passes it on.
+func (c *cluster) guestExec(ctx context.Context, nodeName string, vmid int, argv []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	c.mu.Lock()
 	g, code := c.runningGuest(nodeName, vmid, "exec", fmt.Sprintf("container '%d' not running!", vmid), stderr)
 	if g == nil {
@@ -194,7 +196,7 @@ func (c *cluster) guestExec(ctx context.Context, nodeName string, vmid int, argv
 	n, boot := c.node(nodeName), g.run
 	c.mu.Unlock()
 	if c.real != nil {
-		return c.realExec(ctx, nodeName, vmid, argv, stdout, stderr)
+		return c.realExec(ctx, nodeName, vmid, argv, stdin, stdout, stderr)
 	}
 
 	wrap, argv, usage := splitTimeout(argv)
@@ -214,7 +216,7 @@ func (c *cluster) guestExec(ctx context.Context, nodeName string, vmid int, argv
 		if len(argv) >= 5 {
 			phase = argv[4]
 		}
-		return c.runScript(ctx, &script{c: c, n: n, g: g, boot: boot, name: argv[3], phase: phase, body: argv[2], env: env, wrap: wrap}, stdout, stderr)
+		return c.runScript(ctx, &script{c: c, n: n, g: g, boot: boot, name: argv[3], phase: phase, body: argv[2], env: env, wrap: wrap, stdin: stdin}, stdout, stderr)
 	}
 	return c.plainGuestCommand(n, g, argv, stdout, stderr)
 }
@@ -485,10 +487,10 @@ func positional(pos []string, want int) string {
 	return ""
 }
 
-// pctPush copies a node file into a running container.
+// pctPush copies a node file into a running container, with the mode and
+// owner --perms, --user and --group give it (guestfiles.go, pushMeta), into
+// a directory that must exist.
 func (c *cluster) pctPush(nodeName string, vmid int, args []string, stderr io.Writer) int {
-	// Ownership and mode are not modelled, only that pct takes them; real
-	// guests get them.
 	opts, pos, msg := getOptions(args, func(name string) (optKind, bool) {
 		return optString, name == "perms" || name == "user" || name == "group"
 	})
@@ -513,7 +515,16 @@ func (c *cluster) pctPush(nodeName string, vmid int, args []string, stderr io.Wr
 		c.journal.add(c.now(), Event{Node: nodeName, VMID: vmid, Kind: "exec", Name: "pct push", OK: false, Detail: "failed to open " + pos[0]})
 		return 0
 	}
-	if err := c.realPush(vmid, content, pos[1], opts); err != nil {
+	if c.real == nil {
+		meta, msg := g.disk.pushMeta(pos[1], opts)
+		if msg != "" {
+			// create_file dies in the same worker: exit 0 again.
+			fmt.Fprintln(stderr, msg)
+			c.journal.add(c.now(), Event{Node: nodeName, VMID: vmid, Kind: "exec", Name: "pct push", OK: false, Detail: msg})
+			return 0
+		}
+		g.disk.fileMeta = with(g.disk.fileMeta, pos[1], meta)
+	} else if err := c.realPush(vmid, content, pos[1], opts); err != nil {
 		return c.pctFailed(nodeName, vmid, "push", err.Error(), stderr)
 	}
 	g.disk.files[pos[1]] = content

@@ -245,7 +245,7 @@ func ctName(vmid int) string { return "ct" + strconv.Itoa(vmid) }
 // does: the argv unchanged (phoenix's env K=V... /bin/sh -c BODY NAME PHASE,
 // under timeout or not), output passed on as it comes. The journal records
 // it as the model's runs are: by script name and phase, or by the command.
-func (c *cluster) realExec(ctx context.Context, nodeName string, vmid int, argv []string, stdout, stderr io.Writer) int {
+func (c *cluster) realExec(ctx context.Context, nodeName string, vmid int, argv []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	name, phase := commandName(argv)
 	ct, err := c.real.container(vmid)
 	if err != nil {
@@ -253,7 +253,7 @@ func (c *cluster) realExec(ctx context.Context, nodeName string, vmid int, argv 
 		return pctError
 	}
 	var tail tailWriter
-	code, err := ct.Attach(ctx, argv, nil, nil, flushing{stdout}, io.MultiWriter(flushing{stderr}, &tail))
+	code, err := ct.Attach(ctx, argv, nil, stdin, flushing{stdout}, io.MultiWriter(flushing{stderr}, &tail))
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	switch {
@@ -315,7 +315,9 @@ func (t *tailWriter) last() string {
 }
 
 // realPush copies a node file into the CT's container with pct push's
-// options: --perms (octal, default 0644), --user and --group (default root).
+// options: --perms (read as pct reads it: pctPerms; default 0644, what
+// pct's umask leaves of a new file's 0666), --user and --group (names
+// resolved inside the container; default root).
 func (c *cluster) realPush(vmid int, content, dst string, opts map[string]string) error {
 	if c.real == nil {
 		return nil
@@ -325,10 +327,12 @@ func (c *cluster) realPush(vmid int, content, dst string, opts map[string]string
 		return err
 	}
 	mode := uint64(0o644)
-	if p := opts["perms"]; p != "" {
-		if mode, err = strconv.ParseUint(p, 8, 32); err != nil || mode > 0o7777 {
-			return fmt.Errorf("invalid perms '%s'", p)
+	if p, ok := opts["perms"]; ok {
+		var msg string
+		if mode, msg = pctPerms(p); msg != "" {
+			return fmt.Errorf("%s", msg)
 		}
+		mode &= 0o7777
 	}
 	user, group := opts["user"], opts["group"]
 	if user == "" {

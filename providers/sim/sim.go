@@ -271,7 +271,7 @@ func (s *Sim) startSSH() error {
 				fmt.Fprintln(sess.Stderr, "permission denied: pct and the host probes need root")
 				return 1
 			}
-			return s.c.nodeCommand(ctx, nodeName, sess.Command, sess.Stdout, sess.Stderr)
+			return s.c.nodeCommand(ctx, nodeName, sess.Command, sess.Stdin, sess.Stdout, sess.Stderr)
 		},
 	})
 	if err != nil {

@@ -94,6 +94,8 @@ type guest struct {
 	lock string
 	run  *runState // nil while stopped
 	disk *disk     // the root filesystem's content
+	// snaps are its snapshots by name (snapshots.go).
+	snaps map[string]*snapshot
 }
 
 // stopped is a container that has just stopped: its poststop hook
@@ -129,6 +131,9 @@ type runState struct {
 	features string // the features option the container started with
 	unpriv   bool
 	pid      int
+	// services are the states of the services systemd started (active,
+	// failed) or stopped, by name (guestfiles.go).
+	services map[string]string
 }
 
 // cluster is the whole simulated state, guarded by one mutex. Long operations
@@ -164,6 +169,8 @@ type cluster struct {
 	// real runs the containers for real in a world with realGuests (see
 	// real.go); nil in a model-only world.
 	real *realGuests
+	// serviceFails counts the failed starts of faults.services, by key.
+	serviceFails map[string]int
 }
 
 func newCluster(ctx context.Context, w *World) *cluster {
@@ -279,6 +286,7 @@ func (c *cluster) startRuntime(g *guest) *runState {
 	r.devicesAt = now.Add(c.randomBetween(c.world.Spec.Durations.DevicesVisible[0], c.world.Spec.Durations.DevicesVisible[1]))
 	r.features = g.conf.vals["features"]
 	r.unpriv = g.conf.vals["unprivileged"] == "1"
+	r.services = c.bootServices(g)
 	n := c.node(g.node)
 	r.access = map[string]nodeAccess{}
 	for _, k := range sortedDevKeys(g.conf.vals) {

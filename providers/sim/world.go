@@ -180,6 +180,8 @@ type Durations struct {
 	Destroy   Duration `yaml:"destroy"`
 	Template  Duration `yaml:"template"`
 	Resize    Duration `yaml:"resize"`
+	// Snapshot is how long taking, deleting or rolling back a snapshot takes.
+	Snapshot Duration `yaml:"snapshot"`
 	// Download is how long an OS template download takes.
 	Download Duration `yaml:"download"`
 	// NetworkUp and DevicesVisible are ranges after a start: the guest's
@@ -202,6 +204,12 @@ type Faults struct {
 	TaskWarnings float64 `yaml:"taskWarnings"`
 	// Hang is work that never ends by itself.
 	Hang HangFaults `yaml:"hang"`
+	// Health makes health checks fail, by "VMID/CHECK" (health.go).
+	Health map[string]HealthFault `yaml:"health"`
+	// Services make starts of a container's service fail, by VMID/NAME
+	// ("101/ollama"): that many starts (by phoenix/service or at the
+	// container's start), -1 for every one. The service is failed then.
+	Services map[string]int `yaml:"services"`
 }
 
 // HangFaults are work that never ends by itself (see hang.go).
@@ -287,6 +295,9 @@ func LoadWorld(path string) (*World, error) {
 var (
 	nodeNameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?$`)
 	versionRE  = regexp.MustCompile(`^[0-9]+\.[0-9]+(\.[0-9]+)?$`)
+	// serviceFaultRE is a key of faults.services: a VMID (100..999999999)
+	// and a unit name without .service.
+	serviceFaultRE = regexp.MustCompile(`^[1-9][0-9]{2,8}/[A-Za-z0-9][A-Za-z0-9:_.@-]*$`)
 )
 
 // ParseWorld reads a world file's contents: the first document whose
@@ -356,6 +367,7 @@ func (w *World) setDefaults() {
 	def(&d.Destroy, 3*time.Second)
 	def(&d.Template, 2*time.Second)
 	def(&d.Resize, 2*time.Second)
+	def(&d.Snapshot, time.Second)
 	def(&d.Download, 10*time.Second)
 	def(&d.Exec, 200*time.Millisecond)
 	if d.NetworkUp == [2]Duration{} {
@@ -554,6 +566,21 @@ func (w *World) check() error {
 	for _, h := range s.Faults.Hang.Scripts {
 		if h == "" {
 			bad("faults.hang.scripts: an empty script name")
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(s.Faults.Services)) {
+		switch n := s.Faults.Services[k]; {
+		case !serviceFaultRE.MatchString(k):
+			bad("faults.services: %q: want VMID/NAME, such as 101/ollama", k)
+		case n < -1:
+			bad("faults.services: %s: %d: want a number of failing starts, or -1 for every start", k, n)
+		case s.RealGuests:
+			bad("faults.services: %s: real guests run their services for real: the simulator cannot make them fail", k)
+		}
+	}
+	for k := range s.Faults.Health {
+		if !healthFaultKey.MatchString(k) {
+			bad("faults.health: %q: want VMID/CHECK such as 955/ollama", k)
 		}
 	}
 	return errors.Join(errs...)

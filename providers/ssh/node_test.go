@@ -85,7 +85,7 @@ func TestArgvArrivesAsLiteralBytes(t *testing.T) {
 		t.Fatal(err)
 	}
 	var stdout, stderr bytes.Buffer
-	code, err := n.run(ctxT(t), argv, &stdout, &stderr)
+	code, err := n.run(ctxT(t), argv, nil, &stdout, &stderr)
 	if err != nil || code != 0 {
 		t.Fatalf("exit %d, %v; stderr %q", code, err, stderr.String())
 	}

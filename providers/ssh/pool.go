@@ -197,6 +197,12 @@ func (n *Node) Push(ctx context.Context, vmid int, src, dst string, mode os.File
 	return n.ops.Push(ctx, vmid, src, dst, mode)
 }
 
+// WriteFile puts a file into a running container, its content sent on
+// standard input.
+func (n *Node) WriteFile(ctx context.Context, vmid int, f reconciler.FileWrite) error {
+	return n.ops.WriteFile(ctx, vmid, f)
+}
+
 // HostProbe reports the node's NVIDIA driver, GPUs and device nodes.
 func (n *Node) HostProbe(ctx context.Context) (reconciler.HostInfo, error) {
 	return n.ops.HostProbe(ctx)

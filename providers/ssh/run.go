@@ -20,20 +20,21 @@ const cancelGrace = 2 * time.Second
 
 // runWork is the Runner behind Node's ordinary operations: run, within the
 // sessions left beside the one kept for the lease.
-func (n *Node) runWork(ctx context.Context, argv []string, stdout, stderr io.Writer) (int, error) {
+func (n *Node) runWork(ctx context.Context, argv []string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
 	select {
 	case n.work <- struct{}{}:
 	case <-ctx.Done():
 		return -1, ctx.Err()
 	}
 	defer func() { <-n.work }()
-	return n.run(ctx, argv, stdout, stderr)
+	return n.run(ctx, argv, stdin, stdout, stderr)
 }
 
 // run is the Runner behind Node's lease operations, and under runWork, of
 // all: one session on the node's connection, the argv quoted into the one
-// command string SSH carries.
-func (n *Node) run(ctx context.Context, argv []string, stdout, stderr io.Writer) (int, error) {
+// command string SSH carries, stdin sent on the session's standard input
+// (nil: end of file at once).
+func (n *Node) run(ctx context.Context, argv []string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
 	select {
 	case n.sessions <- struct{}{}:
 	case <-ctx.Done():
@@ -45,7 +46,7 @@ func (n *Node) run(ctx context.Context, argv []string, stdout, stderr io.Writer)
 		release()
 		return -1, err
 	}
-	sess.Stdout, sess.Stderr = stdout, stderr
+	sess.Stdin, sess.Stdout, sess.Stderr = stdin, stdout, stderr
 	// The node's login shell (root's bash on Proxmox VE) parses this string:
 	// every word is quoted, so it reaches pct as the argv it was.
 	if err := sess.Start(shellwords.Join(argv)); err != nil {

@@ -249,7 +249,7 @@ func Steps(c *spec.Catalog, feature string, ctx Context) ([]Step, error) {
 			noCgroups = "true"
 		}
 		install := step("install", map[string]string{"NCT_REPOSITORY": param("repository")})
-		return []Step{install, step("configure", map[string]string{"NCT_NO_CGROUPS": noCgroups})}, nil
+		return []Step{install, step("configure", map[string]string{"NCT_NO_CGROUPS": noCgroups, "NCT_DEFAULT_RUNTIME": param("default-runtime")})}, nil
 	case spec.FeatureOllama:
 		return []Step{step("install", map[string]string{
 			"OLLAMA_VERSION": param("version"), "OLLAMA_INSTALLER": param("installer"),

@@ -20,7 +20,18 @@ config="$PHOENIX_TEST_ROOT/etc/nvidia-container-runtime/config.toml"
 case "$1 $2" in
 "runtime configure")
 	mkdir -p "$PHOENIX_TEST_ROOT/etc/docker"
-	printf '{\n    "runtimes": {\n        "nvidia": {\n            "args": [],\n            "path": "nvidia-container-runtime"\n        }\n    }\n}\n' >"$PHOENIX_TEST_ROOT/etc/docker/daemon.json"
+	daemon="$PHOENIX_TEST_ROOT/etc/docker/daemon.json"
+	# --set-as-default adds the default; without it, one set before stays.
+	default=""
+	case " $* " in
+	*" --set-as-default=true "* | *" --set-as-default "*) default=yes ;;
+	*) grep -q '"default-runtime"' "$daemon" 2>/dev/null && default=yes ;;
+	esac
+	if [ -n "$default" ]; then
+		printf '{\n    "default-runtime": "nvidia",\n    "runtimes": {\n        "nvidia": {\n            "args": [],\n            "path": "nvidia-container-runtime"\n        }\n    }\n}\n' >"$daemon"
+	else
+		printf '{\n    "runtimes": {\n        "nvidia": {\n            "args": [],\n            "path": "nvidia-container-runtime"\n        }\n    }\n}\n' >"$daemon"
+	fi
 	;;
 "config --set")
 	mkdir -p "$(dirname "$config")"
@@ -32,6 +43,36 @@ case "$1 $2" in
 	;;
 "--version "*) echo "NVIDIA Container Toolkit CLI version 1.17.8" ;;
 esac`
+
+// TestContainerToolkitDefaultRuntime: default-runtime true makes nvidia
+// docker's default and converges; turned off again, a default nvidia-ctk
+// leaves in daemon.json is reported with what to do, not edited by hand.
+func TestContainerToolkitDefaultRuntime(t *testing.T) {
+	eachShell(t, func(t *testing.T, sh string) {
+		s := newSandbox(t)
+		s.model()
+		s.fake("nvidia-ctk", ctkConfig)
+		st := builtinStep(t, "nvidia-container-toolkit/configure", nil)
+		st.Env["NCT_NO_CGROUPS"], st.Env["NCT_DEFAULT_RUNTIME"] = "true", "true"
+		if r := s.run(sh, st, "apply"); r.code != 0 {
+			t.Fatalf("apply: %v", r)
+		}
+		if daemon, _ := s.read("etc/docker/daemon.json"); !strings.Contains(daemon, `"default-runtime": "nvidia"`) {
+			t.Fatalf("daemon.json:\n%s", daemon)
+		}
+		if r := s.run(sh, st, "check"); r.code != 0 {
+			t.Fatalf("check after apply: %v", r)
+		}
+		st.Env["NCT_DEFAULT_RUNTIME"] = "false"
+		if r := s.run(sh, st, "check"); r.code == 0 {
+			t.Fatal("the check passes with nvidia the default and default-runtime false")
+		}
+		r := s.run(sh, st, "apply")
+		if r.code == 0 || !strings.Contains(r.lastLine(), `remove "default-runtime" from it, or set default-runtime: true`) {
+			t.Fatalf("apply with a default left behind: %v", r)
+		}
+	})
+}
 
 // TestContainerToolkitConfigureConverges: on a privileged container
 // (no-cgroups false) the real nvidia-ctk writes "#no-cgroups = false", a
@@ -175,7 +216,7 @@ func TestSilentFailuresAreNamed(t *testing.T) {
 		"nvidia-ctk fails": {
 			step: "nvidia-container-toolkit/configure", phase: "apply",
 			setup: func(s *sandbox) { s.fake("nvidia-ctk", "exit 1") },
-			want:  "nvidia-ctk runtime configure --runtime=docker failed (exit 1)",
+			want:  "nvidia-ctk runtime configure --runtime=docker --set-as-default=false failed (exit 1)",
 		},
 		"locale-gen fails": {
 			step: "base/packages", phase: "apply",

@@ -58,6 +58,9 @@ func (im *importer) build() *Result {
 			}
 		}
 		im.guestFeatures(g, parent, features)
+		im.carryVLLM(g)
+		im.carryHealth(g)
+		im.carrySnapshots(g)
 		im.guestSecurity(g, parent)
 		im.startup(g)
 		im.dependsOn(g)

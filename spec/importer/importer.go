@@ -58,6 +58,9 @@ type guest struct {
 	deps      []string
 	depPaths  []string
 	apps      []appUse
+	vllm      *vllmConf   // vllm_engine_config or the flat vllm_* keys
+	health    *healthConf // health_check
+	snapshots snapshotConf
 	startAt   bool
 	order     int
 	delay     int
@@ -341,7 +344,10 @@ func (im *importer) container(id int, key, p string, o *object) *guest {
 	}
 	if t, ok := r.str(o, "template_snapshot_name"); ok && t != "" {
 		g.isTmpl = true
+		g.snapshots.name, g.snapshots.namePath = t, o.at("template_snapshot_name")
 	}
+	g.snapshots.lifecycle, _ = r.boolean(o, "enable_lifecycle_snapshots")
+	g.snapshots.lifecyclePath = o.at("enable_lifecycle_snapshots")
 	g.startAt, _ = r.boolean(o, "start_at_boot")
 	g.order, g.hasOrder = r.integer(o, "boot_order")
 	g.delay, g.hasDelay = r.integer(o, "boot_delay")
@@ -357,22 +363,17 @@ func (im *importer) container(id int, key, p string, o *object) *guest {
 	if a, ok := r.str(o, "application_script"); ok && a != "" {
 		g.apps = append(g.apps, appUse{path: o.at("application_script"), script: a})
 	}
-	for _, k := range []string{"vllm_engine_config", "vllm_args", "vllm_parameters", "vllm", "vllm_model", "vllm_model_type",
-		"vllm_port", "vllm_quantization", "vllm_served_model_name", "vllm_tensor_parallel_size", "vllm_trust_remote_code",
-		"vllm_gpu_memory_utilization", "vllm_max_model_len"} {
-		r.skip(o, k, "no home in phoenix yet: the vllm feature installs vLLM; serving a model is the application's")
-	}
+	im.vllm(g, o)
+	im.healthCheck(g, o)
 	why := map[string]string{
 		"ports":                      "no home in phoenix yet: port forwards",
 		"traefik_service":            "no home in phoenix yet: the proxy's routes",
 		"portainer_role":             "no home in phoenix yet: Portainer's roles",
-		"health_check":               "no home in phoenix yet: health checks",
 		"tests":                      "no home in phoenix yet: the original's test scripts",
 		"integration_tests":          "no home in phoenix yet: the original's test scripts",
 		"run_integration_tests":      "no home in phoenix yet: the original's test scripts",
 		"trigger_sync_on_completion": "no home in phoenix yet: the original's sync hook",
 		"bootstrap_ca_url":           "no home in phoenix yet: set the CA in a feature's config (trusted-ca's CA_URL)",
-		"enable_lifecycle_snapshots": "no home in phoenix yet: snapshots",
 		"apparmor_manages_nesting":   "no home in phoenix: security.features.nesting and security.apparmor say it",
 	}
 	for _, k := range slices.Sorted(maps.Keys(why)) {

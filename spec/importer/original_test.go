@@ -86,14 +86,48 @@ func TestTheOriginalImportsAsTheHandWrittenLab(t *testing.T) {
 			t.Errorf("%d: %s %s, want %s %s", id, gg.Kind, gg.Name(), wg.Kind, wg.Name())
 		}
 		// featureConfig: the import sets cuda-toolkit's version from the
-		// hypervisor config (12.8, the default the hand-written lab relies on).
-		if d := cmp.Diff(wg.Spec, gg.Spec, cmpopts.IgnoreFields(spec.GuestSpec{}, "FeatureConfig")); d != "" {
+		// hypervisor config (12.8, the default the hand-written lab relies on),
+		// and the vLLM servers' settings; snapshots and health checks the
+		// hand-written lab leaves out. Each is checked below.
+		if d := cmp.Diff(wg.Spec, gg.Spec, cmpopts.IgnoreFields(spec.GuestSpec{}, "FeatureConfig", "Snapshots", "Health", "Files")); d != "" {
 			t.Errorf("%d %s (-hand-written +imported):\n%s", id, wg.Name(), d)
 		}
 		for f, p := range gg.Spec.FeatureConfig {
-			if f != "cuda-toolkit" || p["version"] != "12.8" {
+			if (f != "cuda-toolkit" || p["version"] != "12.8") && f != "vllm" {
 				t.Errorf("%d: featureConfig %s %v", id, f, p)
 			}
+		}
+		// 102 and 103 ask for the original's lifecycle snapshots; the
+		// Templates (900, 901, 910-912) cannot have any.
+		var wantSnap *spec.Snapshots
+		if id == 102 || id == 103 {
+			wantSnap = &spec.Snapshots{Before: true, After: true}
+		}
+		if d := cmp.Diff(wantSnap, gg.Spec.Snapshots); d != "" {
+			t.Errorf("%d snapshots: %s", id, d)
+		}
+		// 103's check is a script on the Proxmox host: without --scripts it
+		// is not carried.
+		if len(gg.Spec.Health) > 0 || len(gg.Spec.Files) > 0 {
+			t.Errorf("%d: health %v, files %v", id, gg.Spec.Health, gg.Spec.Files)
+		}
+	}
+	// The vLLM servers: the copy source 911 serves Qwen2-7B; 801, its clone,
+	// another model, with host and port from 911.
+	vllm := map[int]spec.Params{
+		911: {"model": "Qwen/Qwen2-7B-Instruct", "host": "0.0.0.0", "port": "8000",
+			"args": "--served-model-name qwen2-7b-fp8 --max-model-len 8192 --dtype auto --trust-remote-code --quantization fp8 --gpu-memory-utilization 0.9 --tensor-parallel-size 1"},
+		801: {"model": "ibm-granite/granite-embedding-english-r2",
+			"args": "--served-model-name ibm-granite/granite-embedding-english-r2 --max-model-len 1024 --dtype auto --trust-remote-code --gpu-memory-utilization 0.1 --tensor-parallel-size 1"},
+	}
+	for id, want := range vllm {
+		if d := cmp.Diff(want, g[id].Spec.FeatureConfig["vllm"]); d != "" {
+			t.Errorf("%d featureConfig.vllm (-want +got):\n%s", id, d)
+		}
+	}
+	for _, id := range []int{802, 910, 912} {
+		if g[id].Spec.FeatureConfig["vllm"]["model"] == "" {
+			t.Errorf("%d: no vllm model: %v", id, g[id].Spec.FeatureConfig)
 		}
 	}
 	var wf, gf []string
@@ -111,13 +145,16 @@ func TestTheOriginalImportsAsTheHandWrittenLab(t *testing.T) {
 	// The report names what the README says has no home, by JSON path.
 	report := string(res.Files[len(res.Files)-1].Data)
 	for _, p := range []string{
-		`$.lxc_configs["801"].vllm_engine_config`, `$.lxc_configs["801"].ports`, `$.lxc_configs["801"].traefik_service`,
-		`$.lxc_configs["103"].health_check`, `$.lxc_configs["900"].enable_lifecycle_snapshots`,
+		`$.lxc_configs["801"].ports`, `$.lxc_configs["801"].traefik_service`,
+		`$.lxc_configs["103"].health_check.command`, `$.lxc_configs["900"].enable_lifecycle_snapshots`, `$.lxc_configs["900"].template_snapshot_name`,
 		`$.lxc_configs["101"].portainer_role`, `$.lxc_configs["901"].dependencies[0]`, `$.lxc_configs["101"].application_script`,
 	} {
 		if !strings.Contains(report, "`"+p+"`") {
 			t.Errorf("the report does not name %s", p)
 		}
+	}
+	if strings.Contains(report, "`$.lxc_configs[\"801\"].vllm_engine_config`") {
+		t.Errorf("801's vllm_engine_config is carried, yet reported:\n%s", report)
 	}
 	if strings.Contains(report, "unknown field") {
 		t.Errorf("a field of v01.06.01 is unknown to the import:\n%s", report)

@@ -87,7 +87,8 @@ func TestTheEarlyShapes(t *testing.T) {
 	for _, want := range []string{
 		`$.lxc_configs["955"].favourite_colour unknown field`,
 		`$.lxc_configs["955"].dependencies[1] not carried: a dependency on 1002`,
-		`$.lxc_configs["950"].vllm_model no home`,
+		`$.lxc_configs["950"].vllm_model not carried: the container has no vllm feature`,
+		`$.lxc_configs["950"].vllm_tensor_parallel_size not carried: the container has no vllm feature`,
 		`$.lxc_configs["950"].portainer_role no home`,
 		`$.lxc_configs["955"].integration_tests no home`,
 		`$.lxc_configs["955"].features python_api_service: no --scripts`,

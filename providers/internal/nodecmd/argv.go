@@ -84,6 +84,19 @@ func HostArgv(s reconciler.Script) ([]string, error) {
 // (root's home over SSH) and a relative destination against the container's
 // root, neither of which the caller means.
 func PushArgv(vmid int, src, dst string, mode os.FileMode) ([]string, error) {
+	return PushOwnedArgv(vmid, src, dst, mode, "", "")
+}
+
+// ownerRE is what pct push --user and --group take: a name, which must
+// exist inside the container, or a decimal id (pve-container
+// src/PVE/CLI/pct.pm, create_file: getpwnam/getgrnam unless all digits).
+// Names are kept to the portable set, so none reads as an option.
+var ownerRE = regexp.MustCompile(`^([A-Za-z_][A-Za-z0-9_.-]{0,31}\$?|[0-9]{1,10})$`)
+
+// PushOwnedArgv is pct push VMID SRC DST --perms MODE [--user U] [--group G]:
+// PushArgv with the file's owner inside the container; an empty user or
+// group leaves it to pct, which makes a new file root's.
+func PushOwnedArgv(vmid int, src, dst string, mode os.FileMode, user, group string) ([]string, error) {
 	if err := checkVMID(vmid); err != nil {
 		return nil, err
 	}
@@ -92,7 +105,17 @@ func PushArgv(vmid int, src, dst string, mode os.FileMode) ([]string, error) {
 			return nil, badRequest("pct push %d: %s %q is not an absolute path", vmid, p.what, p.path)
 		}
 	}
-	return []string{"pct", "push", strconv.Itoa(vmid), src, dst, "--perms", Perms(mode)}, nil
+	argv := []string{"pct", "push", strconv.Itoa(vmid), src, dst, "--perms", Perms(mode)}
+	for _, o := range []struct{ opt, name string }{{"user", user}, {"group", group}} {
+		if o.name == "" {
+			continue
+		}
+		if !ownerRE.MatchString(o.name) {
+			return nil, badRequest("pct push %d: %s %q is neither a name nor a numeric id", vmid, o.opt, o.name)
+		}
+		argv = append(argv, "--"+o.opt, o.name)
+	}
+	return argv, nil
 }
 
 // Perms renders a file mode the way pct push --perms reads it: octal, with

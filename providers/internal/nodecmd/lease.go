@@ -122,7 +122,7 @@ func (o Ops) lease(ctx context.Context, phase string, c reconciler.LeaseClaim) (
 	if err != nil {
 		return LeaseAnswer{}, o.invalid(err)
 	}
-	res, err := o.do(ctx, OpProbe, argv, nil)
+	res, err := o.do(ctx, OpProbe, argv, nil, nil)
 	if err != nil {
 		return LeaseAnswer{}, err
 	}

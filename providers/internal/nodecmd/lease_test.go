@@ -98,14 +98,14 @@ func TestLeaseScriptRefusesWhatCannotBeWritten(t *testing.T) {
 // shellRunner runs argv here with a given shell in place of /bin/sh, the
 // cluster file system's paths under root.
 func shellRunner(shell, root string) Runner {
-	return func(ctx context.Context, argv []string, stdout, stderr io.Writer) (int, error) {
+	return func(ctx context.Context, argv []string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
 		argv = slices.Clone(argv)
 		if i := slices.Index(argv, "/bin/sh"); i >= 0 {
 			argv[i] = shell
 		}
 		cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 		cmd.Env = append(os.Environ(), "PHOENIX_PVE_ROOT="+root, "LC_ALL=C")
-		cmd.Stdout, cmd.Stderr = stdout, stderr
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, stdout, stderr
 		err := cmd.Run()
 		var exit *exec.ExitError
 		if errors.As(err, &exit) {

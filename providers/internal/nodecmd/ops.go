@@ -11,14 +11,17 @@ import (
 	"github.com/phoenixhv/phoenix/reconciler"
 )
 
-// Runner runs one argv on a node to its end, writing what it prints to
-// stdout and stderr as it arrives, and returns its exit status. It returns
+// Runner runs one argv on a node to its end, with stdin as its standard
+// input (nil: none, the command reads end of file), writing what it prints
+// to stdout and stderr as it arrives, and returns its exit status. Standard
+// input is how content that must not show (a file's text, a secret) reaches
+// a node: never the argv, which ps shows and errors print. It returns
 // an error only when there is no exit status: the command could not be
 // started, the connection was lost, or ctx ended (then the error wraps
 // ctx's). A *CommandError from TransportError keeps its kind; any other
 // error is taken as a lost connection. The writers never block and never
 // fail; once Runner has returned without an error nothing may write to them.
-type Runner func(ctx context.Context, argv []string, stdout, stderr io.Writer) (int, error)
+type Runner func(ctx context.Context, argv []string, stdin io.Reader, stdout, stderr io.Writer) (int, error)
 
 // Ops implements reconciler.Node's operations on top of a Runner: both
 // transports delegate to it, so they build the same argv, capture and
@@ -37,7 +40,7 @@ func (o Ops) Exec(ctx context.Context, vmid int, s reconciler.Script) (reconcile
 	if err != nil {
 		return reconciler.Result{}, o.invalid(err)
 	}
-	return o.do(ctx, OpExec, argv, s.Output)
+	return o.do(ctx, OpExec, argv, nil, s.Output)
 }
 
 // ExecHost runs a named script on the node itself.
@@ -46,7 +49,7 @@ func (o Ops) ExecHost(ctx context.Context, s reconciler.Script) (reconciler.Resu
 	if err != nil {
 		return reconciler.Result{}, o.invalid(err)
 	}
-	return o.do(ctx, OpHost, argv, s.Output)
+	return o.do(ctx, OpHost, argv, nil, s.Output)
 }
 
 // Push copies a file already on the node into a running container.
@@ -55,7 +58,7 @@ func (o Ops) Push(ctx context.Context, vmid int, src, dst string, mode os.FileMo
 	if err != nil {
 		return o.invalid(err)
 	}
-	_, err = o.do(ctx, OpPush, argv, nil)
+	_, err = o.do(ctx, OpPush, argv, nil, nil)
 	return err
 }
 
@@ -66,7 +69,7 @@ func (o Ops) SetConfig(ctx context.Context, vmid int, set map[string]string, del
 	if err != nil || argv == nil {
 		return o.invalid(err)
 	}
-	_, err = o.do(ctx, OpSet, argv, nil)
+	_, err = o.do(ctx, OpSet, argv, nil, nil)
 	return err
 }
 
@@ -76,7 +79,7 @@ func (o Ops) HostProbe(ctx context.Context) (reconciler.HostInfo, error) {
 	if err != nil {
 		return reconciler.HostInfo{}, o.invalid(err)
 	}
-	res, err := o.do(ctx, OpProbe, argv, nil)
+	res, err := o.do(ctx, OpProbe, argv, nil, nil)
 	if err != nil {
 		return reconciler.HostInfo{}, err
 	}
@@ -92,9 +95,9 @@ func (o Ops) HostProbe(ctx context.Context) (reconciler.HostInfo, error) {
 // These answer in seconds; one that has not after this long will not.
 const CommandBound = 10 * time.Minute
 
-// do runs argv, passing each line it prints to lines (when not nil) until
-// it returns: no call to lines comes after.
-func (o Ops) do(ctx context.Context, op Op, argv []string, lines func(string)) (reconciler.Result, error) {
+// do runs argv with stdin (nil: none), passing each line it prints to lines
+// (when not nil) until it returns: no call to lines comes after.
+func (o Ops) do(ctx context.Context, op Op, argv []string, stdin io.Reader, lines func(string)) (reconciler.Result, error) {
 	if err := ctx.Err(); err != nil {
 		return reconciler.Result{}, fmt.Errorf("%s: %s: %w", o.Node, RenderArgv(argv), err)
 	}
@@ -105,7 +108,7 @@ func (o Ops) do(ctx context.Context, op Op, argv []string, lines func(string)) (
 		ctx = bounded
 	}
 	out := NewOutput(o.OutputLimit, lines)
-	code, err := o.Run(ctx, argv, out.Stdout(), out.Stderr())
+	code, err := o.Run(ctx, argv, stdin, out.Stdout(), out.Stderr())
 	if err != nil && ctx.Err() != nil {
 		// A command given up on reports nothing more, and its transport may
 		// still be writing.

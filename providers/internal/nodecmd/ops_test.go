@@ -23,7 +23,7 @@ type fakeRunner struct {
 	err    error
 }
 
-func (f *fakeRunner) run(ctx context.Context, argv []string, stdout, stderr io.Writer) (int, error) {
+func (f *fakeRunner) run(ctx context.Context, argv []string, _ io.Reader, stdout, stderr io.Writer) (int, error) {
 	f.calls = append(f.calls, argv)
 	_, _ = io.WriteString(stdout, f.res.Stdout)
 	_, _ = io.WriteString(stderr, f.res.Stderr)
@@ -166,7 +166,7 @@ func TestOpsStreamScriptOutput(t *testing.T) {
 
 func TestOpsCancelledStopsTheLines(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
-	run := func(ctx context.Context, argv []string, stdout, stderr io.Writer) (int, error) {
+	run := func(ctx context.Context, argv []string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
 		_, _ = io.WriteString(stdout, "one\ntwo\nthree\n")
 		cancel()
 		return -1, ctx.Err()

@@ -46,7 +46,7 @@ func (o Ops) RemoveRawLXC(ctx context.Context, vmid int, lines [][2]string) erro
 		return o.invalid(err)
 	}
 	// A set, as pct set is: any failure is one, its text classified.
-	_, err = o.do(ctx, OpSet, argv, nil)
+	_, err = o.do(ctx, OpSet, argv, nil, nil)
 	return err
 }
 
@@ -95,6 +95,6 @@ func (o Ops) SetRawLXC(ctx context.Context, vmid int, keys map[string][]string) 
 	if err != nil {
 		return o.invalid(err)
 	}
-	_, err = o.do(ctx, OpSet, argv, nil)
+	_, err = o.do(ctx, OpSet, argv, nil, nil)
 	return err
 }

@@ -35,7 +35,7 @@ func (o Ops) FindRunfile(ctx context.Context, q reconciler.RunfileQuery) (reconc
 	if err != nil {
 		return reconciler.RunfileSource{}, o.invalid(err)
 	}
-	res, err := o.do(ctx, OpProbe, argv, nil)
+	res, err := o.do(ctx, OpProbe, argv, nil, nil)
 	if err != nil {
 		return reconciler.RunfileSource{}, err
 	}

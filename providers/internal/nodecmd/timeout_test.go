@@ -99,7 +99,7 @@ func TestTimeoutStopsAHangingBody(t *testing.T) {
 func TestCommandsWithoutADeadlineGetOne(t *testing.T) {
 	var got time.Time
 	var had bool
-	o := Ops{Node: "pve1", Run: func(ctx context.Context, _ []string, _, _ io.Writer) (int, error) {
+	o := Ops{Node: "pve1", Run: func(ctx context.Context, _ []string, _ io.Reader, _, _ io.Writer) (int, error) {
 		got, had = ctx.Deadline()
 		return 0, nil
 	}}
