@@ -258,3 +258,82 @@ func TestCloneFromAContainerSnapshot(t *testing.T) {
 		t.Errorf("plan of a clone of a missing snapshot: %+v", g.Errors)
 	}
 }
+
+// rollbackSpecs: a container whose next change installs two features, the
+// second of which fails.
+const rollbackSpecs = snapshotSpecs + `---
+apiVersion: phoenix/v1alpha1
+kind: Feature
+metadata: {name: good}
+spec:
+  steps: [{name: install, check: "test -e /opt/good", apply: "touch /opt/good", verify: "test -e /opt/good"}]
+---
+apiVersion: phoenix/v1alpha1
+kind: Feature
+metadata: {name: broken}
+spec:
+  requires: [good]
+  steps: [{name: install, check: "test -e /opt/broken", apply: "exit 1", verify: "test -e /opt/broken"}]
+`
+
+// TestRollbackOnFailure: with snapshots.rollback, a change that fails puts
+// the container back to the before snapshot this apply took, with the
+// record it had then: the feature installed before the failure is undone on
+// disk and in the record, so the next plan installs it again; the failure
+// says so, and is recorded.
+func TestRollbackOnFailure(t *testing.T) {
+	r := newRig(t, func(w *sim.World) {
+		w.Spec.Faults.Exec.Scripts = map[string]float64{"broken/install": 1}
+	})
+	specs := strings.Replace(rollbackSpecs, "snapshots: {before: true, after: true, keep: 2}", "snapshots: {before: true, rollback: true}", 1)
+	r.res = withCluster(t, "snapshots.yaml", specs)
+	opts := r.options()
+	opts.Now = snapshotClock()
+	r.mustConverge(opts)
+
+	r.res = withCluster(t, "snapshots.yaml", strings.Replace(specs, "  resources: {cores: 1}\n", "  resources: {cores: 1}\n  features: [broken]\n", 1))
+	_, p := r.plan(reconciler.PlanOptions{})
+	if g, _ := p.Guest("snapped"); !slices.Contains(g.Notes, "should a change fail, the container is rolled back to the before snapshot (snapshots.rollback)") {
+		t.Errorf("the plan does not say a failure rolls back: %q", g.Notes)
+	}
+	from := r.lastSeq()
+	res := r.apply(context.Background(), opts)
+	var got reconciler.GuestResult
+	for _, g := range res.Guests {
+		if g.Name == "snapped" {
+			got = g
+		}
+	}
+	if got.Err == nil || !strings.HasPrefix(got.RolledBack, spec.SnapshotBeforePrefix) ||
+		!strings.Contains(got.Err.Error(), "rolled back to snapshot "+got.RolledBack) {
+		t.Fatalf("result: rolled back %q, error %v", got.RolledBack, got.Err)
+	}
+	rollbacks := 0
+	for _, e := range r.events(from) {
+		if e.Kind == "task" && e.Name == "vzrollback" && e.VMID == 931 && e.OK && !strings.HasPrefix(e.Detail, "started") {
+			rollbacks++
+		}
+	}
+	if rollbacks != 1 {
+		t.Errorf("%d rollback tasks, want 1", rollbacks)
+	}
+	st := r.record(931)
+	if _, ok := st.Features["good"]; ok || st.Error == nil || !strings.Contains(st.Error.Message, "rolled back to snapshot") {
+		t.Errorf("record after the rollback: features %v, error %+v", st.Features, st.Error)
+	}
+	// The next pass (the fault gone) installs both again, on the disk the
+	// rollback put back.
+	r.sim.SetScriptFault("broken/install", 0)
+	_, p = r.plan(reconciler.PlanOptions{})
+	g, _ := p.Guest("snapped")
+	var installs []string
+	for _, c := range g.Changes {
+		if c.Action == reconciler.InstallFeature {
+			installs = append(installs, c.Feature)
+		}
+	}
+	if !slices.Equal(installs, []string{"good", "broken"}) {
+		t.Errorf("installs after the rollback %v, want good and broken again", installs)
+	}
+	r.mustConverge(opts)
+}

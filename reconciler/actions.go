@@ -92,7 +92,7 @@ func (e *engine) execute(ctx context.Context, j *job, g GuestPlan, c Change, obs
 	case Download:
 		return e.download(ctx, g, r, obs)
 	case TakeSnapshot:
-		return e.snapshot(ctx, g, og, c)
+		return e.snapshot(ctx, j, g, og, c)
 	case WriteFile:
 		if err := e.readyForScripts(ctx, j, g, r); err != nil {
 			return err

@@ -23,10 +23,11 @@ func (e *engine) converge(ctx context.Context, j *job) {
 	var err error
 	step := ""
 	defer func() {
-		j.result.Err = err
 		if err != nil && ctx.Err() == nil && !errors.Is(err, ErrStopped) {
+			err = e.rollback(ctx, j, err)
 			e.recordError(ctx, j.plan, step, err)
 		}
+		j.result.Err = err
 	}()
 	if j.plan.Action == Delete {
 		err = e.delete(ctx, j)

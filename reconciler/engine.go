@@ -105,6 +105,9 @@ type GuestResult struct {
 	// Installed and Uninstalled name the features (re)installed and removed.
 	Installed   []string
 	Uninstalled []string
+	// RolledBack names the before snapshot the guest was rolled back to
+	// after its changes failed (snapshots.rollback).
+	RolledBack string
 	// Err aggregates what went wrong (nil when the guest converged); Kind
 	// classifies it.
 	Err  error
@@ -201,6 +204,9 @@ type job struct {
 	// ran is set once a start or restart made the guest wait for its
 	// initialisation in this apply.
 	ran bool
+	// before is the before snapshot this apply took of the guest, which a
+	// failure rolls back to where its spec says so.
+	before *takenSnapshot
 	// rank is the expected work of the job and of the longest chain
 	// behind it; work is its own, cloneStep its clone's (rankJobs).
 	rank, work, cloneStep time.Duration

@@ -9,6 +9,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/phoenixhv/phoenix/spec"
 )
@@ -339,6 +340,9 @@ func (p *planner) snapshots(g *GuestPlan, r *spec.Resolved, og *ObservedGuest, m
 			at = 1 // the headline stays adopt
 		}
 		g.Changes = slices.Insert(g.Changes, at, Change{Action: TakeSnapshot, Snapshot: &c, Reason: "before phoenix changes the container" + pruneReason(c, s)})
+		if s.Rollback {
+			g.Notes = append(g.Notes, "should a change fail, the container is rolled back to the before snapshot (snapshots.rollback)")
+		}
 	}
 	if s.After && (worthy || afterDue(s, og)) {
 		c := snapshotChange(s, SnapshotAfter, og.Snapshots)
@@ -390,7 +394,7 @@ func (e *engine) snapshotName(c SnapshotChange) string {
 
 // snapshot takes the change's snapshot, its comment recording the guest's
 // state stamp, then deletes what the change prunes.
-func (e *engine) snapshot(ctx context.Context, g GuestPlan, og *ObservedGuest, c Change) error {
+func (e *engine) snapshot(ctx context.Context, j *job, g GuestPlan, og *ObservedGuest, c Change) error {
 	if c.Snapshot == nil || og == nil {
 		return fmt.Errorf("snapshot of %s: nothing to snapshot", g.Name)
 	}
@@ -417,6 +421,11 @@ func (e *engine) snapshot(ctx context.Context, g GuestPlan, og *ObservedGuest, c
 	}); err != nil {
 		return err
 	}
+	if sc.Kind == SnapshotBefore {
+		// What a rollback puts back: the snapshot, and the record the
+		// guest had when it was taken (Proxmox keeps the description).
+		j.before = &takenSnapshot{name: name, user: og.User, state: og.State}
+	}
 	for _, old := range sc.Prune {
 		if err := e.retry(ctx, g, Event{Action: TakeSnapshot, Step: "delete " + old}, func() error {
 			return e.cluster.DeleteSnapshot(ctx, g.Node, g.VMID, old)
@@ -425,4 +434,67 @@ func (e *engine) snapshot(ctx context.Context, g GuestPlan, og *ObservedGuest, c
 		}
 	}
 	return nil
+}
+
+// takenSnapshot is a before snapshot this apply took of a guest, with the
+// description's parts at that moment.
+type takenSnapshot struct {
+	name  string
+	user  string
+	state *State
+}
+
+// rollback puts a guest whose changes failed back to the before snapshot
+// this apply took, when its spec says snapshots.rollback, and writes back
+// the record it had then: Proxmox's rollback keeps the current
+// description, whose records would claim what the rollback undid. Proxmox
+// stops a running container for the rollback; the next pass starts it.
+func (e *engine) rollback(ctx context.Context, j *job, cause error) error {
+	r, ok := e.res.Guest(j.plan.Name)
+	if !ok || j.before == nil {
+		return cause
+	}
+	if s := snapshotSpec(r); s == nil || !s.Rollback {
+		return cause
+	}
+	g, b := j.plan, j.before
+	ev := Event{Action: TakeSnapshot, Step: "rollback to " + b.name}
+	start := time.Now()
+	started := ev
+	started.Outcome, started.Reason = Started, "a change failed: "+cause.Error()
+	e.event(g, started)
+	err := e.retry(ctx, g, ev, func() error { return e.cluster.RollbackSnapshot(ctx, g.Node, g.VMID, b.name) })
+	if err == nil {
+		err = e.retry(ctx, g, Event{Action: TakeSnapshot, Step: "restore the record"}, func() error { return e.restoreRecord(ctx, g, b) })
+	}
+	done := ev
+	done.Duration = time.Since(start)
+	if err != nil {
+		done.Outcome, done.Err = Failed, err
+		e.event(g, done)
+		return fmt.Errorf("%w; rolling back to snapshot %s failed too: %v", cause, b.name, err)
+	}
+	done.Outcome = Done
+	e.event(g, done)
+	j.result.RolledBack = b.name
+	return fmt.Errorf("%w; rolled back to snapshot %s", cause, b.name)
+}
+
+// restoreRecord writes a guest's description as it was when a snapshot was
+// taken, with the digest of the config now.
+func (e *engine) restoreRecord(ctx context.Context, g GuestPlan, b *takenSnapshot) error {
+	cfg, err := e.cluster.GuestConfig(ctx, g.Node, g.VMID)
+	if err != nil {
+		return err
+	}
+	if !managedTags(cfg.Values["tags"]) {
+		return nil
+	}
+	desc := b.user
+	if b.state != nil {
+		if desc, err = BoundedDescription(b.user, b.state); err != nil {
+			return err
+		}
+	}
+	return e.cluster.SetConfig(ctx, g.Node, g.VMID, map[string]string{"description": desc}, nil, cfg.Digest)
 }

@@ -27,6 +27,10 @@ type Snapshots struct {
 	// again each time the container converges after a change; unset, each
 	// after snapshot has a name of its own with the time.
 	Name string `json:"name,omitempty"`
+	// Rollback puts the container back to the before snapshot when
+	// phoenix's changes to it fail (a driver install that broke it), with
+	// the record phoenix had then; it needs before.
+	Rollback bool `json:"rollback,omitempty"`
 }
 
 // Snapshot retention bounds and default.
@@ -88,6 +92,9 @@ func (v *validator) snapshots(g *Guest, bad func(field, format string, args ...a
 	if !s.Before && !s.After {
 		bad("spec.snapshots", "set before: true, after: true or both (an empty snapshots block asks for nothing)")
 	}
+	if s.Rollback && !s.Before {
+		bad("spec.snapshots.rollback", "rollback puts the container back to the snapshot taken before phoenix's changes: set before: true too")
+	}
 }
 
 // fromSnapshot checks from.container and from.snapshot.
@@ -119,10 +126,11 @@ var snapshotDescriptions = map[string]string{
 	"GuestSpec.Snapshots": "Snapshots asks for Proxmox snapshots around what phoenix changes on a Container. One is taken before it changes anything, one once it converged after a change. " +
 		"phoenix names them phoenix-before-YYYYMMDD-HHMMSS and phoenix-after-YYYYMMDD-HHMMSS, keeps keep of each kind, and never deletes a snapshot it did not name. " +
 		"Skipped, with a plan note, where a volume's storage cannot snapshot a container (directory, NFS, CIFS, plain LVM, bind mounts). Not inherited; not allowed on a Template.",
-	"Snapshots.Before": "Before takes a snapshot before phoenix changes an existing container (config, installs, restarts), so that a failed change can be rolled back.",
-	"Snapshots.After":  "After takes a snapshot once the container converged after a change (and once when first asked for).",
-	"Snapshots.Keep":   "Keep is how many of its own snapshots of each kind phoenix keeps, 1..50 (default 3).",
-	"Snapshots.Name":   "Name is the fixed name of the after snapshot (e.g. final-form), made again each time the container converges after a change; unset, each after snapshot is named with its time.",
+	"Snapshots.Before":   "Before takes a snapshot before phoenix changes an existing container (config, installs, restarts), so that a failed change can be rolled back.",
+	"Snapshots.After":    "After takes a snapshot once the container converged after a change (and once when first asked for).",
+	"Snapshots.Keep":     "Keep is how many of its own snapshots of each kind phoenix keeps, 1..50 (default 3).",
+	"Snapshots.Rollback": "Rollback puts the container back to the before snapshot when phoenix's changes to it fail (a driver install that broke it), with the record phoenix had then; it needs before.",
+	"Snapshots.Name":     "Name is the fixed name of the after snapshot (e.g. final-form), made again each time the container converges after a change; unset, each after snapshot is named with its time.",
 }
 
 var snapshotFieldRules = map[string][]rule{
