@@ -93,9 +93,13 @@ func (og *ObservedGuest) records() map[string]FeatureRecord {
 }
 
 // waiting lists the options that wait for the next start.
-func (og *ObservedGuest) waiting() []PendingOption {
+func (og *ObservedGuest) waiting() []PendingOption { return onlyWaiting(og.Pending) }
+
+// onlyWaiting keeps the options that wait for the next start, in a list of
+// their own (nil when none), so that the rest can be freed.
+func onlyWaiting(pending []PendingOption) []PendingOption {
 	var out []PendingOption
-	for _, p := range og.Pending {
+	for _, p := range pending {
 		if p.Waiting() {
 			out = append(out, p)
 		}
@@ -200,6 +204,10 @@ func Observe(ctx context.Context, cluster Cluster, nodes NodeOf, res *spec.Resol
 					g.Pending, err = cluster.Pending(ctx, g.Node, g.VMID)
 					return err
 				})
+				// Only the options that wait matter (waiting): the list
+				// has every option, each with its value, and a pass
+				// keeps thousands of them.
+				g.Pending = onlyWaiting(g.Pending)
 			}
 		})
 	}

@@ -73,6 +73,33 @@ func marker(a Action) (string, string) {
 	return "~", ansiYellow
 }
 
+// changeWhat names what a change does, as the plan's renderers show it
+// ("install vllm", "resize mp0 to 40 GiB", "file /etc/x (sha256:...)").
+func changeWhat(c Change) string {
+	what := c.Action.String()
+	if c.Feature != "" {
+		what += " " + c.Feature
+	}
+	if c.Disk != "" {
+		what += " " + c.Disk
+	}
+	if c.SizeGiB > 0 {
+		what += fmt.Sprintf(" to %d GiB", c.SizeGiB)
+	}
+	switch c.Action {
+	case WriteFile:
+		what = fmt.Sprintf("file %s (sha256:%s)", c.File, recordDigest(c.Digest))
+	case Service:
+		what = "service " + c.Service
+		if c.Restart != "" {
+			what += " (" + c.Restart + ")"
+		}
+	case TakeSnapshot:
+		what = snapshotWhat(c.Snapshot)
+	}
+	return what
+}
+
 // WriteText writes the plan as a diff grouped by guest, ending with the
 // summary line.
 func (p *Plan) WriteText(w io.Writer, opts TextOptions) error {
@@ -96,28 +123,7 @@ func (p *Plan) WriteText(w io.Writer, opts TextOptions) error {
 			fmt.Fprintf(&b, "%s %s: %s\n", paint(color, sign), paint(ansiBold, head), g.Action)
 			for _, c := range g.Changes {
 				sign, color := marker(c.Action)
-				what := c.Action.String()
-				if c.Feature != "" {
-					what += " " + c.Feature
-				}
-				if c.Disk != "" {
-					what += " " + c.Disk
-				}
-				if c.SizeGiB > 0 {
-					what += fmt.Sprintf(" to %d GiB", c.SizeGiB)
-				}
-				switch c.Action {
-				case WriteFile:
-					what = fmt.Sprintf("file %s (sha256:%s)", c.File, recordDigest(c.Digest))
-				case Service:
-					what = "service " + c.Service
-					if c.Restart != "" {
-						what += " (" + c.Restart + ")"
-					}
-				case TakeSnapshot:
-					what = snapshotWhat(c.Snapshot)
-				}
-				fmt.Fprintf(&b, "    %s %s: %s\n", paint(color, sign), what, c.Reason)
+				fmt.Fprintf(&b, "    %s %s: %s\n", paint(color, sign), changeWhat(c), c.Reason)
 				for _, f := range c.Fields {
 					switch {
 					case f.Before == "":

@@ -16,13 +16,17 @@ const exitChanges = 2
 
 func newPlanCmd() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "plan [-f] PATH... [--detailed-exitcode] [-o text|json] [--out PLANFILE] [--target NAME]...",
+		Use:   "plan [-f] PATH... [--detailed-exitcode] [-o text|json|markdown] [--out PLANFILE] [--target NAME]...",
 		Short: "Show what apply would change, and why, without changing anything",
 		Long: `Observe the cluster, compare it with the specs and print the changes apply would
 make, grouped by guest: + create, ~ change, -/+ replace, - delete, each with its
 reason; ! marks a guest that cannot be converged, with the kind of its problem
 (conflict, spec, flag, node, observe, blocked). Before + create it checks the
 node, storage, OS template and bridges the guest needs.
+
+-o markdown writes the plan for a comment on a pull request: the summary as a
+heading, a warning per guest that cannot be converged, each guest's changes
+folded (examples/ci has workflows that post it).
 
 --out PLANFILE (terraform's -out PLANFILE works too) also saves the plan, with the
 digests of the spec files and of the cluster it was made from, for apply PLANFILE.
@@ -45,7 +49,7 @@ nothing to do), 1 on errors (including guests that cannot be converged), 2 with
 	}
 	specPaths(cmd)
 	detailed := cmd.Flags().Bool("detailed-exitcode", false, "exit 2 when there are changes")
-	output := cmd.Flags().StringP("output", "o", "text", "output format: text or json")
+	output := cmd.Flags().StringP("output", "o", "text", "output format: text, json or markdown")
 	allowReplace := cmd.Flags().Bool("allow-replace", false, "plan replacements (destroy and recreate) instead of refusing them")
 	prune := cmd.Flags().Bool("prune", false, "plan deleting this deployment's guests that are in no spec")
 	pruneMax := pruneMaxFlag(cmd)
@@ -53,8 +57,8 @@ nothing to do), 1 on errors (including guests that cannot be converged), 2 with
 	saveTo := cmd.Flags().String("out", "", "also save the plan to `PLANFILE`, for apply PLANFILE")
 	targets := targetFlag(cmd)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		if *output != "text" && *output != "json" {
-			return fmt.Errorf("unknown --output %q (text or json)", *output)
+		if *output != "text" && *output != "json" && *output != "markdown" {
+			return fmt.Errorf("unknown --output %q (text, json or markdown)", *output)
 		}
 		if *pruneMax < 0 {
 			return fmt.Errorf("--prune-max must be 0 (the default limit) or more, got %d", *pruneMax)
@@ -78,9 +82,12 @@ nothing to do), 1 on errors (including guests that cannot be converged), 2 with
 			}
 		}
 		out := cmd.OutOrStdout()
-		if *output == "json" {
+		switch *output {
+		case "json":
 			err = plan.WriteJSON(out)
-		} else {
+		case "markdown":
+			err = plan.WriteMarkdown(out)
+		default:
 			err = plan.WriteText(out, reconciler.TextOptions{Color: colorful(out)})
 		}
 		switch {

@@ -35,7 +35,9 @@ func TestREADMEExamples(t *testing.T) {
 	}
 	t.Chdir("../..")
 	examples := 0
-	inConsole := false
+	// fence is the open console block's fence: ```console, or a longer
+	// one around output that has ``` lines of its own (plan -o markdown).
+	fence := ""
 	var cmdLine string
 	var want []string
 	check := func() {
@@ -60,18 +62,18 @@ func TestREADMEExamples(t *testing.T) {
 	for line := range strings.Lines(string(readme)) {
 		line = strings.TrimSuffix(line, "\n")
 		switch {
-		case line == "```console":
-			inConsole = true
-		case inConsole && line == "```":
+		case fence == "" && strings.HasPrefix(line, "```") && strings.TrimLeft(line, "`") == "console":
+			fence = strings.TrimSuffix(line, "console")
+		case fence != "" && line == fence:
 			check()
-			inConsole = false
-		case inConsole && strings.HasPrefix(line, "$ "):
+			fence = ""
+		case fence != "" && strings.HasPrefix(line, "$ "):
 			check()
 			if !strings.HasPrefix(line, "$ phoenix ") {
 				t.Fatalf("README console line %q: only phoenix commands are run here", line)
 			}
 			cmdLine = line
-		case inConsole:
+		case fence != "":
 			want = append(want, line)
 		}
 	}

@@ -38,6 +38,7 @@ import (
 type Client struct {
 	cfg Config
 	api *gp.Client
+	hc  *http.Client // the one go-proxmox sends with; GETs go through it directly (read.go)
 	log *slog.Logger
 	// auth is the password session; nil with an API token.
 	auth *tickets
@@ -80,7 +81,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Client, error) {
 		auth = &tickets{renewAfter: ticketRenewAfter, now: time.Now}
 		opts = append(opts, gp.WithRequestInterceptor(signRequest))
 	}
-	c := &Client{cfg: cfg, api: gp.NewClient(cfg.Endpoint, opts...), log: log, auth: auth}
+	c := &Client{cfg: cfg, api: gp.NewClient(cfg.Endpoint, opts...), hc: hc, log: log, auth: auth}
 	if err := c.firstContact(ctx); err != nil {
 		return nil, err
 	}
@@ -397,12 +398,16 @@ func (c *Client) call(ctx context.Context, method, path string, params map[strin
 		}
 		target += "?" + q.Encode()
 	}
-	raw, capt, used, err := c.send(ctx, method, target, params)
+	raw, capt, used, err := c.send(ctx, method, target, params, out)
 	if c.auth != nil && ctx.Err() == nil && refusedBeforeHandling(path, capt.status) {
 		if lerr := c.reloginAfter(ctx, used); lerr != nil {
 			return fmt.Errorf("%s: the ticket was refused (%d %s), and logging in again failed: %w", op, capt.status, capt.reason, lerr)
 		}
-		raw, capt, _, err = c.send(ctx, method, target, params)
+		raw, capt, _, err = c.send(ctx, method, target, params, out)
+	}
+	var bad *answerError
+	if errors.As(err, &bad) {
+		return fmt.Errorf("%s: %w", op, err)
 	}
 	// go-proxmox turns only 400, 401, 403, 500 and 501 into errors: a 595
 	// from the proxy (node unreachable) or a 502 would decode as empty data.
@@ -435,8 +440,9 @@ func (c *Client) call(ctx context.Context, method, path string, params map[strin
 
 // send makes one request, under the current session with a password, and
 // returns the answer's data, the capture of its status line and body, and
-// the session it was sent under.
-func (c *Client) send(ctx context.Context, method, target string, params map[string]string) (json.RawMessage, *capture, *ticketSession, error) {
+// the session it was sent under. A GET decodes its data into out itself
+// (read.go) and returns no data.
+func (c *Client) send(ctx context.Context, method, target string, params map[string]string, out any) (json.RawMessage, *capture, *ticketSession, error) {
 	capt := &capture{}
 	rctx := context.WithValue(ctx, captureKey{}, capt)
 	var used *ticketSession
@@ -448,7 +454,7 @@ func (c *Client) send(ctx context.Context, method, target string, params map[str
 	var err error
 	switch method {
 	case http.MethodGet:
-		err = c.api.Get(rctx, target, &raw)
+		err = c.get(rctx, target, out)
 	case http.MethodDelete:
 		err = c.api.Delete(rctx, target, &raw)
 	case http.MethodPost:

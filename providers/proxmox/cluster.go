@@ -14,23 +14,34 @@ import (
 
 func ctPath(node string, vmid int) string { return fmt.Sprintf("/nodes/%s/lxc/%d", node, vmid) }
 
-// Guests lists every guest from one /cluster/resources call.
+// Guests lists every guest from one /cluster/resources call. Each entry is
+// decoded straight into its fields (read.go): a listing of thousands of
+// guests is not built as maps first.
 func (c *Client) Guests(ctx context.Context) ([]reconciler.GuestSummary, error) {
-	var raw []map[string]any
+	var raw []struct {
+		VMID     jsonScalar `json:"vmid"`
+		Type     jsonScalar `json:"type"`
+		Node     jsonScalar `json:"node"`
+		Name     jsonScalar `json:"name"`
+		Status   jsonScalar `json:"status"`
+		Template jsonScalar `json:"template"`
+		Lock     jsonScalar `json:"lock"`
+		Tags     jsonScalar `json:"tags"`
+	}
 	if err := c.call(ctx, http.MethodGet, "/cluster/resources", map[string]string{"type": "vm"}, &raw); err != nil {
 		return nil, err
 	}
 	out := make([]reconciler.GuestSummary, 0, len(raw))
 	for _, r := range raw {
-		vmid, err := integer(r["vmid"])
+		vmid, err := r.VMID.integer()
 		if err != nil {
-			return nil, errUnexpected("GET /cluster/resources", "vmid", r["vmid"])
+			return nil, errUnexpected("GET /cluster/resources", "vmid", r.VMID.any())
 		}
 		g := reconciler.GuestSummary{
-			VMID: vmid, Type: scalar(r["type"]), Node: scalar(r["node"]), Name: scalar(r["name"]),
-			Status: scalar(r["status"]), Template: scalar(r["template"]) == "1", Lock: scalar(r["lock"]),
+			VMID: vmid, Type: r.Type.value(), Node: r.Node.value(), Name: r.Name.value(),
+			Status: r.Status.value(), Template: r.Template.value() == "1", Lock: r.Lock.value(),
 		}
-		for t := range strings.FieldsFuncSeq(scalar(r["tags"]), func(r rune) bool { return r == ';' || r == ',' || r == ' ' }) {
+		for t := range strings.FieldsFuncSeq(r.Tags.value(), func(r rune) bool { return r == ';' || r == ',' || r == ' ' }) {
 			g.Tags = append(g.Tags, t)
 		}
 		out = append(out, g)
@@ -68,22 +79,24 @@ func (c *Client) Status(ctx context.Context, node string, vmid int) (reconciler.
 	return g, nil
 }
 
-// GuestConfig reads a container's config as a raw map, nothing dropped.
+// GuestConfig reads a container's config as a raw map, nothing dropped. Its
+// values are decoded straight into strings (read.go), not into interfaces
+// first.
 func (c *Client) GuestConfig(ctx context.Context, node string, vmid int) (reconciler.Config, error) {
 	op := "GET " + ctPath(node, vmid) + "/config"
-	var raw map[string]any
+	var raw map[string]jsonScalar
 	if err := c.call(ctx, http.MethodGet, ctPath(node, vmid)+"/config", nil, &raw); err != nil {
 		return reconciler.Config{}, err
 	}
-	cfg := reconciler.Config{Values: map[string]string{}}
+	cfg := reconciler.Config{Values: make(map[string]string, len(raw))}
 	for k, v := range raw {
 		switch k {
 		case "digest":
-			cfg.Digest = scalar(v)
+			cfg.Digest = v.value()
 		case "lxc":
-			lines, ok := v.([]any)
+			lines, ok := v.any().([]any)
 			if !ok {
-				return reconciler.Config{}, errUnexpected(op, "lxc", v)
+				return reconciler.Config{}, errUnexpected(op, "lxc", v.any())
 			}
 			for _, l := range lines {
 				pair, ok := l.([]any)
@@ -93,10 +106,10 @@ func (c *Client) GuestConfig(ctx context.Context, node string, vmid int) (reconc
 				cfg.LXC = append(cfg.LXC, [2]string{scalar(pair[0]), scalar(pair[1])})
 			}
 		default:
-			if _, nested := v.(map[string]any); nested {
-				return reconciler.Config{}, errUnexpected(op, k, v)
+			if v.object() {
+				return reconciler.Config{}, errUnexpected(op, k, v.any())
 			}
-			cfg.Values[k] = scalar(v)
+			cfg.Values[k] = v.value()
 		}
 	}
 	return cfg, nil
@@ -115,7 +128,14 @@ func (c *Client) Create(ctx context.Context, req reconciler.CreateRequest) error
 	if _, ok := p["unprivileged"]; !ok {
 		return fmt.Errorf("create %d: unprivileged must be set explicitly (its default differs between Proxmox VE 8 and 9)", req.VMID)
 	}
-	return c.task(ctx, http.MethodPost, "/nodes/"+req.Node+"/lxc", p)
+	err := c.task(ctx, http.MethodPost, "/nodes/"+req.Node+"/lxc", p)
+	// pve-container's create_vm refuses a caller without VM.Allocate with a
+	// bare "Permission check failed" (raise_perm_exc()); say what it lacked.
+	var ae *reconciler.APIError
+	if errors.As(err, &ae) && ae.Status == http.StatusForbidden && ae.Message == "Permission check failed" {
+		return fmt.Errorf("%w (creating CT %d needs VM.Allocate on /vms/%d)", err, req.VMID, req.VMID)
+	}
+	return err
 }
 
 // Clone clones a container or template and waits for it.

@@ -11,24 +11,30 @@ import (
 )
 
 // Pending reads a container's pending list. Proxmox answers one entry per
-// option, with value, pending and delete present only when they apply.
+// option, with value, pending and delete present only when they apply. The
+// entries are decoded straight into their fields (read.go).
 func (c *Client) Pending(ctx context.Context, node string, vmid int) ([]reconciler.PendingOption, error) {
 	op := "GET " + ctPath(node, vmid) + "/pending"
-	var raw []map[string]any
+	var raw []struct {
+		Key     jsonScalar `json:"key"`
+		Value   jsonScalar `json:"value"`
+		Pending jsonScalar `json:"pending"`
+		Delete  jsonScalar `json:"delete"`
+	}
 	if err := c.call(ctx, http.MethodGet, ctPath(node, vmid)+"/pending", nil, &raw); err != nil {
 		return nil, err
 	}
 	out := make([]reconciler.PendingOption, 0, len(raw))
 	for _, r := range raw {
-		key := scalar(r["key"])
+		key := r.Key.value()
 		if key == "" {
 			return nil, errUnexpected(op, "entry without a key", r)
 		}
-		p := reconciler.PendingOption{Key: key, Value: scalar(r["value"])}
-		if v, ok := r["pending"]; ok {
-			p.Pending, p.HasPending = scalar(v), true
+		p := reconciler.PendingOption{Key: key, Value: r.Value.value()}
+		if r.Pending.set() {
+			p.Pending, p.HasPending = r.Pending.value(), true
 		}
-		if d := scalar(r["delete"]); d != "" && d != "0" {
+		if d := r.Delete.value(); d != "" && d != "0" {
 			p.Delete = true
 		}
 		out = append(out, p)

@@ -149,6 +149,17 @@ func (s *apiServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	merged, verrs := pveapi.MergeParams(pathParams, raw)
+	// rest_handler checks the caller's privileges before the parameters
+	// (privileges.go).
+	if verrs == nil && route != "POST /access/ticket" {
+		s.c.mu.Lock()
+		aerr = s.c.authorize(who, m, merged)
+		s.c.mu.Unlock()
+		if aerr != nil {
+			s.fail(w, r, path, vmid, aerr)
+			return
+		}
+	}
 	if verrs == nil {
 		verrs = m.Verify(merged)
 	}

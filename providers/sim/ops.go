@@ -197,8 +197,19 @@ var createOnly = []string{"vmid", "ostemplate", "storage", "start", "password", 
 func (c *cluster) create(who caller, nodeName string, p map[string]string) (any, *apiError) {
 	n := c.node(nodeName)
 	vmid, _ := strconv.Atoi(p["vmid"])
+	// pve-container src/PVE/API2/LXC.pm create_vm: Sys.Modify on / for a
+	// privileged container, the VMID unused, then VM.Allocate on it, refused
+	// without naming it (raise_perm_exc()).
+	if p["unprivileged"] == "0" {
+		if err := c.check(who, "/", false, "Sys.Modify"); err != nil {
+			return nil, err
+		}
+	}
 	if err := c.vmidUsed(vmid); err != nil {
 		return nil, err
+	}
+	if !c.can(who, fmt.Sprintf("/vms/%d", vmid), "VM.Allocate") {
+		return nil, permission("")
 	}
 	set := map[string]string{}
 	for k, v := range p {

@@ -216,7 +216,9 @@ func (s *apiServer) lxcList(r request) (any, *apiError) {
 	out := []any{}
 	for _, vmid := range slices.Sorted(maps.Keys(s.c.guests)) {
 		g := s.c.guests[vmid]
-		if g.node != r.node() {
+		// pve-container src/PVE/API2/LXC.pm vmlist: only CTs the caller
+		// has VM.Audit on.
+		if g.node != r.node() || !s.c.can(r.who, fmt.Sprintf("/vms/%d", vmid), "VM.Audit") {
 			continue
 		}
 		e := s.guestResource(g)

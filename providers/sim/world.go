@@ -254,6 +254,11 @@ type Users struct {
 type Token struct {
 	ID     string `yaml:"id"`
 	Secret string `yaml:"secret"`
+	// Privsep is the token's privilege separation: with it the token has
+	// only what its own ACL grants (and its user has); without it, its
+	// user's privileges, all of them for root@pam (privileges.go).
+	Privsep bool  `yaml:"privsep"`
+	ACL     []ACL `yaml:"acl"`
 }
 
 // Duration is a time.Duration written as "250ms" or "2s".
@@ -545,6 +550,11 @@ func (w *World) check() error {
 	}
 	if l := s.LockTimeout.D(); l < 0 || l > pveLockTimeout {
 		bad("lockTimeout %v is outside 0..2m: pmxcfs keeps a lock two minutes, a world may only shorten that", l)
+	}
+	for _, t := range s.Users.Tokens {
+		for _, e := range checkACL(t) {
+			bad("users: %s", e)
+		}
 	}
 	if l := s.Users.TicketLifetime.D(); l < 0 || l > pveTicketLifetime {
 		bad("users: ticketLifetime %v is outside 0..2h: Proxmox VE's tickets last two hours, a world may only shorten that", l)
