@@ -490,12 +490,8 @@ func firewallAfter(r *spec.Resolved, og *ObservedGuest) *FirewallConfig {
 
 // firewallWanted reports whether a spec manages the firewall of the guest at vmid.
 func firewallWanted(res *spec.Resolution, vmid int) bool {
-	for _, r := range res.Guests {
-		if r.Settings.Firewall != nil && (r.VMID == vmid || slices.Contains(r.RenewalVMIDs, vmid)) {
-			return true
-		}
-	}
-	return false
+	r := specAt(res, vmid)
+	return r != nil && r.Settings.Firewall != nil
 }
 
 // usesSecurityGroups reports whether any spec's firewall names a security group.

@@ -3,7 +3,6 @@ package reconciler
 import (
 	"fmt"
 	"maps"
-	"slices"
 	"strings"
 
 	"github.com/phoenixhv/phoenix/spec"
@@ -97,12 +96,8 @@ func (f foreignGuest) foreign() bool { return f.reason != "" }
 // specAt is the spec's guest that names a VMID, as its VMID or as one of its
 // renewal VMIDs, or nil.
 func specAt(res *spec.Resolution, vmid int) *spec.Resolved {
-	for _, r := range res.Guests {
-		if r.VMID == vmid || slices.Contains(r.RenewalVMIDs, vmid) {
-			return r
-		}
-	}
-	return nil
+	r, _ := res.At(vmid)
+	return r
 }
 
 // adopts reports whether a guest's spec takes over what holds its VMID.

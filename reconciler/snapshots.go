@@ -75,14 +75,16 @@ func snapshotSpec(r *spec.Resolved) *spec.Snapshots {
 // snapshots: only then are its snapshots read.
 // A container that is cloned from (from.container) has them read too.
 func snapshotsWanted(res *spec.Resolution, vmid int) bool {
-	for _, r := range res.Guests {
-		if r.VMID == vmid && snapshotSpec(r) != nil {
+	r := specAt(res, vmid)
+	if r == nil || r.VMID != vmid {
+		return false
+	}
+	if snapshotSpec(r) != nil {
+		return true
+	}
+	for _, name := range r.Children {
+		if c, ok := res.Guest(name); ok && c.Guest != nil && c.Guest.Spec.From.Container != "" {
 			return true
-		}
-		if r.Guest != nil && r.Guest.Spec.From.Container != "" {
-			if src, ok := res.Guest(r.Parent); ok && src.VMID == vmid {
-				return true
-			}
 		}
 	}
 	return false

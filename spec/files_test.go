@@ -209,3 +209,21 @@ func resolveSrc(t *testing.T, src string) *Resolution {
 	}
 	return res
 }
+
+// TestResolutionAt: a guest is found by its VMID and by its renewal VMIDs,
+// through the index Resolve builds and, for a Resolution made by hand,
+// by a walk of its guests.
+func TestResolutionAt(t *testing.T) {
+	res := resolveSrc(t, header+"  renewal: {vmids: [9001]}\n---\napiVersion: phoenix/v1alpha1\nkind: Container\nmetadata: {name: app}\nspec: {vmid: 101, from: {template: base}}\n")
+	byHand := &Resolution{Guests: res.Guests}
+	for _, r := range []*Resolution{res, byHand} {
+		for vmid, want := range map[int]string{9000: "base", 9001: "base", 101: "app"} {
+			if g, ok := r.At(vmid); !ok || g.Name != want {
+				t.Errorf("At(%d) = %v, %v; want %s", vmid, g, ok, want)
+			}
+		}
+		if g, ok := r.At(102); ok {
+			t.Errorf("At(102) = %s", g.Name)
+		}
+	}
+}

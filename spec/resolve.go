@@ -117,11 +117,29 @@ type Resolution struct {
 	// siblings by VMID, each subtree together (a depth-first walk).
 	Guests []*Resolved
 	byName map[string]*Resolved
+	// byVMID finds a guest by its VMID and its renewal VMIDs.
+	byVMID map[int]*Resolved
 }
 
 // Guest finds a resolved guest by name.
 func (r *Resolution) Guest(name string) (*Resolved, bool) {
 	g, ok := r.byName[name]
+	return g, ok
+}
+
+// At finds the resolved guest a VMID belongs to: its own, or one of its
+// renewal VMIDs (a template's generations).
+func (r *Resolution) At(vmid int) (*Resolved, bool) {
+	if r.byVMID == nil {
+		// A Resolution built by hand, not by Resolve.
+		for _, g := range r.Guests {
+			if g.VMID == vmid || slices.Contains(g.RenewalVMIDs, vmid) {
+				return g, true
+			}
+		}
+		return nil, false
+	}
+	g, ok := r.byVMID[vmid]
 	return g, ok
 }
 
@@ -133,7 +151,7 @@ func Resolve(set *Set) (*Resolution, error) {
 	if broken := res.lin.broken(); len(broken) > 0 {
 		return nil, fmt.Errorf("cannot resolve the lineage of %s: validate the specs first", escapeText(strings.Join(broken, ", ")))
 	}
-	out := &Resolution{Catalog: res.catalog, Deployment: set.DeploymentID(), byName: map[string]*Resolved{}}
+	out := &Resolution{Catalog: res.catalog, Deployment: set.DeploymentID(), byName: map[string]*Resolved{}, byVMID: map[int]*Resolved{}}
 	if set.Cluster != nil {
 		out.Cluster = set.Cluster.Spec
 	}
@@ -147,6 +165,11 @@ func Resolve(set *Set) (*Resolution, error) {
 		r := res.resolve(g)
 		out.Guests = append(out.Guests, r)
 		out.byName[r.Name] = r
+		for _, vmid := range append([]int{r.VMID}, r.RenewalVMIDs...) {
+			if _, taken := out.byVMID[vmid]; !taken {
+				out.byVMID[vmid] = r
+			}
+		}
 		children := res.lin.children[g]
 		for i := len(children) - 1; i >= 0; i-- {
 			stack = append(stack, children[i])
