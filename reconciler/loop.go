@@ -72,6 +72,8 @@ type LoopOptions struct {
 	// passes (Run starts it), learns after each pass which guests to check,
 	// and hands the reinstalls their policy asks for to the next pass.
 	Health *HealthRunner
+	// Alerts, when set, is told what each pass found (alerts.go).
+	Alerts *Alerts
 }
 
 // failure is a guest that did not converge in a recent pass.
@@ -271,6 +273,7 @@ func (l *Loop) Pass(ctx context.Context, stop <-chan struct{}) error {
 	var statuses []GuestStatus
 	triggered := l.guard.takeEvent()
 	leased := ctx
+	var seen PassSeen
 	err := func() error {
 		if l.opts.Lease != nil {
 			lctx, release, err := l.opts.Lease(ctx)
@@ -327,6 +330,7 @@ func (l *Loop) Pass(ctx context.Context, stop <-chan struct{}) error {
 			plan = MakePlan(res, obs, planOpts)
 		}
 		statuses = Status(res, obs, plan)
+		seen.Res, seen.Obs = res, obs
 		if l.opts.Health != nil {
 			l.opts.Health.Update(res, obs, plan)
 		}
@@ -370,6 +374,10 @@ func (l *Loop) Pass(ctx context.Context, stop <-chan struct{}) error {
 	l.report.Pass = &info
 	l.report.Backoff = l.backoffSummary()
 	l.mu.Unlock()
+	if l.opts.Alerts != nil {
+		seen.Err, seen.Plan, seen.Result, seen.Failed = err, plan, result, l.waiting()
+		l.opts.Alerts.Pass(seen)
+	}
 	if l.opts.Pass != nil {
 		if l.opts.Health != nil && statuses != nil {
 			statuses = WithHealth(statuses, l.opts.Health.Snapshot())

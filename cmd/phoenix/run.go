@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -57,7 +58,12 @@ feature again.
 
 With --listen: /metrics (Prometheus), /healthz (fails while a pass has made no
 progress for --stall-timeout), /readyz (ready while the last pass ran to its
-end) and /status (JSON: the last pass and every guest's conditions).`,
+end) and /status (JSON: the last pass and every guest's conditions).
+
+--alert KIND=URL sends one message when something a person must act on starts
+(a guest that cannot converge or failed, a driver mismatch on a node, a pass
+that failed, drift corrected) and one when it is resolved, never one per pass;
+KIND is webhook, ntfy, gotify, slack or discord.`,
 		Args: specArgs,
 	}
 	specPaths(cmd)
@@ -73,6 +79,8 @@ end) and /status (JSON: the last pass and every guest's conditions).`,
 		"how long a pass may go without progress (no step started, ended or printed) before /healthz fails")
 	removeRaw := cmd.Flags().Bool("remove-raw-gpu-lines", false, "remove the raw lxc.* lines that pass NVIDIA devices from config files (no API can)")
 	lockTimeout := lockTimeoutFlag(cmd)
+	alertFlags := cmd.Flags().StringArray("alert", nil, "send alerts to KIND=URL, KIND one of "+strings.Join(alertKinds, ", ")+" (repeatable)")
+	alertRate := cmd.Flags().Int("alert-max-per-minute", 10, "alerts sent per minute at most; the rest are folded into one summary")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		if err := checkLockTimeout(*lockTimeout); err != nil {
 			return err
@@ -83,8 +91,23 @@ end) and /status (JSON: the last pass and every guest's conditions).`,
 		if *stallTimeout <= 0 {
 			return fmt.Errorf("--stall-timeout %v: want a positive duration such as 35m", *stallTimeout)
 		}
+		var targets []alertTarget
+		for _, f := range *alertFlags {
+			t, err := parseAlertFlag(f)
+			if err != nil {
+				return err
+			}
+			targets = append(targets, t)
+		}
+		if *alertRate <= 0 {
+			return fmt.Errorf("--alert-max-per-minute %d: want a positive number", *alertRate)
+		}
 		paths := specFiles(cmd, args)
 		log := logger(cmd)
+		if len(targets) > 0 {
+			// The alert URLs may carry tokens: no log line shows them.
+			log = slog.New(redact.New(alertSecrets(targets)...).Handler(log.Handler()))
+		}
 		// The first signal stops gracefully; the second cancels what runs.
 		in := onInterrupt(cmd.Context(), func(s os.Signal) {
 			log.Info("stopping after the steps in flight", "signal", s.String())
@@ -115,10 +138,20 @@ end) and /status (JSON: the last pass and every guest's conditions).`,
 			}
 			return res, nil
 		}
+		var senders alertSenders
+		for _, t := range targets {
+			senders = append(senders, newAlertSender(t, log, alertSenderOptions{}))
+		}
+		defer senders.close()
+		var alerts *reconciler.Alerts
+		if len(senders) > 0 {
+			alerts = reconciler.NewAlerts(reconciler.AlertOptions{Send: senders.send, MaxPerWindow: *alertRate})
+		}
 		health := reconciler.NewHealthRunner(conn.cluster, conn.nodes, reconciler.HealthOptions{Log: log})
 		reg.MustRegister(healthCollector{health.Snapshot})
 		loop := reconciler.NewLoop(conn.cluster, conn.nodes, load, reconciler.LoopOptions{
 			Health:   health,
+			Alerts:   alerts,
 			Interval: *interval, Log: log, Observe: reconciler.ObserveOptions{Log: log}, StallTimeout: *stallTimeout,
 			PruneGrace: noneIfZero(*pruneGrace), SpecsModified: func() (time.Time, error) { return spec.Modified(paths...) },
 			Apply: reconciler.ApplyOptions{
