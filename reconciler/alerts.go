@@ -36,8 +36,8 @@ import (
 //   - drift (guest): a pass changed a guest that an earlier pass had left
 //     converged, with the same resolved spec as then: someone or something
 //     changed it behind phoenix, and phoenix put it back. A new host
-//     driver on its node is no drift (the userspace driver follows it); a
-//     reinstall a health check asked for is (the guest changed under it).
+//     driver on its node is no drift (the userspace driver follows it), nor
+//     is a reinstall a health check asked for (phoenix's own policy).
 //     Drift is an event: the message says it was corrected, so it sends no
 //     "resolved"; it stays quiet while the guest drifts pass after pass, and
 //     closes silently on the first pass that leaves it alone.
@@ -176,6 +176,9 @@ type PassSeen struct {
 	// Failed are the guests whose apply failed and that still wait (the
 	// loop's backoff), with the reason.
 	Failed map[string]string
+	// Reapply are the reinstalls health checks asked this pass for, by
+	// guest: phoenix's own doing, not drift.
+	Reapply map[string]map[string]ReapplyRequest
 }
 
 // Pass updates the incidents after a pass and sends what opened and what
@@ -301,7 +304,7 @@ func (a *Alerts) incidents(p PassSeen) []Incident {
 	}
 	if p.Result != nil && p.Res != nil {
 		for _, g := range p.Result.Guests {
-			if g.Err != nil || g.Done == 0 {
+			if g.Err != nil || g.Done == 0 || len(p.Reapply[g.Name]) > 0 {
 				continue
 			}
 			r, ok := p.Res.Guest(g.Name)

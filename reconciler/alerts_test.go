@@ -144,6 +144,13 @@ func TestAlertDriverMismatchAndDrift(t *testing.T) {
 	if !slices.Equal(states(*got), []string{"open drift:" + name}) || !strings.Contains((*got)[0].Title(), "drift corrected") {
 		t.Fatalf("drift: %v", states(*got))
 	}
+	// A reinstall a health check asked for is phoenix's own doing.
+	*got = nil
+	a.Pass(PassSeen{Res: res, Obs: obs, Plan: plan, Result: &ApplyResult{Guests: []GuestResult{{Name: name, Done: 1}}},
+		Reapply: map[string]map[string]ReapplyRequest{name: {"base": {Reason: "health check x failed 3 times in a row"}}}})
+	if len(*got) != 0 {
+		t.Fatalf("a health check's reinstall alerts as drift: %v", states(*got))
+	}
 	*got = nil
 	// The host driver was upgraded under its containers.
 	var node string

@@ -294,6 +294,7 @@ func (l *Loop) Pass(ctx context.Context, stop <-chan struct{}) error {
 		}
 		if l.opts.Health != nil {
 			planOpts.Reapply = l.opts.Health.TakeReapply()
+			seen.Reapply = planOpts.Reapply
 		}
 		obs, err := Observe(ctx, l.cluster, l.nodes, res, l.opts.Observe)
 		if err != nil {
