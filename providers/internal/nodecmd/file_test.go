@@ -266,20 +266,6 @@ func TestPushOwnedArgv(t *testing.T) {
 	}
 }
 
-func TestStageFileShellcheck(t *testing.T) {
-	shellcheck := testtool.Require(t, "shellcheck")
-	if out, err := exec.Command(shellcheck, "stage-file.sh").CombinedOutput(); err != nil {
-		t.Errorf("shellcheck stage-file.sh: %v\n%s", err, out)
-	}
-	file, err := os.ReadFile("stage-file.sh")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if stageFileBody != string(file) {
-		t.Error("the embedded body differs from stage-file.sh")
-	}
-}
-
 // TestStageFileRefusesOtherPaths runs the real script with real shells: a
 // staged path must be one file right in the stage directory, or root would
 // write where the name leads. (Writing needs root; refusing does not.)

@@ -18,20 +18,6 @@ import (
 	"github.com/phoenixhv/phoenix/reconciler"
 )
 
-func TestLeaseShellcheck(t *testing.T) {
-	shellcheck := testtool.Require(t, "shellcheck")
-	if out, err := exec.Command(shellcheck, "lease.sh").CombinedOutput(); err != nil {
-		t.Errorf("shellcheck lease.sh: %v\n%s", err, out)
-	}
-	file, err := os.ReadFile("lease.sh")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if leaseBody != string(file) {
-		t.Error("the embedded lease script differs from lease.sh")
-	}
-}
-
 func TestParseLease(t *testing.T) {
 	since := time.Date(2026, 5, 1, 14, 3, 10, 0, time.UTC)
 	who := &reconciler.Holder{Host: "ci-runner-3", PID: 4242, Command: "phoenix apply", Since: since, Specs: "ab12"}

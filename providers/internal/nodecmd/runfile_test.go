@@ -103,10 +103,3 @@ func TestRunfileSourceScript(t *testing.T) {
 		}
 	}
 }
-
-func TestRunfileSourceShellcheck(t *testing.T) {
-	shellcheck := testtool.Require(t, "shellcheck")
-	if out, err := exec.Command(shellcheck, "runfile-source.sh", "remove-raw-lxc.sh", "set-raw-lxc.sh").CombinedOutput(); err != nil {
-		t.Errorf("shellcheck: %v\n%s", err, out)
-	}
-}

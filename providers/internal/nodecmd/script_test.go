@@ -16,19 +16,16 @@ import (
 	"github.com/phoenixhv/phoenix/reconciler"
 )
 
-func TestHostProbeShellcheck(t *testing.T) {
+// TestScriptsShellcheck: every script this package sends to a node (its
+// body embedded from the file) passes shellcheck.
+func TestScriptsShellcheck(t *testing.T) {
 	shellcheck := testtool.Require(t, "shellcheck")
-	out, err := exec.Command(shellcheck, "host-probe.sh").CombinedOutput()
-	if err != nil {
-		t.Errorf("shellcheck host-probe.sh: %v\n%s", err, out)
+	files, err := filepath.Glob("*.sh")
+	if err != nil || len(files) < 6 {
+		t.Fatalf("scripts %v, %v", files, err)
 	}
-	// The body phoenix sends must be the file shellcheck judged.
-	file, err := os.ReadFile("host-probe.sh")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if HostProbeScript().Body != string(file) {
-		t.Error("the embedded probe differs from host-probe.sh")
+	if out, err := exec.Command(shellcheck, files...).CombinedOutput(); err != nil {
+		t.Errorf("shellcheck %v: %v\n%s", files, err, out)
 	}
 }
 
