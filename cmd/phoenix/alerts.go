@@ -97,6 +97,9 @@ type alertSenderOptions struct {
 	// (default 2 s), doubling.
 	Retries int
 	Backoff time.Duration
+	// Count, if set, hears what became of each alert: alertSent,
+	// alertFailed or alertDropped, with the target's kind.
+	Count func(target, result string, a reconciler.Alert)
 }
 
 type alertSender struct {
@@ -123,6 +126,9 @@ func newAlertSender(t alertTarget, log *slog.Logger, opts alertSenderOptions) *a
 	if opts.Backoff <= 0 {
 		opts.Backoff = 2 * time.Second
 	}
+	if opts.Count == nil {
+		opts.Count = func(string, string, reconciler.Alert) {}
+	}
 	s := &alertSender{target: t, log: log.With("alert", t.kind), opts: opts,
 		client: &http.Client{Timeout: opts.Timeout}, queue: make(chan reconciler.Alert, opts.Queue), done: make(chan struct{})}
 	go s.run()
@@ -134,6 +140,7 @@ func (s *alertSender) enqueue(a reconciler.Alert) {
 	select {
 	case s.queue <- a:
 	default:
+		s.opts.Count(s.target.kind, alertDropped, a)
 		s.log.Warn("alert dropped: the queue is full", "incident", a.Incident, "state", a.State, "queue", cap(s.queue))
 	}
 }
@@ -152,8 +159,11 @@ func (s *alertSender) run() {
 	defer close(s.done)
 	for a := range s.queue {
 		if err := s.deliver(a); err != nil {
+			s.opts.Count(s.target.kind, alertFailed, a)
 			s.log.Warn("alert not delivered", "incident", a.Incident, "state", a.State, "url", s.target.url.String(), "error", err)
+			continue
 		}
+		s.opts.Count(s.target.kind, alertSent, a)
 	}
 }
 

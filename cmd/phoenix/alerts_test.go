@@ -14,6 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/phoenixhv/phoenix/providers/redact"
 	"github.com/phoenixhv/phoenix/reconciler"
 )
@@ -266,4 +269,29 @@ func (b *lockedBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.String()
+}
+
+func TestAlertMetricsCountEachOutcome(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	alerts := reconciler.NewAlerts(reconciler.AlertOptions{Send: func(reconciler.Alert) {}})
+	m := newAlertMetrics(reg, alerts)
+	ok, _ := receiver(t, 200)
+	refused, _ := receiver(t, 400)
+	sendOne(t, "webhook", ok.URL+"/hook", testAlert, alertSenderOptions{Count: m.count})
+	sendOne(t, "ntfy", refused.URL+"/topic", testAlert, alertSenderOptions{Count: m.count, Backoff: time.Millisecond})
+	for _, c := range []struct {
+		labels []string
+		want   float64
+	}{
+		{[]string{"webhook", "problem", "open", alertSent}, 1},
+		{[]string{"ntfy", "problem", "open", alertFailed}, 1},
+		{[]string{"webhook", "problem", "open", alertFailed}, 0},
+	} {
+		if got := testutil.ToFloat64(m.total.WithLabelValues(c.labels...)); got != c.want {
+			t.Errorf("phoenix_alerts_total%v = %v, want %v", c.labels, got, c.want)
+		}
+	}
+	if n, err := testutil.GatherAndCount(reg, "phoenix_alert_incidents_open"); err != nil || n != 1 {
+		t.Errorf("phoenix_alert_incidents_open: %d series, %v", n, err)
+	}
 }

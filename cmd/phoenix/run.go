@@ -139,14 +139,17 @@ KIND is webhook, ntfy, gotify, slack or discord.`,
 			return res, nil
 		}
 		var senders alertSenders
-		for _, t := range targets {
-			senders = append(senders, newAlertSender(t, log, alertSenderOptions{}))
+		var alerts *reconciler.Alerts
+		if len(targets) > 0 {
+			// A closure, not the method value: that would copy the empty slice.
+			send := func(a reconciler.Alert) { senders.send(a) }
+			alerts = reconciler.NewAlerts(reconciler.AlertOptions{Send: send, MaxPerWindow: *alertRate})
+			am := newAlertMetrics(reg, alerts)
+			for _, t := range targets {
+				senders = append(senders, newAlertSender(t, log, alertSenderOptions{Count: am.count}))
+			}
 		}
 		defer senders.close()
-		var alerts *reconciler.Alerts
-		if len(senders) > 0 {
-			alerts = reconciler.NewAlerts(reconciler.AlertOptions{Send: senders.send, MaxPerWindow: *alertRate})
-		}
 		health := reconciler.NewHealthRunner(conn.cluster, conn.nodes, reconciler.HealthOptions{Log: log})
 		reg.MustRegister(healthCollector{health.Snapshot})
 		loop := reconciler.NewLoop(conn.cluster, conn.nodes, load, reconciler.LoopOptions{

@@ -12,6 +12,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/phoenixhv/phoenix/providers/sim"
+	"github.com/phoenixhv/phoenix/reconciler"
 )
 
 // copyExamples puts the example specs in a directory a test may edit.
@@ -198,5 +201,29 @@ func TestRunOnce(t *testing.T) {
 	code, out, _ := phoenix(t, "plan", "-f", "../../examples/homelab", "--detailed-exitcode")
 	if code != 0 || !strings.Contains(out, "No changes.") {
 		t.Errorf("after run --once: exit %d\n%s", code, out)
+	}
+}
+
+// A guest that cannot converge raises one alert through --alert, sent
+// before --once exits.
+func TestRunOnceAlerts(t *testing.T) {
+	startSim(t, "../../examples/homelab/world.yaml", func(w *sim.World) { w.Spec.Nodes[0].GPUs = 1 })
+	srv, got := receiver(t, 200)
+	code, _, errOut := phoenix(t, "run", "-f", "../../examples/homelab", "--once", "--log-level", "warn", "--alert", "webhook="+srv.URL+"/hook")
+	if code != 1 {
+		t.Fatalf("run --once with a missing GPU: exit %d, want 1\n%s", code, errOut)
+	}
+	var problems []string
+	for _, r := range got() {
+		var a reconciler.Alert
+		if err := json.Unmarshal([]byte(r.body), &a); err != nil {
+			t.Fatalf("alert %q: %v", r.body, err)
+		}
+		if a.Kind == reconciler.IncidentProblem && a.State == reconciler.AlertOpen {
+			problems = append(problems, a.Guest)
+		}
+	}
+	if len(problems) == 0 {
+		t.Errorf("no problem alert sent; got %+v\n%s", got(), errOut)
 	}
 }
