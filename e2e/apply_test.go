@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/phoenixhv/phoenix/e2e/suite"
 	"github.com/phoenixhv/phoenix/providers/proxmox"
 	"github.com/phoenixhv/phoenix/providers/sim"
 	"github.com/phoenixhv/phoenix/providers/ssh"
@@ -81,34 +82,7 @@ func newRigAt(t testing.TB, dir string, edit func(*sim.World), ticket bool) *rig
 		delete(env, proxmox.EnvToken)
 	}
 	out := &outputs{}
-	getenv := func(k string) string { return env[k] }
-	cfg, err := proxmox.ConfigFromEnv(getenv, res.Cluster)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.TaskPoll, cfg.TaskPollMax = 2*time.Millisecond, 50*time.Millisecond
-	client, err := proxmox.New(context.Background(), cfg, out.logger())
-	if err != nil {
-		t.Fatal(err)
-	}
-	scfg, err := ssh.ConfigFromEnv(getenv, res.Cluster.SSH)
-	if err != nil {
-		t.Fatal(err)
-	}
-	nodes, err := client.Nodes(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	addresses := map[string]string{}
-	for _, n := range nodes {
-		addresses[n.Name] = n.IP
-	}
-	scfg.Discovered(addresses)
-	pool, err := ssh.NewPool(scfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = pool.Close() })
+	client, pool := suite.Connect(t, env, res, out.logger())
 	r := &rig{t: t, sim: s, res: res, cluster: client, pool: pool, creds: creds, out: out}
 	// Cleanups run last-in first-out: this one while the simulator serves.
 	t.Cleanup(r.checkLeaks)

@@ -2,12 +2,14 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/phoenixhv/phoenix/e2e/suite"
 	"github.com/phoenixhv/phoenix/providers/sim"
 	"github.com/phoenixhv/phoenix/reconciler"
 	"github.com/phoenixhv/phoenix/spec"
@@ -37,15 +39,7 @@ func entry(p *reconciler.Plan, vmid int) *reconciler.GuestPlan {
 }
 
 // destroyed lists the VMIDs the journal shows destroyed (or asked to be).
-func destroyed(events []sim.Event) []int {
-	var out []int
-	for _, e := range events {
-		if e.Kind == "task" && e.Name == "vzdestroy" || e.Kind == "api" && strings.HasPrefix(e.Name, "DELETE ") {
-			out = append(out, e.VMID)
-		}
-	}
-	return out
-}
+var destroyed = suite.Destroyed
 
 // exists reports whether the cluster lists a VMID.
 func (r *rig) exists(vmid int) bool {
@@ -300,7 +294,7 @@ func TestUpgradeKeepsGuestsOfOlderRecords(t *testing.T) {
 			t.Fatal(err)
 		}
 		st.Dep, st.VMID = "", 0
-		old := strings.Replace(reconciler.RenderDescription(user, st), `{"v":3,`, `{"v":2,`, 1)
+		old := strings.Replace(reconciler.RenderDescription(user, st), fmt.Sprintf(`{"v":%d,`, reconciler.StateVersion), `{"v":2,`, 1)
 		if err := r.cluster.SetConfig(t.Context(), "pve1", g.VMID, map[string]string{"description": old}, nil, ""); err != nil {
 			t.Fatal(err)
 		}

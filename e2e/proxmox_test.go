@@ -386,9 +386,11 @@ func TestUnreachableNodeIsRetryable(t *testing.T) {
 }
 
 // TestFullClonesContendForTheStorageLock: two full clones onto one storage at
-// once; the second task fails on the storage lock, which is worth a retry.
+// once whose allocation holds the storage's lock longer than Proxmox VE waits
+// for it (10 s); the second task fails on the storage lock, which is worth a
+// retry.
 func TestFullClonesContendForTheStorageLock(t *testing.T) {
-	f := startSim(t, testWorld)
+	f := startSim(t, strings.Replace(testWorld, "durations: {clone: 100s}", "durations: {clone: 100s, alloc: 30s}", 1))
 	c := f.client(t)
 	ctx := context.Background()
 	createCT(t, c, 700, nil)

@@ -151,6 +151,16 @@ func TestWideLabCriticalPathFirst(t *testing.T) {
 	if len(fromBase) != 10 || fromBase[0] != "gpu-cuda" || fromBase[1] != "gpu-docker" {
 		t.Errorf("base's clones were made in the order %v, want gpu-cuda, gpu-docker, then the docker hosts", fromBase)
 	}
+	// Each record keeps what its steps took, which the next apply's schedule
+	// starts from: the last install's too (written with its own record).
+	for name, steps := range map[string][]string{"vllm-0": {"clone", "start", "install vllm"}, "base": {"create", "start", "install base"}} {
+		_, _, st, _ := r.description(name)
+		for _, step := range steps {
+			if st == nil || st.Took[step] < 1 {
+				t.Errorf("%s's record keeps no duration of %q: %+v", name, step, st)
+			}
+		}
+	}
 }
 
 // rigOf is a rig on a world and a spec set given as text; edit adjusts the

@@ -270,37 +270,8 @@ func (a *Alerts) incidents(p PassSeen) []Incident {
 	for _, name := range slices.Sorted(maps.Keys(p.Failed)) {
 		add(IncidentFailed, name, node(name), p.Failed[name])
 	}
-	if p.Res != nil && p.Obs != nil {
-		mismatch := map[string][]string{}
-		for _, r := range p.Res.Guests {
-			if !slices.Contains(r.Effective, spec.FeatureNVIDIADriver) {
-				continue
-			}
-			host := p.Obs.Hosts[r.Settings.Node]
-			if host == nil || host.Err != nil || host.Info.DriverVersion == "" {
-				continue
-			}
-			var gp *GuestPlan
-			if p.Plan != nil {
-				gp, _ = p.Plan.Guest(r.Name)
-			}
-			if gp == nil {
-				continue
-			}
-			og := p.Obs.Guests[gp.VMID]
-			if og == nil || og.State == nil || gp.Stale != "" {
-				continue
-			}
-			rec, ok := og.State.Features[spec.FeatureNVIDIADriver]
-			if !ok || rec.Version == "" || rec.Version == host.Info.DriverVersion {
-				continue
-			}
-			mismatch[r.Settings.Node] = append(mismatch[r.Settings.Node], fmt.Sprintf("%s has %s", r.Name, rec.Version))
-		}
-		for _, n := range slices.Sorted(maps.Keys(mismatch)) {
-			host := p.Obs.Hosts[n]
-			add(IncidentDriverMismatch, "", n, fmt.Sprintf("host driver %s; %s", host.Info.DriverVersion, strings.Join(mismatch[n], ", ")))
-		}
+	for _, m := range DriverMismatches(p.Res, p.Obs, p.Plan) {
+		add(IncidentDriverMismatch, "", m.Node, fmt.Sprintf("host driver %s; %s", m.HostDriver, strings.Join(m.Guests, ", ")))
 	}
 	if p.Result != nil && p.Res != nil {
 		for _, g := range p.Result.Guests {

@@ -110,6 +110,9 @@ func (e *engine) confirm(ctx context.Context, j *job) error {
 	if og := obs.Guests[fresh.VMID]; og != nil && og.State != nil && og.State.Error != nil {
 		e.clearError(ctx, fresh)
 	}
+	if j.result.Done > 0 {
+		e.stampRevision(ctx, fresh)
+	}
 	return nil
 }
 

@@ -150,8 +150,15 @@ type engine struct {
 	nodeInfos []NodeInfo
 
 	slots *gate // see schedule.go
+	// work carries out one job's changes once it holds a slot: converge
+	// (tests of the schedule give it a fake).
+	work  func(ctx context.Context, j *job)
 	mu    sync.Mutex
 	locks map[string]*gate // see lock
+	// took are the durations measured on each guest (by VMID) that its
+	// record is yet to take along (took.go).
+	took  map[int]map[string]int
+	began map[int]map[string]time.Time
 }
 
 func newEngine(cluster Cluster, nodes NodeOf, res *spec.Resolution, obs *Observed, opts ApplyOptions) *engine {
@@ -182,18 +189,23 @@ func newEngine(cluster Cluster, nodes NodeOf, res *spec.Resolution, obs *Observe
 	if opts.Durations == nil {
 		opts.Durations = NewDurations()
 	}
+	opts.Durations.seedDurations(obs)
+	var e *engine
 	events, durations := opts.Events, opts.Durations
 	opts.Events = func(ev Event) {
 		durations.record(ev)
+		e.noteTook(ev)
 		events(ev)
 	}
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
-	return &engine{
+	e = &engine{
 		cluster: cluster, nodes: nodes, res: res, hosts: obs.Hosts, opts: opts, nodeInfos: obs.Nodes,
 		slots: newSlots(parallelismOf(opts.Parallelism, obs, nil)), locks: map[string]*gate{},
 	}
+	e.work = e.converge
+	return e
 }
 
 // job is one guest's work and the moment it is over.
@@ -210,6 +222,9 @@ type job struct {
 	// rank is the expected work of the job and of the longest chain
 	// behind it; work is its own, cloneStep its clone's (rankJobs).
 	rank, work, cloneStep time.Duration
+	// next are the jobs that wait for this one: its clones and the guests
+	// that depend on it (rankJobs).
+	next []*job
 }
 
 func (e *engine) run(ctx context.Context, plan *Plan) *ApplyResult {
@@ -321,10 +336,10 @@ func (e *engine) schedule(ctx context.Context, j *job, jobs map[string]*job, del
 	s.held = true
 	defer func() {
 		if s.held {
-			e.slots.release(s.node)
+			e.passOn(j, s.node, jobs)
 		}
 	}()
-	e.converge(context.WithValue(ctx, slotKey{}, s), j)
+	e.work(context.WithValue(ctx, slotKey{}, s), j)
 }
 
 // recoverPanic turns a panic in one guest's work into that guest's failure,

@@ -291,7 +291,8 @@ func CheckHealth(ctx context.Context, nodes NodeOf, res *spec.Resolution, obs *O
 				r := runCheck(ctx, nodes, t, c, time.Now)
 				mu.Lock()
 				defer mu.Unlock()
-				st := &out[t.name].Checks[i]
+				// The slice, not out: the loop goes on writing the map.
+				st := &h.Checks[i]
 				st.Last = &r
 				if !r.OK {
 					st.Failures, st.FailuresTotal, st.Healthy = 1, 1, false

@@ -33,6 +33,8 @@ type Loop struct {
 	progress progress
 	// guard is what the loop knows of the spec tree's changes (--prune).
 	guard pruneGuard
+	// view is what the last pass that ran saw (LastView).
+	view PassView
 }
 
 // LoopOptions tune the loop. Zero values take the defaults.
@@ -74,6 +76,11 @@ type LoopOptions struct {
 	Health *HealthRunner
 	// Alerts, when set, is told what each pass found (alerts.go).
 	Alerts *Alerts
+	// Revision, when set, names the revision of the specs the last load
+	// read (a git commit) and why a newer one was refused ("" when none
+	// was): each pass logs it and records it on the guests it changes,
+	// and the report shows both.
+	Revision func() (rev, refused string)
 }
 
 // failure is a guest that did not converge in a recent pass.
@@ -119,6 +126,10 @@ type Report struct {
 	Guests   []GuestStatus `json:"guests"`
 	// Backoff says which guests wait, for what and until when.
 	Backoff map[string]string `json:"backoff,omitempty"`
+	// Revision is the revision of the specs the last pass loaded, and
+	// RevisionError why a newer one was refused (LoopOptions.Revision).
+	Revision      string `json:"revision,omitempty"`
+	RevisionError string `json:"revisionError,omitempty"`
 }
 
 // NewLoop makes a loop; load reads and resolves the specs anew for each pass.
@@ -205,6 +216,9 @@ func (l *Loop) Report() Report {
 	l.mu.Lock()
 	r := l.report
 	l.mu.Unlock()
+	if l.opts.Revision != nil {
+		_, r.RevisionError = l.opts.Revision()
+	}
 	if l.opts.Health != nil {
 		// The checks' latest results, not those of the pass's end.
 		r.Guests = WithHealth(r.Guests, l.opts.Health.Snapshot())
@@ -268,12 +282,13 @@ func (l *Loop) Pass(ctx context.Context, stop <-chan struct{}) error {
 	log := l.opts.Log
 	l.progress.begin(info.Started)
 	defer l.progress.end()
-	var plan *Plan
+	var plan, applied *Plan
 	var result *ApplyResult
 	var statuses []GuestStatus
 	triggered := l.guard.takeEvent()
 	leased := ctx
 	var seen PassSeen
+	var rev string
 	err := func() error {
 		if l.opts.Lease != nil {
 			lctx, release, err := l.opts.Lease(ctx)
@@ -288,7 +303,12 @@ func (l *Loop) Pass(ctx context.Context, stop <-chan struct{}) error {
 			return err
 		}
 		l.progress.mark(l.opts.Now(), "the specs loaded")
+		if l.opts.Revision != nil {
+			rev, _ = l.opts.Revision()
+			log = log.With("revision", shortRev(rev))
+		}
 		planOpts := l.opts.Apply.PlanOptions
+		planOpts.Revision = rev
 		if hold := l.pruneHold(res, triggered, info.Started); hold != "" && planOpts.Prune {
 			planOpts.PruneHold = hold
 		}
@@ -302,6 +322,7 @@ func (l *Loop) Pass(ctx context.Context, stop <-chan struct{}) error {
 		}
 		l.progress.mark(l.opts.Now(), "the cluster observed")
 		plan = MakePlan(res, obs, planOpts)
+		applied = plan
 		if hold := planOpts.PruneHold; hold != "" && heldBack(plan, hold) > 0 {
 			info.PruneHeld = hold
 			log.Info("prune held back", "guests", heldBack(plan, hold), "reason", hold)
@@ -363,6 +384,7 @@ func (l *Loop) Pass(ctx context.Context, stop <-chan struct{}) error {
 		log.Error("pass failed", "error", err, "duration", info.Duration)
 	} else {
 		l.report.Guests = statuses
+		l.view = PassView{Started: info.Started, Res: seen.Res, Obs: seen.Obs, Applied: applied, Remaining: plan}
 		if info.Converged() {
 			t := info.Started.Add(info.Duration)
 			l.report.LastGood = &t
@@ -374,6 +396,9 @@ func (l *Loop) Pass(ctx context.Context, stop <-chan struct{}) error {
 	}
 	l.report.Pass = &info
 	l.report.Backoff = l.backoffSummary()
+	if rev != "" {
+		l.report.Revision = rev
+	}
 	l.mu.Unlock()
 	if l.opts.Alerts != nil {
 		seen.Err, seen.Plan, seen.Result, seen.Failed = err, plan, result, l.waiting()
@@ -487,6 +512,14 @@ func (l *Loop) backoffSummary() map[string]string {
 		}
 	}
 	return out
+}
+
+// shortRev is a revision as logs show it: a commit's first 12 hex digits.
+func shortRev(rev string) string {
+	if len(rev) > 12 {
+		return rev[:12]
+	}
+	return rev
 }
 
 // guestHash identifies a guest's resolved spec.

@@ -1,6 +1,7 @@
 package reconciler
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"strings"
@@ -56,6 +57,8 @@ func ownership(og *ObservedGuest, dep string, named *spec.Resolved) foreignGuest
 			hint: "delete it in Proxmox if it is not wanted"}
 	case !og.Managed:
 		return foreignGuest{reason: fmt.Sprintf("it has no %s tag", ManagedTag), hint: adopt("it")}
+	case errors.As(og.StateErr, new(*NewerStateError)):
+		return foreignGuest{reason: og.StateErr.Error(), hint: "run a phoenix as new as the one that wrote it"}
 	case og.StateErr != nil:
 		if named != nil && og.Name == named.Hostname {
 			return foreignGuest{}

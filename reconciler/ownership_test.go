@@ -223,24 +223,45 @@ func TestPruneLimit(t *testing.T) {
 	}
 }
 
-// TestStateVersions: version 3 records the owner; versions 1 and 2 read as
-// records without one, and are written back as version 3.
+// TestStateVersions: version 3 records the owner, version 4 the revision
+// and the durations; older versions read as records without them, and are
+// written back as version 4. A newer version's block, whatever fields it
+// has, is refused as newer, not as damaged.
 func TestStateVersions(t *testing.T) {
-	for _, v := range []int{1, 2} {
+	for _, v := range []int{1, 2, 3} {
 		_, st, err := ParseDescription(fmt.Sprintf("notes\n<!-- phoenix:state\n{\"v\":%d,\"name\":\"app\",\"kind\":\"Container\"}\n-->", v))
-		if err != nil || st.Dep != "" || st.VMID != 0 {
+		if err != nil || st.Dep != "" || st.VMID != 0 || st.Rev != "" || st.Took != nil {
 			t.Errorf("version %d: %+v %v", v, st, err)
 		}
 	}
 	desc := RenderDescription("notes", &State{V: 1, Name: "app", Kind: "Container", Dep: "homelab", VMID: 950})
-	if !strings.Contains(desc, `{"v":3,"name":"app","kind":"Container","dep":"homelab","vmid":950}`) {
+	if !strings.Contains(desc, `{"v":4,"name":"app","kind":"Container","dep":"homelab","vmid":950}`) {
 		t.Errorf("rendered %q", desc)
 	}
 	_, st, err := ParseDescription(desc)
 	if err != nil || st.Dep != "homelab" || st.VMID != 950 {
 		t.Errorf("read back %+v %v", st, err)
 	}
-	if _, _, err := ParseDescription("<!-- phoenix:state\n{\"v\":4,\"name\":\"app\",\"kind\":\"Container\"}\n-->"); err == nil || !strings.Contains(err.Error(), "reads versions 1 to 3") {
-		t.Errorf("version 4: %v", err)
+	for _, block := range []string{
+		`{"v":5,"name":"app","kind":"Container"}`,
+		`{"v":5,"name":"app","kind":"Container","later":{"field":1}}`,
+	} {
+		if _, _, err := ParseDescription("<!-- phoenix:state\n" + block + "\n-->"); err == nil || !strings.Contains(err.Error(), "reads versions 1 to 4") {
+			t.Errorf("%s: %v", block, err)
+		}
+	}
+}
+
+// A record a newer phoenix wrote is left alone, even on a guest the specs
+// name: writing it back would drop the fields this phoenix does not know.
+func TestNewerRecordIsLeftAlone(t *testing.T) {
+	res := examples(t)
+	obs := converged(res, "580.76.05")
+	og := obs.Guests[960]
+	_, og.State, og.StateErr = ParseDescription("<!-- phoenix:state\n{\"v\":99,\"name\":\"nginx\",\"kind\":\"Container\",\"later\":1}\n-->")
+	og.Config.Values["cores"] = "3"
+	g, _ := MakePlan(res, obs, PlanOptions{}).Guest("nginx")
+	if len(g.Changes) != 0 || len(g.Errors) != 1 || !strings.Contains(g.Errors[0].Message, "a newer phoenix wrote it") {
+		t.Errorf("nginx with a version 99 record: changes %v, errors %+v", g.Changes, g.Errors)
 	}
 }

@@ -275,6 +275,10 @@ type PlanOptions struct {
 	// check that says onFailure: reapply keeps failing (phoenix run):
 	// guest name, then feature. Not saved with a plan.
 	Reapply map[string]map[string]ReapplyRequest `json:"-"`
+	// Revision, when set, names the revision of the specs (a git commit):
+	// each guest the apply changes records it (State.Rev), so the plan
+	// counts it in the room of the guest's record.
+	Revision string `json:"-"`
 }
 
 // MakePlan compares the resolved specs with the observed cluster. It is a pure

@@ -16,6 +16,7 @@ import (
 // installed again later makes this record stale.
 func (e *engine) record(ctx context.Context, g GuestPlan, feature string, rec FeatureRecord) error {
 	r, _ := e.res.Guest(g.Name)
+	e.noteInstalled(g.VMID, feature)
 	return e.retry(ctx, g, Event{Action: g.Action, Feature: feature, Step: "record"}, func() error {
 		return e.updateState(ctx, g, func(s *State) bool {
 			if s.Features == nil {
@@ -58,6 +59,23 @@ func (e *engine) recordError(ctx context.Context, g GuestPlan, step string, err 
 	}, nil)
 }
 
+// stampRevision records the revision of the specs on a guest the apply
+// changed. The change is made either way: a record that cannot take it
+// (the plan counted its room) is logged.
+func (e *engine) stampRevision(ctx context.Context, g GuestPlan) {
+	if e.opts.Revision == "" {
+		return
+	}
+	err := e.updateState(ctx, g, func(s *State) bool {
+		changed := s.Rev != e.opts.Revision
+		s.Rev = e.opts.Revision
+		return changed
+	}, nil)
+	if err != nil {
+		e.opts.Log.Warn("the revision that changed the guest could not be recorded", "guest", g.Name, "vmid", g.VMID, "revision", e.opts.Revision, "error", err)
+	}
+}
+
 func (e *engine) clearError(ctx context.Context, g GuestPlan) {
 	_ = e.updateState(ctx, g, func(s *State) bool {
 		changed := s.Error != nil
@@ -90,6 +108,7 @@ func (e *engine) updateState(ctx context.Context, g GuestPlan, change func(*Stat
 	// A record from before ownership records is this deployment's here
 	// (the plan found it so): it gets its owner with this write.
 	stampOwner(state, deploymentOf(e.res), g.VMID)
+	e.mergeTook(g.VMID, state)
 	desc, err := BoundedDescription(user, state)
 	if err != nil {
 		return err
@@ -113,6 +132,10 @@ func (p *planner) recordRoom(g *GuestPlan, r *spec.Resolved, og *ObservedGuest, 
 		stampOwner(s, deploymentOf(p.res), og.VMID)
 	}
 	s.Features = records
+	s.Took = tookRoom(s.Took, g.Changes)
+	if p.opts.Revision != "" && len(g.Changes) > 0 {
+		s.Rev = p.opts.Revision // what the apply will stamp
+	}
 	if len(files) > 0 {
 		s.Files = files
 	}

@@ -87,3 +87,34 @@ func TestPlanChecksTheRecordFitsBesideTheNotes(t *testing.T) {
 		})
 	}
 }
+
+// The revision an apply stamps on a guest it changes (State.Rev) is counted
+// in the room the plan checks: notes that leave just room enough without it
+// are refused with it.
+func TestPlanCountsTheRevisionInTheRecord(t *testing.T) {
+	const rev = "0123456789abcdef0123456789abcdef01234567"
+	res := examples(t)
+	// fits reports whether the plan takes nginx's change beside notes that
+	// leave room characters.
+	fits := func(room int, opts PlanOptions) bool {
+		obs := converged(res, "580.76.05")
+		og := obs.Guests[960]
+		og.User = notesLeaving(room, og.State)
+		og.Config.Values["cores"] = "3"
+		g, _ := MakePlan(res, obs, opts).Guest("nginx")
+		return len(g.Errors) == 0
+	}
+	least := func(opts PlanOptions) int {
+		for room := 0; room < 1000; room++ {
+			if fits(room, opts) {
+				return room
+			}
+		}
+		t.Fatal("no room of under 1000 characters fits")
+		return 0
+	}
+	without, with := least(PlanOptions{}), least(PlanOptions{Revision: rev})
+	if want := len(`,"rev":""`) + len(rev); with-without != want {
+		t.Errorf("the record needs %d characters more with a revision, want %d", with-without, want)
+	}
+}

@@ -28,8 +28,17 @@ import (
 //   - The slots are Parallelism in all (by default PerNodeConcurrency per
 //     online node, at most MaxDefaultParallelism), and at most
 //     PerNodeConcurrency on one node.
+//   - A job that ends keeps its slot for a moment for the longest chain its
+//     end made ready, ahead of shorter work already queued (passOn), unless
+//     the chains it made ready fill every slot.
 //   - Expected durations are built-in estimates per action and feature,
-//     replaced by what this phoenix measured (Durations) when it has.
+//     replaced by what the guests' records say the steps took on this
+//     cluster, and by what this process measured (Durations, took.go).
+//   - Clones of one source are made one at a time (clone_vm holds the
+//     source's 'disk' lock throughout). Full clones to one storage need no
+//     cap of their own: Proxmox VE holds the storage's lock only while it
+//     allocates the new volume, not while it copies (pve-container
+//     PVE/LXC.pm copy_volume, pve-storage PVE/Storage.pm vdisk_alloc).
 
 const (
 	// PerNodeConcurrency is how many guests one node converges at once: the
@@ -207,6 +216,7 @@ func (e *engine) rankJobs(order []*job, jobs map[string]*job) {
 			tail = max(tail, cloned+c.rank-c.cloneStep)
 		}
 		j.rank = own + tail
+		j.next = append(slices.Clone(cs), dependents[j.plan.Name]...)
 		state[j] = ranked
 		return j.rank
 	}
@@ -304,6 +314,16 @@ type gate struct {
 	usedOn   map[string]int
 	queues   map[string]*waitQueue
 	seq      uint64
+	// kept are free places kept for a chain about to become ready
+	// (keepFor): only a waiter of at least their rank, or an urgent one,
+	// takes them until they lapse.
+	kept []keptPlace
+}
+
+// keptPlace is a free place kept for work of at least rank until a moment.
+type keptPlace struct {
+	rank  time.Duration
+	until time.Time
 }
 
 // slotSettle is the slots' settle: far below any action's duration, far
@@ -329,13 +349,44 @@ type waiter struct {
 	gone    bool
 }
 
-func (g *gate) room(node string) bool {
-	return g.used < g.total && (g.perNode <= 0 || g.usedOn[node] < g.perNode)
+// room reports whether a waiter of a rank may take a place on node now:
+// one is free that is not kept for a longer chain.
+func (g *gate) room(node string, rank time.Duration, urgent bool) bool {
+	return g.used+g.keptAbove(rank, urgent) < g.total && (g.perNode <= 0 || g.usedOn[node] < g.perNode)
 }
 
-func (g *gate) take(node string) {
+// keptAbove counts the places kept for chains longer than rank; lapsed ones
+// are dropped. Urgent work (a job that holds a lock others wait for) is
+// never kept out.
+func (g *gate) keptAbove(rank time.Duration, urgent bool) int {
+	now := time.Now()
+	g.kept = slices.DeleteFunc(g.kept, func(k keptPlace) bool { return !now.Before(k.until) })
+	if urgent {
+		return 0
+	}
+	n := 0
+	for _, k := range g.kept {
+		if k.rank > rank {
+			n++
+		}
+	}
+	return n
+}
+
+// take gives a place on node to a waiter of rank; a kept place it may take
+// (the longest such) is taken first.
+func (g *gate) take(node string, rank time.Duration, urgent bool) {
 	g.used++
 	g.usedOn[node]++
+	best := -1
+	for i, k := range g.kept {
+		if (urgent || k.rank <= rank) && (best < 0 || k.rank > g.kept[best].rank) {
+			best = i
+		}
+	}
+	if best >= 0 {
+		g.kept = slices.Delete(g.kept, best, best+1)
+	}
 }
 
 // cloneLock is the clone lock a job takes before its slot: that of its
@@ -351,20 +402,20 @@ func cloneLock(j *job) string {
 func (g *gate) tryAcquire(node string) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if !g.room(node) {
+	if !g.room(node, 0, false) {
 		return false
 	}
-	g.take(node)
+	g.take(node, 0, false)
 	return true
 }
 
 // acquire waits for a place; a cancelled context or a closed stop gives up.
 func (g *gate) acquire(ctx context.Context, stop <-chan struct{}, node string, rank time.Duration, urgent bool) error {
 	g.mu.Lock()
-	if g.settle == 0 && g.room(node) {
+	if g.settle == 0 && g.room(node, rank, urgent) {
 		// Whoever waits has no room: it waits for another node, or all
 		// places were taken when it came.
-		g.take(node)
+		g.take(node, rank, urgent)
 		g.mu.Unlock()
 		return nil
 	}
@@ -399,7 +450,7 @@ func (g *gate) acquire(ctx context.Context, stop <-chan struct{}, node string, r
 	defer g.mu.Unlock()
 	select {
 	case <-w.granted: // granted meanwhile: pass it on
-		g.put(node)
+		g.put(node, nil)
 	default:
 		w.gone = true
 	}
@@ -410,14 +461,34 @@ func (g *gate) acquire(ctx context.Context, stop <-chan struct{}, node string, r
 func (g *gate) release(node string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.put(node)
+	g.put(node, nil)
 }
 
-func (g *gate) put(node string) {
+// keepFor gives a place back but keeps it, for at most wait, for a waiter
+// of at least rank: the head of the chain the place's holder just made
+// ready, which reaches the queue a moment later (after its clone lock's and
+// the slots' settle). A waiter already queued with a shorter chain must not
+// take it in that moment; if the chain does not come within wait, the place
+// goes to whoever waits.
+func (g *gate) keepFor(node string, rank, wait time.Duration) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.put(node, &keptPlace{rank: rank, until: time.Now().Add(wait)})
+	time.AfterFunc(wait, func() {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		g.dispatch() // the place lapsed: to whoever waits
+	})
+}
+
+func (g *gate) put(node string, keep *keptPlace) {
 	g.used--
 	g.usedOn[node]--
 	if g.usedOn[node] <= 0 {
 		delete(g.usedOn, node)
+	}
+	if keep != nil {
+		g.kept = append(g.kept, *keep)
 	}
 	g.dispatch()
 }
@@ -442,11 +513,13 @@ func (g *gate) dispatch() {
 				best, bestNode = (*q)[0], n
 			}
 		}
-		if best == nil {
+		if best == nil || g.used+g.keptAbove(best.rank, best.urgent) >= g.total {
+			// Whoever waits next is kept out, and those after it
+			// rank lower still.
 			return
 		}
 		heap.Pop(g.queues[bestNode])
-		g.take(bestNode)
+		g.take(bestNode, best.rank, best.urgent)
 		close(best.granted)
 	}
 }
@@ -474,4 +547,78 @@ func (q *waitQueue) Pop() any {
 	old[len(old)-1] = nil
 	*q = old[:len(old)-1]
 	return w
+}
+
+// handOverWait bounds how long a place is kept for the chain its holder's
+// end made ready. The chain's head reaches the slots' queue after its clone
+// lock's settle and the slots' settle (2 x slotSettle, the estimate of its
+// wait); a head that has not come by many times that (it failed, or waits
+// for something else after all) must not keep the place any longer.
+const handOverWait = 25 * slotSettle
+
+// passOn gives the slot of a job that ended back. When its end made a chain
+// ready (a clone of it, or a guest that depends on it, with nothing else
+// left to wait for), the place is kept for the longest such chain for a
+// moment: that chain reaches the queue a few milliseconds later, and
+// shorter work already queued must not take the slot the critical path
+// needs next.
+//
+// Not when the chains it made ready fill every slot (the wide lab at
+// parallelism 8: gpu-cuda's end makes 8 vLLM clones ready): then shorter
+// work kept out now waits for a whole chain to end, which lengthens the
+// apply by more than letting it go first delays one chain by its own short
+// work.
+func (e *engine) passOn(j *job, node string, jobs map[string]*job) {
+	if next, n := e.madeReady(j, jobs); next != nil && n < e.slots.total {
+		e.slots.keepFor(node, next.rank, handOverWait)
+		return
+	}
+	e.slots.release(node)
+}
+
+// madeReady is the longest chain that the end of j makes ready and how many
+// it makes ready: nil when j failed, a stop came, or what waits for j waits
+// for something else too.
+func (e *engine) madeReady(j *job, jobs map[string]*job) (*job, int) {
+	if j.result.Err != nil || e.stopped(context.Background()) != nil {
+		return nil, 0
+	}
+	var best *job
+	n := 0
+	for _, next := range j.next {
+		if next.plan.Action == Delete || !e.readyAfter(next, j, jobs) {
+			continue
+		}
+		n++
+		if best == nil || next.rank > best.rank {
+			best = next
+		}
+	}
+	return best, n
+}
+
+// readyAfter reports whether n waits for nothing but j: its template and
+// what it depends on converged (or have nothing to do), none is left alone.
+func (e *engine) readyAfter(n, j *job, jobs map[string]*job) bool {
+	for _, name := range append([]string{n.plan.Parent}, n.plan.DependsOn...) {
+		if name == "" || name == j.plan.Name {
+			continue
+		}
+		if e.opts.Skip[name] != "" {
+			return false
+		}
+		other, ok := jobs[name]
+		if !ok {
+			continue
+		}
+		select {
+		case <-other.done:
+			if other.result.Err != nil {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return true
 }

@@ -65,6 +65,13 @@ type State struct {
 	// Error is the last failure converging this guest, cleared once it
 	// converges: phoenix status shows it without any state of its own.
 	Error *StateError `json:"error,omitempty"`
+	// Rev is the revision of the specs (a git commit) whose apply last
+	// changed this guest; empty when they came from no revision.
+	Rev string `json:"rev,omitempty"`
+	// Took is how long phoenix measured each step on this guest, in whole
+	// seconds by step ("create", "install vllm"): the schedule's expected
+	// durations on this cluster (took.go).
+	Took map[string]int `json:"took,omitempty"`
 }
 
 // StateError is a failure recorded on the guest.
@@ -111,16 +118,33 @@ func ParseDescription(desc string) (user string, state *State, err error) {
 		return desc, nil, errors.New("phoenix state block has no end line (-->)")
 	}
 	user = strings.TrimRight(desc[:start], "\n") + trimLeadingNewline(rest[end+len(stateEnd):])
+	// The version first: a newer phoenix's block has fields this one does
+	// not know, which the strict decoding below would call damage.
+	var v struct {
+		V int `json:"v"`
+	}
+	if err := json.Unmarshal([]byte(rest[:end]), &v); err == nil && v.V > StateVersion {
+		return desc, nil, &NewerStateError{V: v.V}
+	}
 	var s State
 	dec := json.NewDecoder(strings.NewReader(rest[:end]))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&s); err != nil {
 		return desc, nil, fmt.Errorf("phoenix state block is damaged: %v", err)
 	}
-	if s.V < 1 || s.V > StateVersion {
-		return desc, nil, fmt.Errorf("phoenix state block has version %d; this phoenix reads versions 1 to %d (a newer phoenix wrote it: upgrade this one)", s.V, StateVersion)
+	if s.V < 1 {
+		return desc, nil, fmt.Errorf("phoenix state block is damaged: version %d", s.V)
 	}
 	return user, &s, nil
+}
+
+// NewerStateError is a record written by a newer phoenix: this one cannot
+// tell what the fields it does not know mean, and writing the record back
+// would lose them, so it leaves the guest alone.
+type NewerStateError struct{ V int }
+
+func (e *NewerStateError) Error() string {
+	return fmt.Sprintf("phoenix state block has version %d; this phoenix reads versions 1 to %d (a newer phoenix wrote it: upgrade this one)", e.V, StateVersion)
 }
 
 func trimLeadingNewline(s string) string {
@@ -133,8 +157,10 @@ func trimLeadingNewline(s string) string {
 // StateVersion is the version of the state block phoenix writes. Version 2
 // added the records' requirements, the template generation and the kind of
 // the last error; version 3 the owner (the deployment and the VMID the guest
-// was made at). Older blocks read as ones without them.
-const StateVersion = 3
+// was made at); version 4 the revision of the specs that last changed the
+// guest and the durations its steps took. Older blocks read as ones without
+// them.
+const StateVersion = 4
 
 // RenderDescription puts the state block, at the current version, after the
 // user's text. Where the two would be longer than Proxmox VE keeps

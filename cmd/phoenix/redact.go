@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 
+	gitsrc "github.com/phoenixhv/phoenix/providers/git"
 	"github.com/phoenixhv/phoenix/providers/proxmox"
 	"github.com/phoenixhv/phoenix/providers/redact"
 	"github.com/phoenixhv/phoenix/providers/ssh"
@@ -25,7 +26,7 @@ import (
 // credentialRedactor knows the credential values the providers read from
 // the environment.
 func credentialRedactor(getenv func(string) string) *redact.Redactor {
-	return redact.New(slices.Concat(proxmox.Secrets(getenv), ssh.Secrets(getenv))...)
+	return redact.New(slices.Concat(proxmox.Secrets(getenv), ssh.Secrets(getenv), gitsrc.Secrets(getenv))...)
 }
 
 type redactorKey struct{}
@@ -128,6 +129,14 @@ func (w *redactedResponse) WriteHeader(code int) {
 	// The length a handler counted is not the length of the redacted body.
 	w.Header().Del("Content-Length")
 	w.ResponseWriter.WriteHeader(code)
+}
+
+// Flush sends what the handler wrote so far (the status page's event
+// stream): what the redactor held back goes out redacted as the end of the
+// output, so a handler flushes only after a whole message.
+func (w *redactedResponse) Flush() {
+	_ = w.body.Flush()
+	_ = http.NewResponseController(w.ResponseWriter).Flush()
 }
 
 func (w *redactedResponse) Write(p []byte) (int, error) {

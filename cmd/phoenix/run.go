@@ -58,17 +58,36 @@ feature again.
 
 With --listen: /metrics (Prometheus), /healthz (fails while a pass has made no
 progress for --stall-timeout), /readyz (ready while the last pass ran to its
-end) and /status (JSON: the last pass and every guest's conditions).
+end), /status (JSON: the last pass and every guest's conditions), / (a status
+page: the lineage coloured by condition, each guest's conditions, features and
+versions and pending changes, GPUs and drivers per node with mismatches marked,
+the last plan, the revision, and the recent events, live through /events). / and
+/events need no token on a loopback address; on any other, with
+PHOENIX_STATUS_TOKEN set, they want it (Authorization: Bearer TOKEN, or
+?token=TOKEN once, which sets a cookie); without it they are open, and the log
+warns once.
 
 --alert KIND=URL sends one message when something a person must act on starts
 (a guest that cannot converge or failed, a driver mismatch on a node, a pass
 that failed, drift corrected) and one when it is resolved, never one per pass;
-KIND is webhook, ntfy, gotify, slack or discord.`,
-		Args: specArgs,
+KIND is webhook, ntfy, gotify, slack or discord.
+
+--git URL reads the specs from a git repository instead of spec paths: phoenix
+fetches it (every --git-interval, and at once on a signed POST /hooks/git on
+--listen, secret PHOENIX_GIT_WEBHOOK_SECRET), checks each new head out whole
+and switches to it atomically, and starts a pass. --ref and --path choose the
+branch or tag and the directory; credentials come from PHOENIX_GIT_TOKEN
+(https) or PHOENIX_GIT_SSH_KEY with PHOENIX_GIT_KNOWN_HOSTS (ssh). With
+--git-verify-ssh or --git-verify-gpg, an unsigned or badly signed head is
+refused and shown in /status; the last good revision stays in use. Each
+pass logs its revision, /status shows it, and the guests a pass changes
+record it.`,
+		Args: runArgs,
 	}
 	specPaths(cmd)
+	gitOpts := addGitFlags(cmd)
 	interval := cmd.Flags().Duration("interval", 60*time.Second, "time between passes (varied by 10% jitter)")
-	listen := cmd.Flags().String("listen", "", "address for /metrics, /healthz, /readyz and /status, e.g. 127.0.0.1:9464")
+	listen := cmd.Flags().String("listen", "", "address for /metrics, /healthz, /readyz, /status, the status page / and its /events, e.g. 127.0.0.1:9464")
 	once := cmd.Flags().Bool("once", false, "run one pass and exit (for cron and CI)")
 	parallelism := cmd.Flags().Int("parallelism", 0, "guests converged at once (default: 8 per online node, at most 32; never more than 8 on one node)")
 	allowReplace := cmd.Flags().Bool("allow-replace", false, "destroy and recreate guests whose parent or privilege mode changed")
@@ -114,6 +133,13 @@ KIND is webhook, ntfy, gotify, slack or discord.`,
 		}, func() { log.Warn("aborting the steps in flight") })
 		defer in.done()
 		ctx, stop := in.ctx, in.stop
+		gs, err := newGitSource(ctx, cmd, gitOpts, log, os.Getenv)
+		if err != nil {
+			return err
+		}
+		if gs != nil {
+			paths = gs.paths()
+		}
 
 		set, err := loadSpecs(cmd, paths)
 		if err != nil {
@@ -126,6 +152,7 @@ KIND is webhook, ntfy, gotify, slack or discord.`,
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 		m := newMetrics(reg)
+		gs.register(reg)
 		conn, err := connectWith(ctx, first.Cluster, os.Getenv, log, m.transport)
 		if err != nil {
 			return err
@@ -138,42 +165,51 @@ KIND is webhook, ntfy, gotify, slack or discord.`,
 			}
 			return res, nil
 		}
+		if gs != nil {
+			load = gs.load
+		}
 		var senders alertSenders
 		var alerts *reconciler.Alerts
 		if len(targets) > 0 {
 			// A closure, not the method value: that would copy the empty slice.
 			send := func(a reconciler.Alert) { senders.send(a) }
-			alerts = reconciler.NewAlerts(reconciler.AlertOptions{Send: send, MaxPerWindow: *alertRate})
+			alerts = reconciler.NewAlerts(reconciler.AlertOptions{Send: send, MaxPerWindow: *alertRate, Revision: gs.shortRevision()})
 			am := newAlertMetrics(reg, alerts)
 			for _, t := range targets {
 				senders = append(senders, newAlertSender(t, log, alertSenderOptions{Count: am.count}))
 			}
 		}
 		defer senders.close()
+		page := newStatusPage(nil, os.Getenv(statusTokenEnv))
 		health := reconciler.NewHealthRunner(conn.cluster, conn.nodes, reconciler.HealthOptions{Log: log})
 		reg.MustRegister(healthCollector{health.Snapshot})
 		loop := reconciler.NewLoop(conn.cluster, conn.nodes, load, reconciler.LoopOptions{
 			Health:   health,
 			Alerts:   alerts,
 			Interval: *interval, Log: log, Observe: reconciler.ObserveOptions{Log: log}, StallTimeout: *stallTimeout,
-			PruneGrace: noneIfZero(*pruneGrace), SpecsModified: func() (time.Time, error) { return spec.Modified(paths...) },
+			PruneGrace: noneIfZero(*pruneGrace), SpecsModified: func() (time.Time, error) { return spec.Modified(paths...) }, // the "current" link's with --git
 			Apply: reconciler.ApplyOptions{
 				PlanOptions: reconciler.PlanOptions{AllowReplace: *allowReplace, Prune: *prune, PruneMax: *pruneMax, RemoveRawGPULines: *removeRaw},
-				Parallelism: *parallelism, Durations: reconciler.NewDurations(), Events: m.event, Redact: redactorOf(ctx).String,
+				Parallelism: *parallelism, Durations: reconciler.NewDurations(), Events: func(ev reconciler.Event) { m.event(ev); page.event(ev) }, Redact: redactorOf(ctx).String,
 			},
-			Lease: passLease(cmd, conn, paths, *lockTimeout),
+			Lease:    passLease(cmd, conn, paths, *lockTimeout),
+			Revision: gs.revision(),
 			Pass: func(info reconciler.PassInfo, _ *reconciler.Plan, _ *reconciler.ApplyResult, st []reconciler.GuestStatus) {
 				m.pass(info, st)
 			},
 		})
+		page.loop = loop
 		if *listen != "" {
-			srv, err := serve(*listen, reg, loop, log, redactorOf(ctx))
+			srv, err := serve(*listen, reg, loop, log, redactorOf(ctx), page, gs.routes)
 			if err != nil {
 				return err
 			}
 			defer srv.Close()
 		}
 		if !*once {
+			gs.start(ctx, loop.Trigger)
+		}
+		if !*once && gs == nil {
 			w, err := watchSpecs(paths, loop.Trigger, log)
 			if err != nil {
 				return err
@@ -208,8 +244,11 @@ func noneIfZero(d time.Duration) time.Duration {
 }
 
 // serve starts the HTTP endpoints.
-func serve(addr string, reg *prometheus.Registry, loop *reconciler.Loop, log *slog.Logger, red *redact.Redactor) (*http.Server, error) {
+func serve(addr string, reg *prometheus.Registry, loop *reconciler.Loop, log *slog.Logger, red *redact.Redactor, page *statusPage, routes ...func(*http.ServeMux)) (*http.Server, error) {
 	mux := http.NewServeMux()
+	for _, add := range routes {
+		add(mux) // POST /hooks/git (gitsource.go)
+	}
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		if err := loop.Health(); err != nil {
@@ -235,6 +274,7 @@ func serve(addr string, reg *prometheus.Registry, loop *reconciler.Loop, log *sl
 	if err != nil {
 		return nil, fmt.Errorf("--listen: %w", err)
 	}
+	page.listening(mux, ln.Addr(), log) // / and /events (statuspage.go)
 	srv := &http.Server{Handler: redactHTTP(red, mux), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	log.Info("serving", "address", ln.Addr().String())

@@ -4,6 +4,7 @@
 // scripts make served by the stand-in server of hack/standin; then the tests
 // check inside the containers that what each verify claims is true, apply
 // again to see nothing change, and kill phoenix mid-apply to see a re-run
-// converge. It needs root and the lxc tools: without them its tests skip,
+// converge. TestSuite runs the suite of e2e/suite, which the model backend
+// passes too (e2e/suite_test.go), on real containers. It needs root and the lxc tools: without them its tests skip,
 // or fail where PHOENIX_REQUIRE_TOOLS is set (CI).
 package real

@@ -58,6 +58,9 @@ type script struct {
 	wrap *timeoutCmd
 	// stdin is the command's standard input, nil for none.
 	stdin io.Reader
+	// orphan: the script's session ended before it did, and it ran on
+	// (orphans.go); the journal says so.
+	orphan bool
 }
 
 func (x *script) fail(code int, format string, args ...any) int {

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Operations on containers, one per API endpoint that changes something. Each
@@ -493,21 +494,22 @@ func (c *cluster) clone(who caller, nodeName string, vmid int, p map[string]stri
 	if full {
 		d = c.world.Spec.Durations.FullClone
 	}
-	fullClones := c.fullClones[destStorage.Name]
-	if full {
-		c.fullClones[destStorage.Name]++
-	}
-	t := c.startTask(nodeName, "vzclone", strconv.Itoa(vmid), who, c.world.Scaled(d), func(t *task) error {
-		if full {
-			c.fullClones[destStorage.Name]--
-		}
+	// Full clones to one storage run at once: clone_vm holds the source's
+	// config lock ('disk') for the whole clone, and the storage's lock only
+	// while the new volume is allocated (pve-container src/PVE/LXC.pm
+	// copy_volume -> alloc_disk -> pve-storage src/PVE/Storage.pm
+	// vdisk_alloc -> cluster_lock_storage), not while it is copied. What
+	// bounds them is a bandwidth limit per copy (bwlimit 'clone'), not a
+	// number. Only a clone that would wait for the lock longer than its
+	// timeout (10 s: pve-common PVE::Tools lock_file_full, pve-cluster
+	// PVE::Cluster cfs_lock) fails on it.
+	wait, lockErr := c.allocate(full, nodeName, destStorage)
+	t := c.startTask(nodeName, "vzclone", strconv.Itoa(vmid), who, c.world.Scaled(d)+wait, func(t *task) error {
 		t.logf("creating a clone of container %d with ID %d", vmid, newid)
-		// Full clones allocate under the storage's lock; several at once time
-		// out on it. Retrying later works.
-		if full && fullClones > 0 {
+		if lockErr != nil {
 			src.lock = ""
 			delete(c.guests, newid)
-			return fmt.Errorf("clone failed: can't lock file '/var/lock/pve-manager/pve-storage-%s' - got timeout", destStorage.Name)
+			return fmt.Errorf("clone failed: %v", lockErr)
 		}
 		if full {
 			t.logf("create full clone of mountpoint rootfs (%s)", volume)
@@ -527,9 +529,6 @@ func (c *cluster) clone(who caller, nodeName string, vmid int, p map[string]stri
 	// clone_vm unlocks the source in any case and, on an error, removes
 	// the new container (pve-container src/PVE/API2/LXC.pm).
 	t.interrupt = func(err error) error {
-		if full {
-			c.fullClones[destStorage.Name]--
-		}
 		src.lock = ""
 		delete(c.guests, newid)
 		return fmt.Errorf("clone failed: %v", err)
@@ -1030,4 +1029,36 @@ func (c *cluster) resize(who caller, nodeName string, vmid int, p map[string]str
 		return nil
 	})
 	return t.upid, nil
+}
+
+// storageLockTimeout is how long Proxmox VE waits for a storage's lock.
+const storageLockTimeout = 10 * time.Second
+
+// allocate takes a full clone's turn at its storage's lock: how long it
+// waits for the allocations before it, or the error of a wait longer than
+// the lock's timeout. A storage of one node has a lock per node (a file
+// under /var/lock/pve-manager), a shared one a lock in the cluster's
+// filesystem.
+func (c *cluster) allocate(full bool, node string, st WorldStorage) (time.Duration, error) {
+	if !full {
+		return 0, nil
+	}
+	key := st.Name
+	if !st.IsShared() {
+		key = node + "/" + st.Name
+	}
+	now := c.now()
+	free := c.storageFree[key]
+	if free.Before(now) {
+		free = now
+	}
+	wait := free.Sub(now)
+	if wait > c.world.Scaled(Duration(storageLockTimeout)) {
+		if st.IsShared() {
+			return c.world.Scaled(Duration(storageLockTimeout)), fmt.Errorf("cfs-lock 'storage-%s' error: got lock request timeout", st.Name)
+		}
+		return c.world.Scaled(Duration(storageLockTimeout)), fmt.Errorf("can't lock file '/var/lock/pve-manager/pve-storage-%s' - got timeout", st.Name)
+	}
+	c.storageFree[key] = free.Add(c.world.Scaled(c.world.Spec.Durations.Alloc))
+	return wait, nil
 }

@@ -221,8 +221,9 @@ func (c *cluster) guestExec(ctx context.Context, nodeName string, vmid int, argv
 	return c.plainGuestCommand(n, g, argv, stdout, stderr)
 }
 
-// runScript runs a named script after its modelled duration. A cancelled
-// command (the client went away, or sent a signal) changes nothing.
+// runScript runs a named script after its modelled duration. A signal
+// sshd delivers kills it before its effect; a client that went away without
+// one leaves it running on to its effect (orphans.go).
 func (c *cluster) runScript(ctx context.Context, x *script, stdout, stderr io.Writer) int {
 	c.mu.Lock()
 	d := c.world.Spec.Durations.Exec
@@ -244,9 +245,23 @@ func (c *cluster) runScript(ctx context.Context, x *script, stdout, stderr io.Wr
 	if x.g != nil {
 		vmid = x.g.vmid
 	}
-	if err := sleepPrinting(ctx, c.world.Scaled(d), x.phase, stdout); err != nil {
-		// Killed before its effect: nothing changed, and the journal says
-		// why, so a test can tell a cancelled apply from one never sent.
+	// A script cut short while it waits for the step lock runs on, and
+	// waits on, where it runs: the model lets it have its effect after its
+	// whole duration, not after the lock too.
+	err := c.waitStepLock(ctx, x, stdout)
+	start := time.Now()
+	if err == nil {
+		err = sleepPrinting(ctx, c.world.Scaled(d), x.phase, stdout)
+	}
+	if err != nil {
+		if runsOn(ctx, x) {
+			// No signal reached it: it runs on in the container (orphans.go).
+			return c.runOn(ctx, x, vmid, fault, c.world.Scaled(d)-time.Since(start))
+		}
+		// Killed by a signal sshd delivered to its process group, or the
+		// simulator closed:
+		// nothing changed, and the journal says why, so a test can tell a
+		// cancelled apply from one never sent.
 		c.journal.add(c.now(), Event{Node: x.n.Name, VMID: vmid, Kind: "exec", Name: x.name, Phase: x.phase, OK: false,
 			Detail: "cancelled: " + context.Cause(ctx).Error()})
 		// Nobody reads this status: a client that closed the session gets
@@ -269,8 +284,12 @@ func (c *cluster) finishScript(x *script, vmid int, fault bool) (code int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	defer func() {
+		detail := firstLine(strings.TrimSpace(x.err.String()))
+		if x.orphan {
+			detail = strings.TrimSuffix("finished after its session ended: "+detail, ": ")
+		}
 		c.journal.add(c.now(), Event{Node: x.n.Name, VMID: vmid, Kind: "exec", Name: x.name, Phase: x.phase, OK: code == 0,
-			Detail: firstLine(strings.TrimSpace(x.err.String()))})
+			Detail: detail})
 	}()
 	switch {
 	case fault:
@@ -279,6 +298,9 @@ func (c *cluster) finishScript(x *script, vmid int, fault bool) (code int) {
 		// The CT was stopped, restarted or destroyed while the command ran,
 		// which killed it before its effect.
 		return x.fail(pctError, "container '%d' not running!", x.g.vmid)
+	}
+	if code, ok := c.bodyExit(x); ok {
+		return code
 	}
 	return x.run()
 }

@@ -227,26 +227,6 @@ func TestPctExecCancellation(t *testing.T) {
 		}
 	})
 
-	t.Run("the client closes the session", func(t *testing.T) {
-		l := l.on(t)
-		sess, err := l.conn("pve1").NewSession()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := sess.Start(command); err != nil {
-			t.Fatal(err)
-		}
-		if err := sess.Close(); err != nil {
-			t.Fatal(err)
-		}
-		l.poll("the cancellation in the journal", func() bool {
-			return slices.Contains(l.execs("pve1", 100), "base/packages apply failed: cancelled: sshd: session closed")
-		})
-		if installed(l) {
-			t.Error("the cancelled apply changed the CT")
-		}
-	})
-
 	if n := l.countExecs("pve1", 100, "base/packages apply ok"); n != 0 {
 		t.Errorf("%d successful applies in the journal", n)
 	}
@@ -409,5 +389,97 @@ func TestPctSet(t *testing.T) {
 		"pct set ok",
 	}, l.execs("pve1", 101)); diff != "" {
 		t.Errorf("journal of CT 101 (-want +got):\n%s", diff)
+	}
+}
+
+// TestPctExecOutlivesSession: a script whose session ends without a signal
+// that sshd delivers runs on in the container to its effect (orphans.go):
+// after the client closes the session, on any version; after SIGTERM, on
+// Proxmox VE 8, whose OpenSSH refuses a root session's signals.
+func TestPctExecOutlivesSession(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, version   string
+		signal, timeout bool
+		cause           string
+	}{
+		{"the client closes the session", "9.1.2", false, false, "sshd: session closed"},
+		{"SIGTERM refused on PVE 8", "8.4.1", true, false, "sshd: session closed"},
+		{"SIGTERM misses timeout's process group", "9.1.2", true, true, "sshd: received signal TERM"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// 100 s of world time: 1 s at the lab's scale.
+			l := startLab(t, "ssh-cluster.yaml", func(w *World) {
+				w.Spec.Version = tc.version
+				w.Spec.Durations.Scripts = map[string]Duration{"base/packages": worldTime(100 * time.Second)}
+			})
+			argv := append([]string{"pct", "exec", "100", "--"}, scriptArgv("base/packages", "apply", aptBody)...)
+			if tc.timeout {
+				argv = slices.Insert(argv, 4, "timeout", "-k", "10", "600")
+			}
+			command := shellwords.Join(argv)
+			installed := func() bool { return l.script("pve1", 100, "base/packages", "check", "dpkg -s curl").code == 0 }
+			sess, err := l.conn("pve1").NewSession()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := sess.Start(command); err != nil {
+				t.Fatal(err)
+			}
+			if tc.signal {
+				if err := sess.Signal(ssh.SIGTERM); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := sess.Close(); err != nil {
+				t.Fatal(err)
+			}
+			l.poll("the session's end in the journal", func() bool {
+				return slices.Contains(l.execs("pve1", 100), "base/packages apply failed: session ended: "+tc.cause+"; the script runs on")
+			})
+			if installed() {
+				t.Error("installed before the script's duration was up")
+			}
+			l.poll("the script's effect", func() bool {
+				return slices.ContainsFunc(l.s.Journal(), func(e Event) bool {
+					return e.VMID == 100 && e.Name == "base/packages" && e.Phase == "apply" && e.OK && e.Detail == "finished after its session ended"
+				})
+			})
+			if !installed() {
+				t.Error("the script that ran on left curl uninstalled")
+			}
+		})
+	}
+}
+
+// A built-in step takes the container's step lock (prelude.sh): a check
+// sent while a step of an earlier, lost session still runs waits for it and
+// then sees its work done, saying on stdout that it waited.
+func TestStepLockWaitsForTheStepThatRanOn(t *testing.T) {
+	t.Parallel()
+	l := startLab(t, "ssh-cluster.yaml", func(w *World) {
+		w.Spec.Durations.Scripts = map[string]Duration{"base/packages": worldTime(100 * time.Second)}
+	})
+	locked := "phoenix_step_lock\n" + aptBody
+	sess, err := l.conn("pve1").NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sess.Start(shellwords.Join(append([]string{"pct", "exec", "100", "--"}, scriptArgv("base/packages", "apply", locked)...))); err != nil {
+		t.Fatal(err)
+	}
+	if err := sess.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l.poll("the session's end in the journal", func() bool {
+		return slices.Contains(l.execs("pve1", 100), "base/packages apply failed: session ended: sshd: session closed; the script runs on")
+	})
+	// Without the lock, a check looks at once, and finds nothing yet.
+	if r := l.script("pve1", 100, "base/packages", "check", "dpkg -s curl"); r.code == 0 {
+		t.Fatalf("a check without the lock: %v, want curl not yet installed", r)
+	}
+	r := l.script("pve1", 100, "base/packages", "check", "phoenix_step_lock\ndpkg -s curl")
+	if r.code != 0 || !strings.Contains(r.stdout, "waiting for a phoenix step of an earlier run") {
+		t.Errorf("a check with the lock: %v, want it to wait for the apply and find curl", r)
 	}
 }

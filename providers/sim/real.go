@@ -253,8 +253,24 @@ func (c *cluster) realExec(ctx context.Context, nodeName string, vmid int, argv 
 		return pctError
 	}
 	var tail tailWriter
-	code, err := ct.Attach(ctx, argv, nil, stdin, flushing{stdout}, io.MultiWriter(flushing{stderr}, &tail))
+	so, se := &cutWriter{w: flushing{stdout}}, &cutWriter{w: flushing{stderr}}
+	detach := func() { so.cut(); se.cut() }
+	code, err, ranOn := c.attachRunningOn(ctx, ct, argv, stdin, so, io.MultiWriter(se, &tail), detach, func(code int, err error) {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		detail := "finished after its session ended: " + tail.last()
+		if err != nil {
+			detail = "after its session ended: " + err.Error()
+		}
+		c.journal.add(c.now(), Event{Node: nodeName, VMID: vmid, Kind: "exec", Name: name, Phase: phase, OK: err == nil && code == 0, Detail: detail})
+	})
 	c.mu.Lock()
+	if ranOn {
+		defer c.mu.Unlock()
+		c.journal.add(c.now(), Event{Node: nodeName, VMID: vmid, Kind: "exec", Name: name, Phase: phase, OK: false,
+			Detail: "session ended: " + context.Cause(ctx).Error() + "; the command runs on"})
+		return pctError
+	}
 	defer c.mu.Unlock()
 	switch {
 	case err != nil && ctx.Err() != nil:

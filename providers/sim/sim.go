@@ -260,6 +260,7 @@ func (s *Sim) startSSH() error {
 	}
 	s.ssh, err = sshd.New(sshd.Config{
 		AuthorizedKeys: []ssh.PublicKey{clientKey.PublicKey()},
+		Signals:        s.c.signalDelivered, // which OpenSSH the node runs (orphans.go)
 		Handler: func(ctx context.Context, sess *sshd.Session) int {
 			host, _, _ := net.SplitHostPort(sess.LocalAddr.String())
 			nodeName, ok := s.c.nodeAt(host)

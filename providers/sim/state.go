@@ -154,8 +154,10 @@ type cluster struct {
 	pid     int
 	ctx     context.Context // cancelled when the simulator closes: tasks stop waiting
 	wg      sync.WaitGroup
-	// fullClones counts the full clones running per storage.
-	fullClones map[string]int
+	// storageFree is when each storage's lock is free again after the
+	// allocations of the full clones under way ("node/storage" for a
+	// storage of one node; see clone).
+	storageFree map[string]time.Time
 	// firewalls are the guests' firewall files, by VMID (firewall.go).
 	firewalls map[int]*vmFirewall
 	// configMethod is PUT .../config in the schema: which keys are options.
@@ -171,6 +173,12 @@ type cluster struct {
 	real *realGuests
 	// serviceFails counts the failed starts of faults.services, by key.
 	serviceFails map[string]int
+	// bodyExits are the outcomes tests give user script bodies (usersteps.go).
+	bodyExits map[bodyKey]bodyExit
+	// stepLocks are, per VMID, the scripts that run on after their session
+	// ended holding phoenix's step lock: each channel closes when its
+	// script ends (orphans.go).
+	stepLocks map[int][]chan struct{}
 }
 
 func newCluster(ctx context.Context, w *World) *cluster {
@@ -178,7 +186,7 @@ func newCluster(ctx context.Context, w *World) *cluster {
 		world: w, now: time.Now, rng: rand.New(rand.NewPCG(uint64(w.Spec.Seed), 0x9e3779b97f4a7c15)),
 		ids:    rand.New(rand.NewPCG(uint64(w.Spec.Seed), 0x2545f4914f6cdd1d)),
 		guests: map[int]*guest{}, vms: map[int]*vm{}, tasks: map[string]*task{}, journal: &journal{},
-		stats: map[string]int{}, pid: 4000, ctx: ctx, fullClones: map[string]int{},
+		stats: map[string]int{}, pid: 4000, ctx: ctx, storageFree: map[string]time.Time{},
 	}
 	for i, wn := range w.Spec.Nodes {
 		c.nodes = append(c.nodes, &node{WorldNode: wn, ip: fmt.Sprintf("127.0.0.%d", i+2), files: map[string]string{}})

@@ -193,6 +193,13 @@ type Durations struct {
 	// overrides it per script name (e.g. nvidia-driver/install).
 	Exec    Duration            `yaml:"exec"`
 	Scripts map[string]Duration `yaml:"scripts"`
+
+	// Alloc is how long allocating a full clone's new volume holds its
+	// storage's lock (default 1 s, an lvcreate's or a file's creation); a
+	// full clone that would wait for that lock longer than Proxmox VE's
+	// 10 s fails on it, so a dozen full clones to one storage at once may
+	// see the lock time out, as on a real cluster.
+	Alloc Duration `yaml:"alloc"`
 }
 
 // Faults are probabilities of things going wrong, drawn from the seed.
@@ -375,6 +382,7 @@ func (w *World) setDefaults() {
 	def(&d.Snapshot, time.Second)
 	def(&d.Download, 10*time.Second)
 	def(&d.Exec, 200*time.Millisecond)
+	def(&d.Alloc, time.Second)
 	if d.NetworkUp == [2]Duration{} {
 		d.NetworkUp = [2]Duration{Duration(2 * time.Second), Duration(8 * time.Second)}
 	}

@@ -220,3 +220,28 @@ unknown_phase() {
 	echo "unknown phase $phoenix_phase" >&2
 	exit 2
 }
+
+# One phoenix step at a time in a container. A step that an earlier phoenix
+# run stopped may still run here: pct exec's command outlives its SSH
+# session. This one waits for it (under its own time bound), so that a check
+# never looks at the other's half-done work and an apply never runs beside
+# it. The lock goes with the step's shell; a daemon the step started keeps
+# a copy of it, so a lock whose step (step.pid) is gone is not waited for.
+phoenix_step_lock() {
+	# PHOENIX_TEST_ROOT, set by tests only, is where /run is.
+	lock_dir=${PHOENIX_TEST_ROOT:-}/run/phoenix
+	command -v flock >/dev/null 2>&1 && mkdir -p "$lock_dir" 2>/dev/null || return 0
+	exec 9>>"$lock_dir/step.lock"
+	if ! flock -n 9; then
+		echo "waiting for a phoenix step of an earlier run that still runs in this container"
+		while ! flock -n 9; do
+			holder=$(cat "$lock_dir/step.pid" 2>/dev/null) || holder=
+			if [ -n "$holder" ] && ! kill -0 "$holder" 2>/dev/null; then
+				break
+			fi
+			sleep 1
+		done
+	fi
+	echo "$$" >"$lock_dir/step.pid"
+}
+phoenix_step_lock

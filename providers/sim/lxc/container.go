@@ -571,9 +571,14 @@ func (c *Container) Attach(ctx context.Context, argv []string, env []string, std
 	cmd.Stdin = stdin
 	cmd.Stdout = stdout
 	cmd.Stderr = stderr
-	// lxc-attach passes SIGTERM on to the command it runs; SIGKILL would
-	// leave that command running in the container.
-	cmd.Cancel = func() error { return cmd.Process.Signal(unix.SIGTERM) }
+	// lxc-attach does not pass a signal on (without a pty it only waits,
+	// lxc src/lxc/attach.c), but the command it runs in the container
+	// stays in its process group (no setsid or setpgid; the attached
+	// process is cloned with CLONE_PARENT): SIGTERM to the group, as
+	// OpenSSH's killpg on a signal request, reaches it. Cancelling only
+	// lxc-attach would leave the command running in the container.
+	cmd.SysProcAttr = &unix.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return unix.Kill(-cmd.Process.Pid, unix.SIGTERM) }
 	cmd.WaitDelay = 10 * time.Second
 	err := cmd.Run()
 	var exit *exec.ExitError

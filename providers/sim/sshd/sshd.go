@@ -115,6 +115,16 @@ type Config struct {
 	Handler Handler
 	// Logger receives connection and session events; nil discards them.
 	Logger *slog.Logger
+	// Signals says whether a signal request on a session is delivered
+	// (cancelling the handler's context with a *SignalError) or refused
+	// (answered false; the command runs on). nil delivers every signal
+	// RFC 4254 names. OpenSSH's session_signal_req (session.c, since 7.9)
+	// delivers HUP, INT, KILL, QUIT, TERM, USR1 and USR2 as killpg(2) on
+	// the session's process group, but before 9.8 only with post-auth
+	// privilege separation, which privsep_postauth (sshd.c) turned off for
+	// a root login: there it logs "session signalling requires privilege
+	// separation" and refuses.
+	Signals func(s *Session, sig ssh.Signal) bool
 }
 
 // handshakeTimeout bounds how long a connection may take to authenticate,
@@ -127,6 +137,7 @@ type Server struct {
 	config  *ssh.ServerConfig
 	hostKey ssh.Signer
 	handler Handler
+	signals func(*Session, ssh.Signal) bool
 	log     *slog.Logger
 
 	// ctx is cancelled by Close; every connection and session derives from it.
@@ -172,6 +183,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		hostKey:   hostKey,
 		handler:   cfg.Handler,
+		signals:   cfg.Signals,
 		log:       logger,
 		listeners: make(map[*net.Listener]struct{}),
 		conns:     make(map[net.Conn]struct{}),
@@ -394,7 +406,7 @@ func (s *Server) serveSession(conn *ssh.ServerConn, nc ssh.NewChannel, log *slog
 				if ssh.Unmarshal(req.Payload, &sig) == nil {
 					_, known = signalNumbers[ssh.Signal(sig.Signal)]
 				}
-				if exited == nil || !known {
+				if exited == nil || !known || s.signals != nil && !s.signals(sess, ssh.Signal(sig.Signal)) {
 					req.Reply(false, nil)
 					continue
 				}
