@@ -9,8 +9,6 @@ import (
 	"encoding/json"
 	"io/fs"
 	"net/http"
-	"net/http/cgi"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,58 +18,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/phoenixhv/phoenix/hack/testtool"
+	"github.com/phoenixhv/phoenix/hack/testgit"
 	"github.com/phoenixhv/phoenix/providers/ssh"
 	"github.com/phoenixhv/phoenix/reconciler"
 )
-
-// gitServer is a bare repository served over smart HTTP on 127.0.0.1 by
-// git http-backend, and a work tree that pushes to it.
-type gitServer struct {
-	t         *testing.T
-	git, work string
-	env       []string
-	url       string
-}
-
-func newGitServer(t *testing.T) *gitServer {
-	t.Helper()
-	g := &gitServer{t: t, git: testtool.Require(t, "git")}
-	root := t.TempDir()
-	g.env = append(os.Environ(), "HOME="+root, "GIT_CONFIG_NOSYSTEM=1", "GIT_AUTHOR_NAME=Ops", "GIT_AUTHOR_EMAIL=ops@example.com",
-		"GIT_COMMITTER_NAME=Ops", "GIT_COMMITTER_EMAIL=ops@example.com")
-	g.work = filepath.Join(root, "work")
-	g.run(root, "init", "-q", "--bare", "-b", "main", filepath.Join(root, "specs.git"))
-	g.run(root, "init", "-q", "-b", "main", g.work)
-	g.run(g.work, "remote", "add", "origin", filepath.Join(root, "specs.git"))
-	backend := &cgi.Handler{Path: g.git, Args: []string{"http-backend"}, Dir: root,
-		Env: []string{"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1", "HOME=" + root}}
-	srv := httptest.NewServer(backend)
-	t.Cleanup(srv.Close)
-	g.url = srv.URL + "/specs.git"
-	return g
-}
-
-func (g *gitServer) run(dir string, args ...string) string {
-	g.t.Helper()
-	cmd := exec.Command(g.git, args...)
-	cmd.Dir, cmd.Env = dir, g.env
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		g.t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
-
-// commit commits the work tree as it is with the extra git arguments
-// (signing), pushes it and returns the commit.
-func (g *gitServer) commit(msg string, extra ...string) string {
-	g.t.Helper()
-	g.run(g.work, "add", "-A")
-	g.run(g.work, append(append([]string{}, extra...), "commit", "-q", "-m", msg)...)
-	g.run(g.work, "push", "-q", "origin", "main")
-	return g.run(g.work, "rev-parse", "HEAD")
-}
 
 // copyTree copies the spec set into the work tree.
 func copyTree(t *testing.T, from, to string) {
@@ -102,16 +52,16 @@ func copyTree(t *testing.T, from, to string) {
 // nothing of it is applied.
 func TestRunFromGit(t *testing.T) {
 	r := newRig(t, nil)
-	g := newGitServer(t)
-	keygen := testtool.Require(t, "ssh-keygen")
+	g := testgit.New(t)
+	url := g.HTTPServer(false, "").URL + "/specs.git"
 	dir := t.TempDir()
-	key := filepath.Join(dir, "signer")
-	if out, err := exec.Command(keygen, "-q", "-t", "ed25519", "-N", "", "-C", "ops", "-f", key).CombinedOutput(); err != nil {
-		t.Fatalf("ssh-keygen: %v\n%s", err, out)
+	sign, pub := g.SSHSigner("ops")
+	signers := filepath.Join(dir, "allowed_signers")
+	if err := os.WriteFile(signers, []byte(pub), 0o644); err != nil {
+		t.Fatal(err)
 	}
-	sign := []string{"-c", "gpg.format=ssh", "-c", "user.signingkey=" + key, "-c", "commit.gpgsign=true"}
-	copyTree(t, examplesDir, filepath.Join(g.work, "specs"))
-	first := g.commit("homelab", sign...)
+	copyTree(t, examplesDir, filepath.Join(g.Work, "specs"))
+	first := g.CommitAll("homelab", sign...)
 
 	bin := filepath.Join(dir, "phoenix")
 	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/phoenix").CombinedOutput(); err != nil {
@@ -123,8 +73,8 @@ func TestRunFromGit(t *testing.T) {
 		env = append(env, k+"="+v)
 	}
 	env = append(env, ssh.EnvPrivateKey+"="+string(r.creds.ClientKey), "PHOENIX_GIT_WEBHOOK_SECRET="+secret)
-	cmd := exec.Command(bin, "run", "--git", g.url, "--path", "specs", "--git-cache", filepath.Join(dir, "cache"),
-		"--git-verify-ssh", key+".pub", "--listen", "127.0.0.1:0", "--interval", "1h", "--git-interval", "1h")
+	cmd := exec.Command(bin, "run", "--git", url, "--path", "specs", "--git-cache", filepath.Join(dir, "cache"),
+		"--git-verify-ssh", signers, "--listen", "127.0.0.1:0", "--interval", "1h", "--git-interval", "1h")
 	cmd.Env = env
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -232,7 +182,7 @@ func TestRunFromGit(t *testing.T) {
 	}
 
 	// A signed change, announced by the webhook, is applied within seconds.
-	containers := filepath.Join(g.work, "specs", "containers.yaml")
+	containers := filepath.Join(g.Work, "specs", "containers.yaml")
 	b, err := os.ReadFile(containers)
 	if err != nil {
 		t.Fatal(err)
@@ -240,7 +190,7 @@ func TestRunFromGit(t *testing.T) {
 	if err := os.WriteFile(containers, []byte(strings.Replace(string(b), "memory: 1024\n", "memory: 2048\n", 1)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	second := g.commit("nginx: more memory", sign...)
+	second := g.CommitAll("nginx: more memory", sign...)
 	start := time.Now()
 	hook()
 	waitFor("the signed change applied", 20*time.Second, func(rep reconciler.Report) bool {
@@ -258,7 +208,7 @@ func TestRunFromGit(t *testing.T) {
 	if err := os.WriteFile(containers, []byte(strings.Replace(string(b), "memory: 1024\n", "memory: 4096\n", 1)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	unsigned := g.commit("nginx: unsigned")
+	unsigned := g.CommitAll("nginx: unsigned")
 	hook()
 	rep := waitFor("the unsigned commit refused", 20*time.Second, func(rep reconciler.Report) bool {
 		return strings.Contains(rep.RevisionError, unsigned[:12])

@@ -5,8 +5,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"net"
-	"net/http"
-	"net/http/cgi"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -17,114 +15,10 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"golang.org/x/crypto/ssh"
 
+	"github.com/phoenixhv/phoenix/hack/testgit"
 	"github.com/phoenixhv/phoenix/hack/testtool"
 	"github.com/phoenixhv/phoenix/providers/sim/sshd"
 )
-
-// remote is a bare repository and a work tree that pushes to it, made with
-// the git binary, which is the judge of what a real server serves.
-type remote struct {
-	t          *testing.T
-	git        string
-	root, bare string
-	work       string
-	env        []string
-}
-
-func newRemote(t *testing.T) *remote {
-	t.Helper()
-	r := &remote{t: t, git: testtool.Require(t, "git"), root: t.TempDir()}
-	home := filepath.Join(r.root, "home")
-	if err := os.MkdirAll(home, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	r.env = append(os.Environ(), "HOME="+home, "GIT_CONFIG_NOSYSTEM=1", "GIT_AUTHOR_NAME=Test", "GIT_AUTHOR_EMAIL=test@example.com",
-		"GIT_COMMITTER_NAME=Test", "GIT_COMMITTER_EMAIL=test@example.com", "GNUPGHOME="+filepath.Join(r.root, "gpg"))
-	r.bare = filepath.Join(r.root, "specs.git")
-	r.work = filepath.Join(r.root, "work")
-	r.run(r.root, "init", "-q", "--bare", "-b", "main", r.bare)
-	r.run(r.root, "init", "-q", "-b", "main", r.work)
-	r.run(r.work, "remote", "add", "origin", r.bare)
-	return r
-}
-
-func (r *remote) run(dir string, args ...string) string {
-	r.t.Helper()
-	cmd := exec.Command(r.git, args...)
-	cmd.Dir, cmd.Env = dir, r.env
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		r.t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
-
-// commit writes files (an empty content removes the file), commits with
-// the extra git arguments (signing) and pushes; it returns the commit.
-func (r *remote) commit(files map[string]string, signArgs ...string) string {
-	r.t.Helper()
-	for name, content := range files {
-		p := filepath.Join(r.work, name)
-		if content == "" {
-			if err := os.Remove(p); err != nil {
-				r.t.Fatal(err)
-			}
-			continue
-		}
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			r.t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			r.t.Fatal(err)
-		}
-	}
-	r.run(r.work, "add", "-A")
-	r.run(r.work, append(append([]string{}, signArgs...), "commit", "-q", "-m", "change")...)
-	r.run(r.work, "push", "-q", "origin", "main")
-	return r.run(r.work, "rev-parse", "HEAD")
-}
-
-// sshSigner makes an ed25519 key with ssh-keygen and returns the git
-// arguments that sign a commit with it, and its public key line.
-func (r *remote) sshSigner(name string) (args []string, pub string) {
-	r.t.Helper()
-	keygen := testtool.Require(r.t, "ssh-keygen")
-	key := filepath.Join(r.root, name)
-	if out, err := exec.Command(keygen, "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", key).CombinedOutput(); err != nil {
-		r.t.Fatalf("ssh-keygen: %v\n%s", err, out)
-	}
-	b, err := os.ReadFile(key + ".pub")
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	return []string{"-c", "gpg.format=ssh", "-c", "user.signingkey=" + key, "-c", "commit.gpgsign=true"}, string(b)
-}
-
-// httpServer serves the bare repository over smart HTTP (git http-backend),
-// over TLS when tls, asking for the token when it is not empty.
-func (r *remote) httpServer(tls bool, token string) *httptest.Server {
-	r.t.Helper()
-	backend := &cgi.Handler{Path: r.git, Args: []string{"http-backend"}, Dir: r.root,
-		Env: []string{"GIT_PROJECT_ROOT=" + r.root, "GIT_HTTP_EXPORT_ALL=1", "HOME=" + r.root}}
-	h := http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		if token != "" {
-			if _, pass, ok := req.BasicAuth(); !ok || pass != token {
-				w.Header().Set("WWW-Authenticate", `Basic realm="git"`)
-				http.Error(w, "no", http.StatusUnauthorized)
-				return
-			}
-		}
-		backend.ServeHTTP(w, req)
-	})
-	var srv *httptest.Server
-	if tls {
-		srv = httptest.NewTLSServer(h)
-	} else {
-		srv = httptest.NewServer(h)
-	}
-	r.t.Cleanup(srv.Close)
-	return srv
-}
 
 func caOf(srv *httptest.Server) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
@@ -140,9 +34,9 @@ func read(t *testing.T, path string) string {
 }
 
 func TestSyncOverHTTPSSwitchesWholeRevisions(t *testing.T) {
-	r := newRemote(t)
-	first := r.commit(map[string]string{"specs/a.yaml": "a: 1\n", "specs/sub/b.yaml": "b: 1\n", "README": "x\n"})
-	srv := r.httpServer(true, "s3cret-token")
+	r := testgit.New(t)
+	first := r.Commit(map[string]string{"specs/a.yaml": "a: 1\n", "specs/sub/b.yaml": "b: 1\n", "README": "x\n"})
+	srv := r.HTTPServer(true, "s3cret-token")
 	cache := t.TempDir()
 	src, err := New(Options{URL: srv.URL + "/specs.git", Ref: "main", Path: "specs", CacheDir: cache, Token: "s3cret-token", CABundle: caOf(srv)})
 	if err != nil {
@@ -168,7 +62,7 @@ func TestSyncOverHTTPSSwitchesWholeRevisions(t *testing.T) {
 	}
 
 	// A pass that holds the old revision reads it whole after the switch.
-	second := r.commit(map[string]string{"specs/a.yaml": "a: 2\n", "specs/sub/b.yaml": ""})
+	second := r.Commit(map[string]string{"specs/a.yaml": "a: 2\n", "specs/sub/b.yaml": ""})
 	rev2, err := src.Sync(ctx)
 	if err != nil || rev2.Commit != second || !rev2.Changed || rev2.Dir == rev1.Dir {
 		t.Fatalf("second sync: %+v, %v", rev2, err)
@@ -187,7 +81,7 @@ func TestSyncOverHTTPSSwitchesWholeRevisions(t *testing.T) {
 	}
 
 	// Older revisions than the one replaced are removed.
-	third := r.commit(map[string]string{"specs/a.yaml": "a: 3\n"})
+	third := r.Commit(map[string]string{"specs/a.yaml": "a: 3\n"})
 	if rev3, err := src.Sync(ctx); err != nil || rev3.Commit != third {
 		t.Fatalf("third sync: %+v, %v", rev3, err)
 	}
@@ -217,9 +111,9 @@ func TestSyncOverHTTPSSwitchesWholeRevisions(t *testing.T) {
 }
 
 func TestSyncFollowsHEADAndNamesMissingRef(t *testing.T) {
-	r := newRemote(t)
-	head := r.commit(map[string]string{"x.yaml": "x: 1\n"})
-	srv := r.httpServer(false, "")
+	r := testgit.New(t)
+	head := r.Commit(map[string]string{"x.yaml": "x: 1\n"})
+	srv := r.HTTPServer(false, "")
 	src, err := New(Options{URL: srv.URL + "/specs.git", CacheDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
@@ -228,8 +122,8 @@ func TestSyncFollowsHEADAndNamesMissingRef(t *testing.T) {
 	if err != nil || rev.Commit != head {
 		t.Fatalf("HEAD: %+v, %v", rev, err)
 	}
-	r.run(r.work, "tag", "-a", "-m", "v1", "v1")
-	r.run(r.work, "push", "-q", "origin", "v1")
+	r.Run(r.Work, "tag", "-a", "-m", "v1", "v1")
+	r.Run(r.Work, "push", "-q", "origin", "v1")
 	tagged, err := New(Options{URL: srv.URL + "/specs.git", Ref: "v1", CacheDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
@@ -250,14 +144,14 @@ func TestSyncFollowsHEADAndNamesMissingRef(t *testing.T) {
 }
 
 // sshRemote serves the bare repository's git-upload-pack over SSH.
-func sshRemote(t *testing.T, r *remote, client ssh.PublicKey) (addr string, hostKey ssh.PublicKey) {
+func sshRemote(t *testing.T, r *testgit.Remote, client ssh.PublicKey) (addr string, hostKey ssh.PublicKey) {
 	t.Helper()
 	upload := testtool.Require(t, "git-upload-pack")
 	srv, err := sshd.New(sshd.Config{AuthorizedKeys: []ssh.PublicKey{client}, Handler: func(ctx context.Context, s *sshd.Session) int {
 		// git-upload-pack '/path/specs.git'
 		path := strings.Trim(strings.TrimPrefix(s.Command, "git-upload-pack "), "'")
 		cmd := exec.CommandContext(ctx, upload, path)
-		cmd.Stdin, cmd.Stdout, cmd.Stderr, cmd.Env = s.Stdin, s.Stdout, s.Stderr, r.env
+		cmd.Stdin, cmd.Stdout, cmd.Stderr, cmd.Env = s.Stdin, s.Stdout, s.Stderr, r.Env
 		if err := cmd.Run(); err != nil {
 			return 1
 		}
@@ -276,14 +170,14 @@ func sshRemote(t *testing.T, r *remote, client ssh.PublicKey) (addr string, host
 }
 
 func TestSyncOverSSHChecksTheHostKey(t *testing.T) {
-	r := newRemote(t)
-	head := r.commit(map[string]string{"x.yaml": "x: 1\n"})
+	r := testgit.New(t)
+	head := r.Commit(map[string]string{"x.yaml": "x: 1\n"})
 	client, keyPEM, err := sshd.GenerateClientKey()
 	if err != nil {
 		t.Fatal(err)
 	}
 	addr, hostKey := sshRemote(t, r, client.PublicKey())
-	url := "ssh://git@" + addr + r.bare
+	url := "ssh://git@" + addr + r.Bare
 	known := filepath.Join(t.TempDir(), "known_hosts")
 	if err := os.WriteFile(known, []byte(sshd.KnownHostsLine([]string{addr}, hostKey)+"\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -320,9 +214,9 @@ func TestSyncOverSSHChecksTheHostKey(t *testing.T) {
 }
 
 func TestSSHSignaturesAreVerified(t *testing.T) {
-	r := newRemote(t)
-	signA, pubA := r.sshSigner("alice")
-	signB, _ := r.sshSigner("mallory")
+	r := testgit.New(t)
+	signA, pubA := r.SSHSigner("alice")
+	signB, _ := r.SSHSigner("mallory")
 	keys := filepath.Join(t.TempDir(), "allowed_signers")
 	// allowed_signers style (principals first) and a comment line.
 	if err := os.WriteFile(keys, []byte("# trusted\nalice@example.com "+pubA), 0o600); err != nil {
@@ -332,8 +226,8 @@ func TestSSHSignaturesAreVerified(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	good := r.commit(map[string]string{"x.yaml": "x: 1\n"}, signA...)
-	src, err := New(Options{URL: "file://" + r.bare, CacheDir: t.TempDir(), Verify: v})
+	good := r.Commit(map[string]string{"x.yaml": "x: 1\n"}, signA...)
+	src, err := New(Options{URL: "file://" + r.Bare, CacheDir: t.TempDir(), Verify: v})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -342,7 +236,7 @@ func TestSSHSignaturesAreVerified(t *testing.T) {
 		t.Fatalf("signed with the trusted key: %+v, %v", rev, err)
 	}
 	for name, sign := range map[string][]string{"unsigned": nil, "another key": signB} {
-		bad := r.commit(map[string]string{"x.yaml": "x: " + name + "\n"}, sign...)
+		bad := r.Commit(map[string]string{"x.yaml": "x: " + name + "\n"}, sign...)
 		rev, err := src.Sync(ctx)
 		var refused *RefusedError
 		if !errors.As(err, &refused) || refused.Commit != bad {
@@ -356,7 +250,7 @@ func TestSSHSignaturesAreVerified(t *testing.T) {
 		}
 		t.Logf("%s: %v", name, err)
 	}
-	fixed := r.commit(map[string]string{"x.yaml": "x: 2\n"}, signA...)
+	fixed := r.Commit(map[string]string{"x.yaml": "x: 2\n"}, signA...)
 	if rev, err := src.Sync(ctx); err != nil || rev.Commit != fixed || src.Refused() != nil {
 		t.Fatalf("signed again: %+v, %v", rev, err)
 	}
@@ -379,15 +273,15 @@ func TestSSHSignaturesAreVerified(t *testing.T) {
 }
 
 func TestGPGSignaturesAreVerified(t *testing.T) {
-	r := newRemote(t)
+	r := testgit.New(t)
 	gpg := testtool.Require(t, "gpg")
-	gnupg := filepath.Join(r.root, "gpg")
+	gnupg := filepath.Join(r.Root, "gpg")
 	if err := os.MkdirAll(gnupg, 0o700); err != nil {
 		t.Fatal(err)
 	}
 	run := func(args ...string) []byte {
 		cmd := exec.Command(gpg, append([]string{"--batch", "--pinentry-mode", "loopback", "--passphrase", ""}, args...)...)
-		cmd.Env = r.env
+		cmd.Env = r.Env
 		out, err := cmd.Output()
 		if err != nil {
 			t.Fatalf("gpg %v: %v", args, err)
@@ -407,22 +301,22 @@ func TestGPGSignaturesAreVerified(t *testing.T) {
 		t.Fatal(err)
 	}
 	sign := []string{"-c", "gpg.program=" + gpg, "-c", "user.signingkey=signer@example.com", "-c", "commit.gpgsign=true"}
-	good := r.commit(map[string]string{"x.yaml": "x: 1\n"}, sign...)
-	src, err := New(Options{URL: "file://" + r.bare, CacheDir: t.TempDir(), Verify: v})
+	good := r.Commit(map[string]string{"x.yaml": "x: 1\n"}, sign...)
+	src, err := New(Options{URL: "file://" + r.Bare, CacheDir: t.TempDir(), Verify: v})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if rev, err := src.Sync(context.Background()); err != nil || rev.Commit != good {
 		t.Fatalf("gpg-signed: %+v, %v", rev, err)
 	}
-	r.commit(map[string]string{"x.yaml": "x: 2\n"})
+	r.Commit(map[string]string{"x.yaml": "x: 2\n"})
 	var refused *RefusedError
 	if _, err := src.Sync(context.Background()); !errors.As(err, &refused) {
 		t.Errorf("unsigned after gpg: %v", err)
 	}
 	// An ssh-signed head is refused when only gpg keys were given.
-	signSSH, _ := r.sshSigner("other")
-	r.commit(map[string]string{"x.yaml": "x: 3\n"}, signSSH...)
+	signSSH, _ := r.SSHSigner("other")
+	r.Commit(map[string]string{"x.yaml": "x: 3\n"}, signSSH...)
 	if _, err := src.Sync(context.Background()); !errors.As(err, &refused) || !strings.Contains(err.Error(), "--git-verify-ssh") {
 		t.Errorf("ssh-signed with only gpg keys: %v", err)
 	}
