@@ -183,3 +183,20 @@ func TestLoopRunsAPassOnTrigger(t *testing.T) {
 		t.Fatal("Trigger started no pass")
 	}
 }
+
+// What a pass saw stays in memory after it only where a status page asks
+// for it (KeepView): a loop over many guests otherwise holds none of it
+// between passes.
+func TestLoopKeepsTheLastViewOnlyWhenAsked(t *testing.T) {
+	r := newRig(t, nil)
+	for _, keep := range []bool{false, true} {
+		l := r.loop(reconciler.LoopOptions{KeepView: keep}, nil)
+		if err := l.Pass(context.Background(), nil); err != nil {
+			t.Fatal(err)
+		}
+		v := l.LastView()
+		if got := v.Res != nil && v.Obs != nil && v.Applied != nil && v.Remaining != nil; got != keep {
+			t.Errorf("KeepView %v: view %+v", keep, v)
+		}
+	}
+}

@@ -51,6 +51,10 @@ type LoopOptions struct {
 	Log                        *slog.Logger
 	// Pass, when set, is told about each pass when it ends (metrics).
 	Pass func(PassInfo, *Plan, *ApplyResult, []GuestStatus)
+	// KeepView keeps what the last pass saw for LastView (the status
+	// page): its specs, observation and plans stay in memory between
+	// passes, which otherwise end with the pass.
+	KeepView bool
 	// PruneGrace is how long the spec tree must have been unchanged before
 	// a pass prunes (with Apply.Prune); default DefaultPruneGrace, negative
 	// for none. A pass a file event started (Trigger) never prunes.
@@ -384,7 +388,9 @@ func (l *Loop) Pass(ctx context.Context, stop <-chan struct{}) error {
 		log.Error("pass failed", "error", err, "duration", info.Duration)
 	} else {
 		l.report.Guests = statuses
-		l.view = PassView{Started: info.Started, Res: seen.Res, Obs: seen.Obs, Applied: applied, Remaining: plan}
+		if l.opts.KeepView {
+			l.view = PassView{Started: info.Started, Res: seen.Res, Obs: seen.Obs, Applied: applied, Remaining: plan}
+		}
 		if info.Converged() {
 			t := info.Started.Add(info.Duration)
 			l.report.LastGood = &t

@@ -25,7 +25,7 @@ type PassView struct {
 }
 
 // LastView returns what the last pass that ran to its end saw; its fields
-// are nil before one has.
+// are nil before one has, and without LoopOptions.KeepView.
 func (l *Loop) LastView() PassView {
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -194,6 +194,7 @@ record it.`,
 			},
 			Lease:    passLease(cmd, conn, paths, *lockTimeout),
 			Revision: gs.revision(),
+			KeepView: *listen != "", // for the status page
 			Pass: func(info reconciler.PassInfo, _ *reconciler.Plan, _ *reconciler.ApplyResult, st []reconciler.GuestStatus) {
 				m.pass(info, st)
 			},
