@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -137,79 +136,58 @@ type ObserveOptions struct {
 
 // Observe reads what the plan needs: one /cluster/resources call, one config
 // read per guest that matters, in parallel, and a host probe per node where a
-// spec wants GPUs.
+// spec wants GPUs. With a GuestStreamer, each config read starts as its guest
+// comes in, while the rest of the listing still streams.
 func Observe(ctx context.Context, cluster Cluster, nodes NodeOf, res *spec.Resolution, opts ObserveOptions) (*Observed, error) {
 	if opts.Parallelism <= 0 {
 		opts.Parallelism = 8
 	}
-	var summaries []GuestSummary
 	rd := reader{ctx: ctx, log: opts.Log}
-	err := rd.retry("list guests", func() (err error) { summaries, err = cluster.Guests(ctx); return err })
-	if err != nil {
-		return nil, fmt.Errorf("list guests: %w", err)
-	}
-	wantVMID, wantName := map[int]bool{}, map[string]bool{}
+	want := wantedGuests(res)
 	gpuNodes := map[string]bool{}
 	for _, g := range res.Guests {
-		wantVMID[g.VMID] = true
-		for _, vmid := range g.RenewalVMIDs {
-			wantVMID[vmid] = true
-		}
-		wantName[strings.ToLower(g.Name)] = true
 		if !g.Settings.GPUs.Empty() {
 			gpuNodes[g.Settings.Node] = true
 		}
 	}
 	obs := &Observed{Guests: map[int]*ObservedGuest{}, Hosts: map[string]*HostObservation{}}
-	for _, s := range summaries {
-		managed := managedTags(s.Tags...)
-		if !managed && !wantVMID[s.VMID] && !wantName[strings.ToLower(s.Name)] {
-			obs.Others++
-			continue
-		}
-		obs.Guests[s.VMID] = &ObservedGuest{GuestSummary: s, Managed: managed}
-	}
-
-	exists := map[int]bool{}
-	for _, s := range summaries {
-		exists[s.VMID] = true
-	}
-	observeInventory(rd, cluster, obs, inventoryNeeds(res, exists), opts.Parallelism)
-	observeSecurityGroups(rd, cluster, res, obs)
-	observeClusterSets(rd, cluster, res, obs)
-
 	sem := make(chan struct{}, opts.Parallelism)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
-	for _, g := range obs.Guests {
-		if g.Type != "" && g.Type != "lxc" {
-			continue // a VM: phoenix manages containers; a VM on a wanted VMID is a conflict
+	read := func(rd reader, g *ObservedGuest) { observeGuest(rd, cluster, nodes, res, g) }
+	if streamer, ok := cluster.(GuestStreamer); ok {
+		// Each guest's reads start as its summary comes in (observestream.go).
+		reads, err := streamGuests(rd, streamer, want, obs, sem, read)
+		if err != nil {
+			return nil, fmt.Errorf("list guests: %w", err)
 		}
-		wg.Go(func() {
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			var cfg Config
-			err := rd.retry(fmt.Sprintf("read the config of %d", g.VMID), func() (err error) { cfg, err = cluster.GuestConfig(ctx, g.Node, g.VMID); return err })
-			if err != nil {
-				g.ConfigErr = err
-				return
+		wg.Go(reads.Wait)
+	} else {
+		var summaries []GuestSummary
+		err := rd.retry("list guests", func() (err error) { summaries, err = cluster.Guests(ctx); return err })
+		if err != nil {
+			return nil, fmt.Errorf("list guests: %w", err)
+		}
+		for _, s := range summaries {
+			want.add(obs, s)
+		}
+	}
+
+	observeInventory(rd, cluster, obs, inventoryNeeds(res, want.exists), opts.Parallelism)
+	observeSecurityGroups(rd, cluster, res, obs)
+	observeClusterSets(rd, cluster, res, obs)
+
+	if _, ok := cluster.(GuestStreamer); !ok {
+		for _, g := range obs.Guests {
+			if !g.containerish() {
+				continue // a VM: phoenix manages containers; a VM on a wanted VMID is a conflict
 			}
-			g.Config = cfg
-			g.User, g.State, g.StateErr = ParseDescription(cfg.Values["description"])
-			observeFirewall(rd, cluster, res, g)
-			observeSnapshots(rd, cluster, res, g)
-			observeInside(rd, nodes, res, g)
-			if readsPending(g.GuestSummary, cfg) {
-				g.PendingErr = rd.retry(fmt.Sprintf("read the pending changes of %d", g.VMID), func() (err error) {
-					g.Pending, err = cluster.Pending(ctx, g.Node, g.VMID)
-					return err
-				})
-				// Only the options that wait matter (waiting): the list
-				// has every option, each with its value, and a pass
-				// keeps thousands of them.
-				g.Pending = onlyWaiting(g.Pending)
-			}
-		})
+			wg.Go(func() {
+				sem <- struct{}{}
+				defer func() { <-sem }()
+				read(rd, g)
+			})
+		}
 	}
 	for node := range gpuNodes {
 		wg.Go(func() {
@@ -255,6 +233,32 @@ func Observe(ctx context.Context, cluster Cluster, nodes NodeOf, res *spec.Resol
 		return nil, err
 	}
 	return obs, nil
+}
+
+// observeGuest reads what a plan needs of one container that matters: its
+// config, and what follows from it.
+func observeGuest(rd reader, cluster Cluster, nodes NodeOf, res *spec.Resolution, g *ObservedGuest) {
+	ctx := rd.ctx
+	var cfg Config
+	err := rd.retry(fmt.Sprintf("read the config of %d", g.VMID), func() (err error) { cfg, err = cluster.GuestConfig(ctx, g.Node, g.VMID); return err })
+	if err != nil {
+		g.ConfigErr = err
+		return
+	}
+	g.Config = cfg
+	g.User, g.State, g.StateErr = ParseDescription(cfg.Values["description"])
+	observeFirewall(rd, cluster, res, g)
+	observeSnapshots(rd, cluster, res, g)
+	observeInside(rd, nodes, res, g)
+	if readsPending(g.GuestSummary, cfg) {
+		g.PendingErr = rd.retry(fmt.Sprintf("read the pending changes of %d", g.VMID), func() (err error) {
+			g.Pending, err = cluster.Pending(ctx, g.Node, g.VMID)
+			return err
+		})
+		// Only the options that wait matter (waiting): the list has every
+		// option, each with its value, and a pass keeps thousands of them.
+		g.Pending = onlyWaiting(g.Pending)
+	}
 }
 
 // driverDue reports whether a guest on a node with a working driver is to

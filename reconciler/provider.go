@@ -85,6 +85,16 @@ type Cluster interface {
 	RootSession() bool
 }
 
+// GuestStreamer is a Cluster that can hand out its guest listing as it comes
+// in, so that Observe starts each guest's config read before the listing has
+// ended. StreamGuests calls yield once per guest, in the caller's goroutine;
+// an error of yield ends the listing and is returned. A listing that fails
+// may have yielded some guests first: only a nil return means every guest
+// was yielded.
+type GuestStreamer interface {
+	StreamGuests(ctx context.Context, yield func(GuestSummary) error) error
+}
+
 // Node runs things on one Proxmox node: inside a container through pct, or on
 // the host itself.
 type Node interface {

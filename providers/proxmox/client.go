@@ -409,6 +409,10 @@ func (c *Client) call(ctx context.Context, method, path string, params map[strin
 	if errors.As(err, &bad) {
 		return fmt.Errorf("%s: %w", op, err)
 	}
+	var pass passThrough // a dataStream's own error (stream.go)
+	if errors.As(err, &pass) {
+		return pass.err
+	}
 	// go-proxmox turns only 400, 401, 403, 500 and 501 into errors: a 595
 	// from the proxy (node unreachable) or a 502 would decode as empty data.
 	if err == nil && capt.status >= 400 {

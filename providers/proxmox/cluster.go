@@ -14,37 +14,17 @@ import (
 
 func ctPath(node string, vmid int) string { return fmt.Sprintf("/nodes/%s/lxc/%d", node, vmid) }
 
-// Guests lists every guest from one /cluster/resources call. Each entry is
-// decoded straight into its fields (read.go): a listing of thousands of
-// guests is not built as maps first.
+// Guests lists every guest from one /cluster/resources call, collected from
+// StreamGuests (stream.go): each entry is decoded straight into its fields
+// (read.go), and a listing of thousands of guests is not built as maps first.
 func (c *Client) Guests(ctx context.Context) ([]reconciler.GuestSummary, error) {
-	var raw []struct {
-		VMID     jsonScalar `json:"vmid"`
-		Type     jsonScalar `json:"type"`
-		Node     jsonScalar `json:"node"`
-		Name     jsonScalar `json:"name"`
-		Status   jsonScalar `json:"status"`
-		Template jsonScalar `json:"template"`
-		Lock     jsonScalar `json:"lock"`
-		Tags     jsonScalar `json:"tags"`
-	}
-	if err := c.call(ctx, http.MethodGet, "/cluster/resources", map[string]string{"type": "vm"}, &raw); err != nil {
-		return nil, err
-	}
-	out := make([]reconciler.GuestSummary, 0, len(raw))
-	for _, r := range raw {
-		vmid, err := r.VMID.integer()
-		if err != nil {
-			return nil, errUnexpected("GET /cluster/resources", "vmid", r.VMID.any())
-		}
-		g := reconciler.GuestSummary{
-			VMID: vmid, Type: r.Type.value(), Node: r.Node.value(), Name: r.Name.value(),
-			Status: r.Status.value(), Template: r.Template.value() == "1", Lock: r.Lock.value(),
-		}
-		for t := range strings.FieldsFuncSeq(r.Tags.value(), func(r rune) bool { return r == ';' || r == ',' || r == ' ' }) {
-			g.Tags = append(g.Tags, t)
-		}
+	out := []reconciler.GuestSummary{}
+	err := c.StreamGuests(ctx, func(g reconciler.GuestSummary) error {
 		out = append(out, g)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }

@@ -48,16 +48,46 @@ func (c *Client) get(ctx context.Context, target string, out any) error {
 		return err
 	}
 	head := &headBuffer{}
-	dec := json.NewDecoder(io.TeeReader(res.Body, head))
+	body := &bodyReader{r: res.Body}
+	dec := json.NewDecoder(io.TeeReader(body, head))
 	dec.UseNumber()
-	// Decoding into an interface that holds a pointer decodes into what
-	// the pointer points at: out itself, not a copy.
-	if err := dec.Decode(&struct {
-		Data any `json:"data"`
-	}{out}); err != nil {
-		return &answerError{head: head.Bytes(), err: err}
+	if stream, ok := out.(dataStream); ok {
+		err = decodeStream(dec, stream) // stream.go
+	} else {
+		// Decoding into an interface that holds a pointer decodes into
+		// what the pointer points at: out itself, not a copy.
+		err = dec.Decode(&struct {
+			Data any `json:"data"`
+		}{out})
 	}
-	return nil
+	var pass passThrough
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &pass):
+		return pass
+	case body.err != nil:
+		// The connection broke off or timed out mid-answer: a
+		// transport failure, which call classifies (and the reconciler
+		// retries), not an answer that said something wrong.
+		return body.err
+	}
+	return &answerError{head: head.Bytes(), err: err}
+}
+
+// bodyReader keeps the first error reading an answer's body met, end of
+// body aside.
+type bodyReader struct {
+	r   io.Reader
+	err error
+}
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err != nil && err != io.EOF && b.err == nil {
+		b.err = err
+	}
+	return n, err
 }
 
 // answerError is an answer that came but did not decode: not a transport
