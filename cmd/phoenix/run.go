@@ -27,7 +27,7 @@ import (
 
 func newRunCmd() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "run [-f] PATH... [--interval 60s] [--listen 127.0.0.1:9464] [--once]",
+		Use:   "run [-f] PATH... | --git URL [--ref R] [--path DIR] [--interval 60s] [--listen 127.0.0.1:9464] [--once]",
 		Short: "Keep the cluster converged: observe, plan and apply in a loop",
 		Long: `Observe, plan and apply in a loop. Every pass starts from the cluster as it is.
 A change to the spec files starts a pass at once. A guest the plan cannot converge is
