@@ -184,15 +184,7 @@ func checkHealthList(list []HealthCheck, owned bool, bad func(field, format stri
 	seen := map[string]bool{}
 	for i, h := range list {
 		field := fmt.Sprintf("spec.health[%d]", i)
-		switch {
-		case h.Name == "":
-			bad(field+".name", "a health check needs a name (lower-case letters, digits and hyphens)")
-		case !featureName.MatchString(h.Name):
-			bad(field+".name", "%q is not a valid check name (lower-case letters, digits and hyphens)", h.Name)
-		case seen[h.Name]:
-			bad(field+".name", "health check %s is listed twice", h.Name)
-		}
-		seen[h.Name] = true
+		checkListedName(field+".name", "health check", h.Name, seen, bad)
 		var kinds []string
 		if strings.TrimSpace(h.Command) != "" {
 			kinds = append(kinds, "command")
@@ -392,4 +384,19 @@ func probeAddress(listen string) string {
 var builtinHealth = map[string][]HealthCheck{
 	FeatureOllama: {{Name: "ollama", HTTP: "http://127.0.0.1:11434/"}},
 	FeatureDocker: {{Name: "docker", Command: "docker info >/dev/null"}},
+}
+
+// checkListedName checks the name of one of a list's items (a feature's
+// steps, a guest's health checks): present, lower-case letters, digits and
+// hyphens, and not taken by an earlier item; seen collects the names.
+func checkListedName(field, what, name string, seen map[string]bool, bad func(field, format string, args ...any)) {
+	switch {
+	case name == "":
+		bad(field, "a %s needs a name (lower-case letters, digits and hyphens)", what)
+	case !featureName.MatchString(name):
+		bad(field, "%q is not a valid %s name (lower-case letters, digits and hyphens)", name, what)
+	case seen[name]:
+		bad(field, "%s %s is listed twice", what, name)
+	}
+	seen[name] = true
 }

@@ -39,7 +39,7 @@ func TestHealthValidation(t *testing.T) {
 				{18, "spec.health[0].name", "needs a name"},
 				{18, "spec.health[0]", "needs one of command, http or tcp"},
 				{19, "spec.health[1]", "not command and tcp"},
-				{20, "spec.health[2].name", "is not a valid check name"},
+				{20, "spec.health[2].name", "is not a valid health check name"},
 				{22, "spec.health[4].name", "dup is listed twice"},
 			},
 		},

@@ -241,15 +241,7 @@ func (v *validator) features() {
 		steps := map[string]bool{}
 		for i, s := range f.Spec.Steps {
 			field := fmt.Sprintf("spec.steps[%d]", i)
-			switch {
-			case s.Name == "":
-				bad(field+".name", "a step needs a name")
-			case !featureName.MatchString(s.Name):
-				bad(field+".name", "%q is not a valid step name (lower-case letters, digits and hyphens)", s.Name)
-			case steps[s.Name]:
-				bad(field+".name", "duplicate step name %s", s.Name)
-			}
-			steps[s.Name] = true
+			checkListedName(field+".name", "step", s.Name, steps, bad)
 			if strings.TrimSpace(s.Check) == "" {
 				bad(field+".check", "a step needs a check (exit 0 when the step is already done), so that it is not re-run")
 			}

@@ -459,7 +459,7 @@ spec: {}
 				{19, "spec.requires[0]", "a feature cannot require itself"},
 				{20, "spec.config.bad-name", "parameter names reach the scripts as environment variables"},
 				{22, "spec.steps[0].check", "a step needs a check"},
-				{23, "spec.steps[1].name", "duplicate step name s"},
+				{23, "spec.steps[1].name", "step s is listed twice"},
 				{23, "spec.steps[1].apply", "a step needs an apply body"},
 				{24, "spec.steps[2].name", `"Bad" is not a valid step name`},
 				{29, "spec.steps", "a Feature needs at least one step"},
