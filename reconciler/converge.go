@@ -107,11 +107,11 @@ func (e *engine) confirm(ctx context.Context, j *job) error {
 		return withKind(ErrorChanged, fmt.Errorf("still needs %s, which the approved plan did not show: the guest changed during the apply; plan and apply again",
 			strings.Join(left, "; ")))
 	}
-	if og := obs.Guests[fresh.VMID]; og != nil && og.State != nil && og.State.Error != nil {
-		e.clearError(ctx, fresh)
-	}
-	if j.result.Done > 0 {
-		e.stampRevision(ctx, fresh)
+	og := obs.Guests[fresh.VMID]
+	clear := og != nil && og.State != nil && og.State.Error != nil
+	stamp := j.result.Done > 0 && e.opts.Revision != ""
+	if clear || stamp {
+		e.settle(ctx, fresh, clear, stamp)
 	}
 	return nil
 }

@@ -59,29 +59,24 @@ func (e *engine) recordError(ctx context.Context, g GuestPlan, step string, err 
 	}, nil)
 }
 
-// stampRevision records the revision of the specs on a guest the apply
-// changed. The change is made either way: a record that cannot take it
-// (the plan counted its room) is logged.
-func (e *engine) stampRevision(ctx context.Context, g GuestPlan) {
-	if e.opts.Revision == "" {
-		return
-	}
+// settle writes what a converged guest's record says once its work is
+// done, in one write: the last error gone (clear), and the revision of the
+// specs that changed it (stamp). The change is made either way: a record
+// that cannot take it (the plan counted its room) is logged.
+func (e *engine) settle(ctx context.Context, g GuestPlan, clear, stamp bool) {
 	err := e.updateState(ctx, g, func(s *State) bool {
-		changed := s.Rev != e.opts.Revision
-		s.Rev = e.opts.Revision
+		changed := false
+		if clear && s.Error != nil {
+			s.Error, changed = nil, true
+		}
+		if stamp && s.Rev != e.opts.Revision {
+			s.Rev, changed = e.opts.Revision, true
+		}
 		return changed
 	}, nil)
 	if err != nil {
-		e.opts.Log.Warn("the revision that changed the guest could not be recorded", "guest", g.Name, "vmid", g.VMID, "revision", e.opts.Revision, "error", err)
+		e.opts.Log.Warn("the record of the converged guest could not be written", "guest", g.Name, "vmid", g.VMID, "error", err)
 	}
-}
-
-func (e *engine) clearError(ctx context.Context, g GuestPlan) {
-	_ = e.updateState(ctx, g, func(s *State) bool {
-		changed := s.Error != nil
-		s.Error = nil
-		return changed
-	}, nil)
 }
 
 // updateState reads a managed guest's state block, changes it and writes it
