@@ -72,6 +72,7 @@ func newAPIServer(c *cluster, schema *pveapi.Schema) *apiServer {
 			return s.c.setConfig(r.who, r.node(), r.vmid(), r.params)
 		}),
 		"GET /nodes/{node}/lxc/{vmid}/pending":        s.lxcPending,
+		"GET /nodes/{node}/lxc/{vmid}/interfaces":     s.lxcInterfaces,
 		"GET /nodes/{node}/lxc/{vmid}/status/current": s.lxcStatus,
 		"POST /nodes/{node}/lxc/{vmid}/status/start":  s.locked(func(r request) (any, *apiError) { return s.c.start(r.who, r.node(), r.vmid()) }),
 		"POST /nodes/{node}/lxc/{vmid}/status/stop": s.locked(func(r request) (any, *apiError) {

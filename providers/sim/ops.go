@@ -338,17 +338,29 @@ func (c *cluster) create(who caller, nodeName string, p map[string]string) (any,
 		t.logf("Detected container architecture: amd64")
 		g.lock = ""
 		if start {
-			// create_vm calls the start API, a worker of its own: the create
-			// succeeded even when that start fails (a bridge is missing).
-			if err := lxcConfigError(n, g.conf.vals); err != nil {
-				c.startTask(nodeName, "vzstart", strconv.Itoa(vmid), who, 0, func(*task) error { return err })
-			} else if err := missingBindDir(n, g.conf.vals); err != nil {
-				c.startTask(nodeName, "vzstart", strconv.Itoa(vmid), who, 0, func(t *task) error { return startMounts(t, n, g) })
-			} else if err := c.realStart(g); err != nil {
-				c.startTask(nodeName, "vzstart", strconv.Itoa(vmid), who, 0, func(*task) error { return err })
-			} else {
-				g.run = c.startRuntime(g)
-			}
+			// create_vm calls the start API (vm_start, src/PVE/API2/LXC/Status.pm),
+			// which forks a vzstart worker of its own: the create task ends
+			// as that start begins, the container runs only once it is done,
+			// and the create succeeded even when the start fails (a bridge
+			// is missing).
+			c.startTask(nodeName, "vzstart", strconv.Itoa(vmid), who, c.world.Scaled(c.world.Spec.Durations.Start), func(t *task) error {
+				if g.run != nil {
+					return nil // another start got there first (startRunning)
+				}
+				if err := lxcConfigError(n, g.conf.vals); err != nil {
+					return err
+				}
+				if err := missingBindDir(n, g.conf.vals); err != nil {
+					return startMounts(t, n, g)
+				}
+				if err := c.realStart(g); err != nil {
+					return err
+				}
+				if g.run == nil {
+					g.run = c.startRuntime(g)
+				}
+				return nil
+			})
 		}
 		return nil
 	})
@@ -760,7 +772,7 @@ func (c *cluster) start(who caller, nodeName string, vmid int) (any, *apiError) 
 			return errors.New(err.Reason)
 		}
 		if g.run != nil {
-			return fmt.Errorf("CT %d already running", vmid)
+			return startRunning(c.node(g.node), g)
 		}
 		// vm_start (pve-container src/PVE/LXC.pm) applies what is pending
 		// and saves it, then regenerates the lxc config before lxc-start
@@ -779,14 +791,25 @@ func (c *cluster) start(who caller, nodeName string, vmid int) (any, *apiError) 
 		if err := c.realStart(g); err != nil {
 			return err
 		}
-		if g.run != nil {
-			// Another start won while the real one ran.
-			return fmt.Errorf("CT %d already running", vmid)
+		if g.run == nil { // else another start won while the real one ran
+			g.run = c.startRuntime(g)
 		}
-		g.run = c.startRuntime(g)
 		return nil
 	})
 	return t.upid, nil
+}
+
+// startRunning is a vzstart worker that finds its container running: the
+// API refuses a start only while the container runs when it is asked
+// (check_running), and a start asked for while another one was under way
+// waits for the config lock that one holds, then goes through vm_start
+// (pve-container src/PVE/LXC.pm) all the same: it applies and saves what
+// is pending and writes the lxc config again (which fails on a device or
+// bridge that is missing), and its `systemctl start pve-container@VMID` of
+// an active unit does nothing. The task succeeds.
+func startRunning(n *node, g *guest) error {
+	g.conf.applyPending()
+	return lxcConfigError(n, g.conf.vals)
 }
 
 func (c *cluster) stop(who caller, nodeName string, vmid int, typ string) (any, *apiError) {
