@@ -359,11 +359,19 @@ func (e *engine) wait(ctx context.Context, g GuestPlan, base Event, node Node, s
 	return err
 }
 
+// readinessPolls is the schedule of a readiness check's polls: a quarter of
+// the retry policy's intervals, unbounded but by the wait's own timeout. The
+// intervals are given to the constructor, whose Reset starts the schedule at
+// them: set afterwards, the first wait would be the library's default
+// half-second whatever the policy says.
+func readinessPolls(p RetryPolicy) *backoff.ExponentialBackOff {
+	return backoff.NewExponentialBackOff(backoff.WithInitialInterval(p.Initial/4), backoff.WithMaxInterval(p.Max/4), backoff.WithMaxElapsedTime(0))
+}
+
 func (e *engine) poll(ctx context.Context, g GuestPlan, node Node, s features.Step) error {
 	ctx, cancel := context.WithTimeout(ctx, e.opts.WaitTimeout)
 	defer cancel()
-	b := backoff.NewExponentialBackOff()
-	b.InitialInterval, b.MaxInterval, b.MaxElapsedTime = e.opts.Retry.Initial/4, e.opts.Retry.Max/4, 0
+	b := readinessPolls(e.opts.Retry)
 	var last string
 	for {
 		script := Script{Name: s.Name, Phase: "check", Body: s.BodyFor("check"), Env: s.Env, Timeout: s.TimeoutFor("check")}

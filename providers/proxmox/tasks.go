@@ -26,12 +26,11 @@ func upidNode(upid string) (string, error) {
 // pollBackOff is the polling schedule of a task or a background change: short
 // at first (most tasks are quick), growing, with jitter, bounded by ctx only.
 func (c *Client) pollBackOff(ctx context.Context) backoff.BackOff {
-	b := backoff.NewExponentialBackOff()
-	b.InitialInterval = c.cfg.TaskPoll
-	b.MaxInterval = c.cfg.TaskPollMax
-	b.Multiplier = 1.5
-	b.RandomizationFactor = 0.2
-	b.MaxElapsedTime = 0
+	// The intervals go to the constructor, whose Reset starts the schedule
+	// at them (backoff.Retry resets it again, but a schedule set after its
+	// constructor begins at the library's default until then).
+	b := backoff.NewExponentialBackOff(backoff.WithInitialInterval(c.cfg.TaskPoll), backoff.WithMaxInterval(c.cfg.TaskPollMax),
+		backoff.WithMultiplier(1.5), backoff.WithRandomizationFactor(0.2), backoff.WithMaxElapsedTime(0))
 	return backoff.WithContext(b, ctx)
 }
 
