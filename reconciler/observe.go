@@ -178,16 +178,14 @@ func Observe(ctx context.Context, cluster Cluster, nodes NodeOf, res *spec.Resol
 	observeClusterSets(rd, cluster, res, obs)
 
 	if _, ok := cluster.(GuestStreamer); !ok {
+		q := newGuestReads(sem, func(g *ObservedGuest) { read(rd, g) })
 		for _, g := range obs.Guests {
 			if !g.containerish() {
 				continue // a VM: phoenix manages containers; a VM on a wanted VMID is a conflict
 			}
-			wg.Go(func() {
-				sem <- struct{}{}
-				defer func() { <-sem }()
-				read(rd, g)
-			})
+			q.add(g)
 		}
+		wg.Go(q.wait)
 	}
 	for node := range gpuNodes {
 		wg.Go(func() {

@@ -58,32 +58,28 @@ func streamGuests(rd reader, streamer GuestStreamer, want *wanted, obs *Observed
 	read func(reader, *ObservedGuest)) (*sync.WaitGroup, error) {
 	var reads *sync.WaitGroup
 	err := rd.retry("list guests", func() error {
-		obs.Guests, obs.Others, want.exists = map[int]*ObservedGuest{}, 0, map[int]bool{}
+		obs.Guests, obs.Others, want.exists = make(map[int]*ObservedGuest, len(want.vmid)), 0, map[int]bool{}
 		ctx, cancel := context.WithCancel(rd.ctx)
 		attempt := reader{ctx: ctx, log: rd.log}
-		wg := &sync.WaitGroup{}
+		q := newGuestReads(sem, func(g *ObservedGuest) { read(attempt, g) })
 		err := streamer.StreamGuests(ctx, func(s GuestSummary) error {
 			g := want.add(obs, s)
 			if g == nil || !g.containerish() {
 				return nil // a VM: phoenix manages containers; a VM on a wanted VMID is a conflict
 			}
-			wg.Go(func() {
-				sem <- struct{}{}
-				defer func() { <-sem }()
-				read(attempt, g)
-			})
+			q.add(g)
 			return nil
 		})
 		if err != nil {
 			cancel()
-			wg.Wait()
+			q.wait()
 			return err
 		}
 		// The reads keep the attempt's context, cancelled once they are
 		// done (or with rd.ctx).
 		reads = &sync.WaitGroup{}
 		reads.Go(func() {
-			wg.Wait()
+			q.wait()
 			cancel()
 		})
 		return nil
@@ -94,3 +90,56 @@ func streamGuests(rd reader, streamer GuestStreamer, want *wanted, obs *Observed
 	}
 	return reads, nil
 }
+
+// guestReads runs the reads of the guests added to it on at most cap(sem)
+// goroutines of its own, each read under sem. A guest waiting for its read
+// costs a pointer in the queue; a goroutine per guest would cost far more,
+// for good: the runtime keeps every goroutine it ever made for reuse.
+type guestReads struct {
+	sem     chan struct{}
+	read    func(*ObservedGuest)
+	wg      sync.WaitGroup
+	mu      sync.Mutex
+	queue   []*ObservedGuest
+	workers int
+}
+
+func newGuestReads(sem chan struct{}, read func(*ObservedGuest)) *guestReads {
+	return &guestReads{sem: sem, read: read}
+}
+
+// add starts g's read, or queues it while every goroutine is busy. It must
+// not be called once wait has begun.
+func (q *guestReads) add(g *ObservedGuest) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.workers < max(cap(q.sem), 1) {
+		q.workers++
+		q.wg.Go(func() { q.work(g) })
+		return
+	}
+	q.queue = append(q.queue, g)
+}
+
+// work reads g, then the queued guests until none is left.
+func (q *guestReads) work(g *ObservedGuest) {
+	for {
+		q.sem <- struct{}{}
+		q.read(g)
+		<-q.sem
+		q.mu.Lock()
+		if len(q.queue) == 0 {
+			q.workers--
+			q.queue = nil
+			q.mu.Unlock()
+			return
+		}
+		g = q.queue[0]
+		q.queue[0] = nil
+		q.queue = q.queue[1:]
+		q.mu.Unlock()
+	}
+}
+
+// wait returns once every added guest is read.
+func (q *guestReads) wait() { q.wg.Wait() }

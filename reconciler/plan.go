@@ -290,7 +290,7 @@ func MakePlan(res *spec.Resolution, obs *Observed, opts PlanOptions) *Plan {
 		opts.Prune = false
 	}
 	p := newPlanner(res, obs, opts)
-	plan := &Plan{Guests: []GuestPlan{}}
+	plan := &Plan{Guests: make([]GuestPlan, 0, len(res.Guests))}
 	set := TargetClosure(res, opts.Targets)
 	for _, r := range res.Guests {
 		if len(opts.Targets) > 0 && !set[r.Name] {

@@ -1,7 +1,9 @@
 package spec
 
 import (
+	"cmp"
 	"fmt"
+	"math"
 	"reflect"
 	"slices"
 	"strings"
@@ -10,13 +12,75 @@ import (
 	yaml "go.yaml.in/yaml/v3"
 )
 
-// positions maps a field path ("spec.network[0].ip") to the line it was written on.
-type positions map[string]int
+// positions records the line each field path ("spec.network[0].ip") of one
+// document was written on. The paths are those of a pathTable that the
+// documents of one load share, so that a thousand documents with the same
+// fields keep each path once, and a document keeps a pair of numbers per
+// field, sorted by path.
+type positions struct {
+	paths *pathTable
+	lines []posLine
+}
+
+type posLine struct{ path, line int32 }
+
+// pathTable numbers the field paths of a load's documents.
+type pathTable struct {
+	ids map[string]int32
+}
+
+func newPathTable() *pathTable { return &pathTable{ids: map[string]int32{}} }
+
+// id numbers path, the first time it is seen.
+func (t *pathTable) id(path string) int32 {
+	id, ok := t.ids[path]
+	if !ok {
+		id = int32(len(t.ids))
+		t.ids[path] = id
+	}
+	return id
+}
+
+// set records that path was written on line.
+func (p *positions) set(path string, line int) {
+	p.lines = append(p.lines, posLine{p.paths.id(path), int32(min(line, math.MaxInt32))})
+}
+
+// done sorts what was recorded, keeping the last line recorded for a path,
+// and trims it to its size.
+func (p *positions) done() *positions {
+	slices.SortStableFunc(p.lines, func(a, b posLine) int { return cmp.Compare(a.path, b.path) })
+	out := make([]posLine, 0, len(p.lines))
+	for i, l := range p.lines {
+		if i+1 < len(p.lines) && p.lines[i+1].path == l.path {
+			continue
+		}
+		out = append(out, l)
+	}
+	p.lines = out
+	return p
+}
+
+// lookup returns the line path was written on, and whether it was.
+func (p *positions) lookup(path string) (int, bool) {
+	if p == nil || p.paths == nil {
+		return 0, false
+	}
+	id, ok := p.paths.ids[path]
+	if !ok {
+		return 0, false
+	}
+	i, found := slices.BinarySearchFunc(p.lines, id, func(l posLine, id int32) int { return cmp.Compare(l.path, id) })
+	if !found {
+		return 0, false
+	}
+	return int(p.lines[i].line), true
+}
 
 // line returns the line of path, or of its nearest written ancestor, or 0.
-func (p positions) line(path string) int {
+func (p *positions) line(path string) int {
 	for path != "" {
-		if l, ok := p[path]; ok {
+		if l, ok := p.lookup(path); ok {
 			return l
 		}
 		i := strings.LastIndexAny(path, ".[")
@@ -25,12 +89,13 @@ func (p positions) line(path string) int {
 		}
 		path = path[:i]
 	}
-	return p[""]
+	l, _ := p.lookup("")
+	return l
 }
 
 // has reports whether path was written in the document.
-func (p positions) has(path string) bool {
-	_, ok := p[path]
+func (p *positions) has(path string) bool {
+	_, ok := p.lookup(path)
 	return ok
 }
 
@@ -46,13 +111,27 @@ type decoder struct {
 	file      string
 	subject   string
 	diags     *Diagnostics
-	pos       positions
+	pos       *positions
+	strs      map[string]string // see intern
 	budget    int
 	exhausted bool
 }
 
-func newDecoder(file string, diags *Diagnostics) *decoder {
-	return &decoder{file: file, diags: diags, pos: positions{}, budget: maxNodeVisits}
+func newDecoder(file string, diags *Diagnostics, paths *pathTable, strs map[string]string) *decoder {
+	return &decoder{file: file, diags: diags, pos: &positions{paths: paths}, strs: strs, budget: maxNodeVisits}
+}
+
+// intern returns the copy of s that the documents of one load decoded first:
+// a thousand guests on one node, storage and OS template keep each name once.
+func (d *decoder) intern(s string) string {
+	if d.strs == nil {
+		return s
+	}
+	if c, ok := d.strs[s]; ok {
+		return c
+	}
+	d.strs[s] = s
+	return s
 }
 
 func (d *decoder) errorf(line int, path, format string, args ...any) {
@@ -147,7 +226,7 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 			return
 		}
 		// Numbers are written as they appear: version: 12.8 means "12.8".
-		v.SetString(n.Value)
+		v.SetString(d.intern(n.Value))
 	case reflect.Int:
 		var i int
 		if n.Kind != yaml.ScalarNode || n.Tag != "!!int" || n.Decode(&i) != nil {
@@ -262,7 +341,7 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 			d.errorf(p.key.Line, fp, "unknown field%s", unknownFieldHint(name, fields.names))
 			continue
 		}
-		d.pos[fp] = p.key.Line
+		d.pos.set(fp, p.key.Line)
 		d.decode(p.value, v.Field(idx), fp)
 	}
 }
@@ -285,7 +364,7 @@ func (d *decoder) decodeMap(n *yaml.Node, v reflect.Value, path string) {
 			continue
 		}
 		fp := join(path, name)
-		d.pos[fp] = p.key.Line
+		d.pos.set(fp, p.key.Line)
 		elem := reflect.New(v.Type().Elem()).Elem()
 		d.decode(p.value, elem, fp)
 		v.SetMapIndex(reflect.ValueOf(name).Convert(v.Type().Key()), elem)
@@ -304,7 +383,7 @@ func (d *decoder) decodeSlice(n *yaml.Node, v reflect.Value, path string) {
 	s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
 	for i, item := range n.Content {
 		ip := fmt.Sprintf("%s[%d]", path, i)
-		d.pos[ip] = item.Line
+		d.pos.set(ip, item.Line)
 		d.decode(item, s.Index(i), ip)
 	}
 	v.Set(s)

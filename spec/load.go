@@ -100,6 +100,8 @@ func specFiles(paths []string) ([]string, error) {
 type loader struct {
 	set   *Set
 	diags Diagnostics
+	paths *pathTable        // the field paths of every document's positions
+	strs  map[string]string // the strings decoded, each kept once
 }
 
 // finish validates what was decoded, even after decoding problems, so that one
@@ -305,20 +307,23 @@ func (l *loader) document(file string, root *yaml.Node) {
 		return
 	}
 
-	d := newDecoder(file, &l.diags)
+	if l.paths == nil {
+		l.paths, l.strs = newPathTable(), map[string]string{}
+	}
+	d := newDecoder(file, &l.diags, l.paths, l.strs)
 	name := ""
 	if md := mappingField(n, "metadata"); md != nil {
 		name, _ = scalarField(md, "name")
 	}
 	d.subject = strings.TrimSpace(kind + " " + name)
-	d.pos[""] = n.Line
+	d.pos.set("", n.Line)
 	src := Source{File: file, Line: n.Line}
 
 	switch Kind(kind) {
 	case KindCluster:
 		var e envelope[ClusterSpec]
 		d.decode(n, reflect.ValueOf(&e).Elem(), "")
-		c := &Cluster{Source: src, Metadata: e.Metadata, Spec: e.Spec, pos: d.pos}
+		c := &Cluster{Source: src, Metadata: e.Metadata, Spec: e.Spec, pos: d.pos.done()}
 		if l.set.Cluster != nil {
 			at(n.Line, fmt.Sprintf("a second Cluster document (the first is at %s:%d); there is at most one",
 				l.set.Cluster.Source.File, l.set.Cluster.Source.Line))
@@ -329,12 +334,12 @@ func (l *loader) document(file string, root *yaml.Node) {
 		var e envelope[GuestSpec]
 		d.decode(n, reflect.ValueOf(&e).Elem(), "")
 		l.set.Guests = append(l.set.Guests, &Guest{
-			Source: src, Kind: Kind(kind), Metadata: e.Metadata, Spec: e.Spec, pos: d.pos,
+			Source: src, Kind: Kind(kind), Metadata: e.Metadata, Spec: e.Spec, pos: d.pos.done(),
 		})
 	case KindFeature:
 		var e envelope[FeatureSpec]
 		d.decode(n, reflect.ValueOf(&e).Elem(), "")
-		l.set.Features = append(l.set.Features, &Feature{Source: src, Metadata: e.Metadata, Spec: e.Spec, pos: d.pos})
+		l.set.Features = append(l.set.Features, &Feature{Source: src, Metadata: e.Metadata, Spec: e.Spec, pos: d.pos.done()})
 	}
 }
 

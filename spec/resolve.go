@@ -84,11 +84,12 @@ type Resolved struct {
 	// Install is Effective minus Inherited, each feature after what it requires:
 	// what this guest must install itself.
 	Install []string
-	// Params holds the effective parameters of every effective feature.
+	// Params holds the effective parameters of every effective feature;
+	// nil when there is none. Read it, never write into it.
 	Params map[string]Params
 	// Runtime holds the values of the features' runtime settings
 	// (ParamDef.Runtime), by feature: what their files and services read,
-	// no part of the install records.
+	// no part of the install records. Nil when there is none.
 	Runtime map[string]Params
 	// Files are the guest's own files (not inherited: a feature's files
 	// come with the feature).
@@ -151,7 +152,13 @@ func Resolve(set *Set) (*Resolution, error) {
 	if broken := res.lin.broken(); len(broken) > 0 {
 		return nil, fmt.Errorf("cannot resolve the lineage of %s: validate the specs first", escapeText(strings.Join(broken, ", ")))
 	}
-	out := &Resolution{Catalog: res.catalog, Deployment: set.DeploymentID(), byName: map[string]*Resolved{}, byVMID: map[int]*Resolved{}}
+	out := &Resolution{
+		Catalog: res.catalog, Deployment: set.DeploymentID(),
+		byName: make(map[string]*Resolved, len(set.Guests)), byVMID: make(map[int]*Resolved, len(set.Guests)),
+	}
+	if len(set.Guests) > 0 {
+		out.Guests = make([]*Resolved, 0, len(set.Guests))
+	}
 	if set.Cluster != nil {
 		out.Cluster = set.Cluster.Spec
 	}
@@ -411,7 +418,7 @@ func (r *resolver) lineageBelow(p *Guest) []string {
 func (r *resolver) resolveOne(g *Guest) {
 	out := &Resolved{
 		Guest: g, Name: g.Name(), Kind: g.Kind, VMID: g.Spec.VMID,
-		Lineage: []string{}, Params: map[string]Params{},
+		Lineage: []string{},
 	}
 	var parent *Resolved
 	var parentConfig map[string]Params
@@ -440,7 +447,7 @@ func (r *resolver) resolveOne(g *Guest) {
 		out.RenewalVMIDs = slices.Clone(rn.VMIDs)
 	}
 	out.Stopped = g.Spec.State == StateStopped
-	out.Files, out.Runtime = g.Spec.Files, map[string]Params{}
+	out.Files = g.Spec.Files
 	out.Hostname = cmp.Or(g.Spec.Hostname, g.Name())
 
 	config := map[string]Params{}
@@ -466,8 +473,14 @@ func (r *resolver) resolveOne(g *Guest) {
 	out.Effective = r.catalog.Closure(append(slices.Clone(out.Own), fromParent...))
 	for _, f := range out.Effective {
 		if def, ok := r.catalog.Lookup(f); ok {
+			if out.Params == nil {
+				out.Params = make(map[string]Params, len(out.Effective))
+			}
 			out.Params[f] = def.effectiveParams(config[f])
 			if rt := def.runtimeParams(config[f]); rt != nil {
+				if out.Runtime == nil {
+					out.Runtime = map[string]Params{}
+				}
 				out.Runtime[f] = rt
 			}
 		}

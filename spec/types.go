@@ -37,7 +37,7 @@ type Cluster struct {
 	Metadata Metadata    `json:"metadata"`
 	Spec     ClusterSpec `json:"spec"`
 
-	pos positions
+	pos *positions
 }
 
 // ClusterSpec overrides the connection settings taken from the environment and
@@ -99,7 +99,7 @@ type Guest struct {
 	Metadata Metadata  `json:"metadata"`
 	Spec     GuestSpec `json:"spec"`
 
-	pos positions
+	pos *positions
 }
 
 // Name is the guest's name, which is also its hostname.
@@ -308,7 +308,7 @@ type Feature struct {
 	Metadata Metadata    `json:"metadata"`
 	Spec     FeatureSpec `json:"spec"`
 
-	pos positions
+	pos *positions
 }
 
 // FeatureSpec is a named, versioned unit of installation with ordered steps.

@@ -101,7 +101,7 @@ func validate(set *Set) Diagnostics {
 	return v.diags
 }
 
-func (v *validator) report(src Source, pos positions, subject, field, format string, args ...any) {
+func (v *validator) report(src Source, pos *positions, subject, field, format string, args ...any) {
 	v.diags = append(v.diags, Diagnostic{
 		File: src.File, Line: pos.line(field), Subject: subject, Field: field,
 		Message: fmt.Sprintf(format, args...),

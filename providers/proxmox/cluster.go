@@ -89,7 +89,7 @@ func (c *Client) GuestConfig(ctx context.Context, node string, vmid int) (reconc
 			if v.object() {
 				return reconciler.Config{}, errUnexpected(op, k, v.any())
 			}
-			cfg.Values[k] = v.value()
+			cfg.Values[intern(k)] = internShort(v.value())
 		}
 	}
 	return cfg, nil

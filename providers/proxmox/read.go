@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"unique"
 )
 
 // get makes a GET and decodes the answer's data into out as it comes off the
@@ -195,4 +196,19 @@ func (j jsonScalar) integer() (int, error) {
 		return n, nil
 	}
 	return integer(j.any())
+}
+
+// intern returns s as a copy shared by every value of the same text still in
+// use: a pass over thousands of guests reads the same config keys and
+// statuses, node names and most option values ("cores", "running", "512")
+// thousands of times.
+func intern(s string) string { return unique.Make(s).Value() }
+
+// internShort interns s when it is short enough to be a value many guests
+// share; a long one (a root disk, a description) is each guest's own.
+func internShort(s string) string {
+	if len(s) > 32 {
+		return s
+	}
+	return intern(s)
 }

@@ -79,11 +79,11 @@ func (r *guestEntry) summary(op string) (reconciler.GuestSummary, error) {
 		return reconciler.GuestSummary{}, errUnexpected(op, "vmid", r.VMID.any())
 	}
 	g := reconciler.GuestSummary{
-		VMID: vmid, Type: r.Type.value(), Node: r.Node.value(), Name: r.Name.value(),
-		Status: r.Status.value(), Template: r.Template.value() == "1", Lock: r.Lock.value(),
+		VMID: vmid, Type: intern(r.Type.value()), Node: intern(r.Node.value()), Name: r.Name.value(),
+		Status: intern(r.Status.value()), Template: r.Template.value() == "1", Lock: intern(r.Lock.value()),
 	}
 	for t := range strings.FieldsFuncSeq(r.Tags.value(), func(r rune) bool { return r == ';' || r == ',' || r == ' ' }) {
-		g.Tags = append(g.Tags, t)
+		g.Tags = append(g.Tags, internShort(t))
 	}
 	return g, nil
 }
