@@ -132,11 +132,24 @@ func total(stats map[string]int) int {
 // returns its environment and a reader of its request counts.
 func simProcess(b *testing.B, world *sim.World) (map[string]string, func() map[string]int) {
 	b.Helper()
-	dir := b.TempDir()
-	bin := filepath.Join(dir, "phoenix")
+	return startSimProcess(b, buildPhoenix(b), world)
+}
+
+// buildPhoenix builds the phoenix command into a temporary directory.
+func buildPhoenix(b *testing.B) string {
+	b.Helper()
+	bin := filepath.Join(b.TempDir(), "phoenix")
 	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/phoenix").CombinedOutput(); err != nil {
 		b.Fatalf("build: %v\n%s", err, out)
 	}
+	return bin
+}
+
+// startSimProcess serves a world with the phoenix command bin, stopped when
+// the benchmark ends.
+func startSimProcess(b *testing.B, bin string, world *sim.World) (map[string]string, func() map[string]int) {
+	b.Helper()
+	dir := b.TempDir()
 	data, err := yaml.Marshal(world)
 	if err != nil {
 		b.Fatal(err)
