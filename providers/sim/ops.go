@@ -345,7 +345,7 @@ func (c *cluster) create(who caller, nodeName string, p map[string]string) (any,
 			// is missing).
 			c.startTask(nodeName, "vzstart", strconv.Itoa(vmid), who, c.world.Scaled(c.world.Spec.Durations.Start), func(t *task) error {
 				if g.run != nil {
-					return nil // another start got there first (startRunning)
+					return startRunning(n, g) // another start got there first
 				}
 				if err := lxcConfigError(n, g.conf.vals); err != nil {
 					return err
