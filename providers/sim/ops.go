@@ -343,24 +343,7 @@ func (c *cluster) create(who caller, nodeName string, p map[string]string) (any,
 			// as that start begins, the container runs only once it is done,
 			// and the create succeeded even when the start fails (a bridge
 			// is missing).
-			c.startTask(nodeName, "vzstart", strconv.Itoa(vmid), who, c.world.Scaled(c.world.Spec.Durations.Start), func(t *task) error {
-				if g.run != nil {
-					return startRunning(n, g) // another start got there first
-				}
-				if err := lxcConfigError(n, g.conf.vals); err != nil {
-					return err
-				}
-				if err := missingBindDir(n, g.conf.vals); err != nil {
-					return startMounts(t, n, g)
-				}
-				if err := c.realStart(g); err != nil {
-					return err
-				}
-				if g.run == nil {
-					g.run = c.startRuntime(g)
-				}
-				return nil
-			})
+			c.startTask(nodeName, "vzstart", strconv.Itoa(vmid), who, c.world.Scaled(c.world.Spec.Durations.Start), c.vzstart(g))
 		}
 		return nil
 	})
@@ -762,7 +745,15 @@ func (c *cluster) start(who caller, nodeName string, vmid int) (any, *apiError) 
 	if g.run != nil {
 		return nil, die("CT %d already running", vmid)
 	}
-	t := c.startTask(nodeName, "vzstart", strconv.Itoa(vmid), who, c.world.Scaled(c.world.Spec.Durations.Start), func(t *task) error {
+	t := c.startTask(nodeName, "vzstart", strconv.Itoa(vmid), who, c.world.Scaled(c.world.Spec.Durations.Start), c.vzstart(g))
+	return t.upid, nil
+}
+
+// vzstart is the start API's worker, whether the API was called by a client
+// or by a create with start=1.
+func (c *cluster) vzstart(g *guest) func(t *task) error {
+	return func(t *task) error {
+		n := c.node(g.node)
 		// Start checks the template flag and the lock inside the worker: a
 		// failed task, not a 500.
 		if g.isTemplate() {
@@ -771,21 +762,26 @@ func (c *cluster) start(who caller, nodeName string, vmid int) (any, *apiError) 
 		if err := g.checkLock(); err != nil {
 			return errors.New(err.Reason)
 		}
-		if g.run != nil {
-			return startRunning(c.node(g.node), g)
-		}
 		// vm_start (pve-container src/PVE/LXC.pm) applies what is pending
 		// and saves it, then regenerates the lxc config before lxc-start
 		// runs: a passed device that is not there (nvidia-uvm not loaded
 		// after a host reboot) or a missing bridge fails the task.
 		g.conf.applyPending()
-		if err := lxcConfigError(c.node(g.node), g.conf.vals); err != nil {
+		if err := lxcConfigError(n, g.conf.vals); err != nil {
 			return err
 		}
-		if err := startMounts(t, c.node(g.node), g); err != nil {
+		if g.run != nil {
+			// The API refuses a start only while the container runs when
+			// it is asked (check_running); a start asked for while another
+			// was under way waits for the config lock that one holds, then
+			// goes through vm_start all the same, and its `systemctl start
+			// pve-container@VMID` of an active unit does nothing.
+			return nil
+		}
+		if err := startMounts(t, n, g); err != nil {
 			return err
 		}
-		if err := startIDMap(t, c.node(g.node), g); err != nil {
+		if err := startIDMap(t, n, g); err != nil {
 			return err
 		}
 		if err := c.realStart(g); err != nil {
@@ -795,21 +791,7 @@ func (c *cluster) start(who caller, nodeName string, vmid int) (any, *apiError) 
 			g.run = c.startRuntime(g)
 		}
 		return nil
-	})
-	return t.upid, nil
-}
-
-// startRunning is a vzstart worker that finds its container running: the
-// API refuses a start only while the container runs when it is asked
-// (check_running), and a start asked for while another one was under way
-// waits for the config lock that one holds, then goes through vm_start
-// (pve-container src/PVE/LXC.pm) all the same: it applies and saves what
-// is pending and writes the lxc config again (which fails on a device or
-// bridge that is missing), and its `systemctl start pve-container@VMID` of
-// an active unit does nothing. The task succeeds.
-func startRunning(n *node, g *guest) error {
-	g.conf.applyPending()
-	return lxcConfigError(n, g.conf.vals)
+	}
 }
 
 func (c *cluster) stop(who caller, nodeName string, vmid int, typ string) (any, *apiError) {
