@@ -98,19 +98,36 @@ func BenchmarkBulkCreate(b *testing.B) {
 
 func bulkRig(b *testing.B, n int) *rig {
 	b.Helper()
-	var world, specs strings.Builder
-	fmt.Fprintf(&world, "apiVersion: sim.phoenix/v1alpha1\nkind: World\nmetadata: {name: bulk}\nspec:\n  seed: 3\n  timeScale: %g\n  nodes:\n", bulkScale)
-	for i := 1; i <= bulkNodes; i++ {
-		fmt.Fprintf(&world, "    - name: pve%d\n      storages:\n        - {name: local, type: dir, content: [vztmpl]}\n        - {name: local-lvm, type: lvmthin, content: [rootdir]}\n      osTemplates: [local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst]\n", i)
-	}
-	specs.WriteString("apiVersion: phoenix/v1alpha1\nkind: Cluster\nmetadata: {name: bulk}\nspec: {defaults: {storage: local-lvm}}\n")
-	for i := range n {
-		fmt.Fprintf(&specs, "---\napiVersion: phoenix/v1alpha1\nkind: Container\nmetadata: {name: ct%d}\nspec: {vmid: %d, node: pve%d, from: {ostemplate: \"local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst\"}}\n",
-			i, 1000+i, i%bulkNodes+1)
-	}
-	return rigOf(b, world.String(), specs.String(), func(w *sim.World) {
+	return rigOf(b, bulkWorld(bulkScale), bulkSpecs(n), func(w *sim.World) {
 		w.Spec.TimeScale, w.Spec.Latency = bulkScale, sim.Duration(bulkLatency)
 	})
+}
+
+// debianTemplate is the OS template of the bulk creations' containers.
+const debianTemplate = "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst"
+
+// bulkWorld is the bulk creations' cluster: bulkNodes nodes with a
+// directory storage for templates and an LVM-thin one for disks, at time
+// scale scale and bulkLatency a request.
+func bulkWorld(scale float64) string {
+	var w strings.Builder
+	fmt.Fprintf(&w, "apiVersion: sim.phoenix/v1alpha1\nkind: World\nmetadata: {name: bulk}\nspec:\n  seed: 3\n  timeScale: %g\n  latency: %s\n  nodes:\n", scale, bulkLatency)
+	for i := 1; i <= bulkNodes; i++ {
+		fmt.Fprintf(&w, "    - name: pve%d\n      storages:\n        - {name: local, type: dir, content: [vztmpl]}\n        - {name: local-lvm, type: lvmthin, content: [rootdir]}\n      osTemplates: [%s]\n", i, debianTemplate)
+	}
+	return w.String()
+}
+
+// bulkSpecs are n plain containers, ct0 (VMID 1000) and on, spread over the
+// bulk world's nodes.
+func bulkSpecs(n int) string {
+	var specs strings.Builder
+	specs.WriteString("apiVersion: phoenix/v1alpha1\nkind: Cluster\nmetadata: {name: bulk}\nspec: {defaults: {storage: local-lvm}}\n")
+	for i := range n {
+		fmt.Fprintf(&specs, "---\napiVersion: phoenix/v1alpha1\nkind: Container\nmetadata: {name: ct%d}\nspec: {vmid: %d, node: pve%d, from: {ostemplate: %q}}\n",
+			i, 1000+i, i%bulkNodes+1, debianTemplate)
+	}
+	return specs.String()
 }
 
 // bareLoop makes each container of the rig's plan with the plain API calls,

@@ -63,22 +63,15 @@ func BenchmarkVersusTerraform(b *testing.B) {
 	}
 }
 
-// tfWorld is the bulk creation's cluster (bulkRig) at tfScale.
+// tfWorld is the bulk creation's cluster at tfScale.
 func tfWorld(b *testing.B) *sim.World {
 	b.Helper()
-	var w strings.Builder
-	fmt.Fprintf(&w, "apiVersion: sim.phoenix/v1alpha1\nkind: World\nmetadata: {name: bulk}\nspec:\n  seed: 3\n  timeScale: %g\n  latency: %s\n  nodes:\n", float64(tfScale), bulkLatency)
-	for i := 1; i <= bulkNodes; i++ {
-		fmt.Fprintf(&w, "    - name: pve%d\n      storages:\n        - {name: local, type: dir, content: [vztmpl]}\n        - {name: local-lvm, type: lvmthin, content: [rootdir]}\n      osTemplates: [%s]\n", i, debianTemplate)
-	}
-	world, err := sim.ParseWorld([]byte(w.String()))
+	world, err := sim.ParseWorld([]byte(bulkWorld(tfScale)))
 	if err != nil {
 		b.Fatal(err)
 	}
 	return world
 }
-
-const debianTemplate = "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst"
 
 // toolRun is what one tool took: the wall time and API requests of creating
 // the containers, then of a plan that finds nothing to change.
@@ -105,13 +98,7 @@ func phoenixBulk(b *testing.B, bin string, n int) toolRun {
 	b.Helper()
 	env, stats := startSimProcess(b, bin, tfWorld(b))
 	dir := b.TempDir()
-	var specs strings.Builder
-	specs.WriteString("apiVersion: phoenix/v1alpha1\nkind: Cluster\nmetadata: {name: bulk}\nspec: {defaults: {storage: local-lvm}}\n")
-	for i := range n {
-		fmt.Fprintf(&specs, "---\napiVersion: phoenix/v1alpha1\nkind: Container\nmetadata: {name: ct%d}\nspec: {vmid: %d, node: pve%d, from: {ostemplate: %q}}\n",
-			i, 1000+i, i%bulkNodes+1, debianTemplate)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "specs.yaml"), []byte(specs.String()), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "specs.yaml"), []byte(bulkSpecs(n)), 0o644); err != nil {
 		b.Fatal(err)
 	}
 	phoenix := func(args ...string) *exec.Cmd {
